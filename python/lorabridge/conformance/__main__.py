@@ -1,0 +1,25 @@
+"""Command-line dispatch for the conformance harnesses."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+KINDS = ("models", "samplers", "lora")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m lorabridge.conformance")
+    parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("manifest", type=Path)
+    parser.add_argument("out_dir", type=Path)
+    args = parser.parse_args(argv)
+    if not args.manifest.is_file():
+        parser.error(f"manifest not found: {args.manifest}")
+    module = importlib.import_module(f"lorabridge.conformance.{args.kind}")
+    return int(module.run(args.manifest, args.out_dir))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
