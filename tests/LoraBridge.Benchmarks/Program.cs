@@ -1,1 +1,21 @@
-Console.WriteLine("benchmarks: see README");
+// Benchmarks, one command each: `dotnet run -c Release --project tests/LoraBridge.Benchmarks -- NAME [args]`.
+// Each prints its own baseline measured in the same run and the ratio against it.
+using LoraBridge.Benchmarks;
+
+var benchmarks = new SortedDictionary<string, Func<string[], int>>(StringComparer.OrdinalIgnoreCase)
+{
+    // one line per benchmark: ["name"] = Class.Run,
+};
+
+if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
+{
+    Console.Error.WriteLine("usage: LoraBridge.Benchmarks NAME [args]; NAME is one of: " + string.Join(", ", benchmarks.Keys));
+    return args.Length == 0 ? 0 : 2;
+}
+return run(args[1..]);
+
+namespace LoraBridge.Benchmarks
+{
+    /// <summary>Marker so the namespace exists before the first benchmark lands.</summary>
+    internal static class BenchmarkNamespace { }
+}
