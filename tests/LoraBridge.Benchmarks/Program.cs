@@ -5,6 +5,7 @@ using LoraBridge.Benchmarks;
 var benchmarks = new SortedDictionary<string, Func<string[], int>>(StringComparer.OrdinalIgnoreCase)
 {
     // one line per benchmark: ["name"] = Class.Run,
+    ["tokenizer"] = TokenizerBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

@@ -1,0 +1,243 @@
+"""The only module C# calls into (through LoraBridge.Python.PythonBridge).
+
+Conventions every function here follows, so the C# side stays a thin typed wrapper:
+- arguments and results are plain scalars, strings, tuples or dicts of those;
+- tensors never cross the boundary: they live in ``_tensors`` behind integer handles;
+- bulk data crosses as raw memory: C# copies into / out of the address that
+  ``tensor_begin_write`` / ``tensor_begin_read`` return (a CPU, contiguous staging buffer),
+  never through Python lists.
+"""
+from __future__ import annotations
+
+import builtins
+import os
+import sys
+import time
+from typing import Any
+
+import torch
+
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "uint8": torch.uint8,
+}
+
+_tensors: dict[int, torch.Tensor] = {}
+# CPU copies of non-CPU (or non-contiguous) tensors while C# reads or writes them.
+_staging: dict[int, torch.Tensor] = {}
+_next_handle = 1
+
+# Outcome of the last busy_loop call; lets tests see that an interrupt really stopped it.
+last_loop: dict[str, Any] = {"state": "never-run", "iterations": 0}
+
+
+# ---------------------------------------------------------------- runtime information
+
+def runtime_info() -> dict[str, Any]:
+    """Interpreter, torch and device facts for `lorabridge doctor` and the tests."""
+    info: dict[str, Any] = {
+        "python_version": ".".join(str(p) for p in sys.version_info[:3]),
+        "executable": sys.executable,
+        "prefix": sys.prefix,
+        "base_prefix": sys.base_prefix,
+        "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS", ""),
+        "device": "cpu",
+        "device_name": "CPU",
+        "cuda_available": torch.cuda.is_available(),
+        "blas_library": _loaded_blas_library(),
+    }
+    if info["cuda_available"]:
+        info["device"] = "cuda"
+        info["device_name"] = torch.cuda.get_device_name(0)
+    for module in ("numpy", "PIL"):
+        try:
+            mod = __import__(module)
+            info[f"{module.lower()}_version"] = str(getattr(mod, "__version__", "unknown"))
+        except ImportError:
+            info[f"{module.lower()}_version"] = ""
+    return info
+
+
+def _loaded_blas_library() -> str:
+    """Path of the BLAS shared library mapped into this process ('' when unknown).
+
+    Debian's torch links the generic libblas.so.3 alternative; which implementation is
+    behind it (reference or OpenBLAS) only shows in the resolved path.
+    """
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            paths = {line.split()[-1] for line in maps if "/" in line}
+    except OSError:
+        return ""
+    hits = sorted(p for p in paths if any(k in os.path.basename(p) for k in ("blas", "mkl_rt", "libmkl")))
+    return ", ".join(os.path.realpath(p) for p in hits)
+
+
+def blas_check(size: int = 1024, repeats: int = 3) -> dict[str, float]:
+    """Times a float32 size³ matmul on the CPU; returns the best GFLOP/s of `repeats` runs."""
+    a = torch.randn(size, size)
+    b = torch.randn(size, size)
+    out = torch.empty(size, size)
+    torch.mm(a, b, out=out)  # warm-up: first call pays thread-pool start-up and page faults
+    best = float("inf")
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return {"seconds": best, "gflops": 2.0 * size**3 / best / 1e9}
+
+
+# ---------------------------------------------------------------- plumbing checks
+
+def echo(value: Any) -> Any:
+    """Returns its argument; the C#→Python round-trip benchmark and tests call it."""
+    return value
+
+
+def fail(kind: str, message: str) -> None:
+    """Raises the builtin exception named `kind` from a nested frame (exception-mapping tests)."""
+    exc_type = getattr(builtins, kind, None)
+    if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
+        raise TypeError(f"fail: {kind!r} is not a builtin exception type")
+    _raise_nested(exc_type, message)
+
+
+def _raise_nested(exc_type: type[BaseException], message: str) -> None:
+    raise exc_type(message)
+
+
+def busy_loop(seconds: float, kind: str = "python") -> int:
+    """Runs for `seconds` (pure-Python loop, or torch kernels that release the GIL) and
+    returns the iteration count; the cancellation tests interrupt it part-way."""
+    if kind not in ("python", "torch"):
+        raise ValueError(f"busy_loop: kind must be 'python' or 'torch', not {kind!r}")
+    last_loop.update(state="running", iterations=0)
+    deadline = time.monotonic() + seconds
+    iterations = 0
+    a = torch.randn(256, 256) if kind == "torch" else None
+    try:
+        while time.monotonic() < deadline:
+            if a is not None:
+                a = torch.tanh(a @ a)
+            else:
+                sum(range(1000))
+            iterations += 1
+    except KeyboardInterrupt:
+        last_loop.update(state="interrupted", iterations=iterations)
+        raise
+    last_loop.update(state="completed", iterations=iterations)
+    return iterations
+
+
+def last_loop_state() -> tuple[str, int]:
+    """(state, iterations) of the last busy_loop: never-run, running, interrupted or completed."""
+    return str(last_loop["state"]), int(last_loop["iterations"])
+
+
+# ---------------------------------------------------------------- tensor handles
+
+def _register(tensor: torch.Tensor) -> int:
+    global _next_handle
+    handle = _next_handle
+    _next_handle += 1
+    _tensors[handle] = tensor
+    return handle
+
+
+def tensor_get(handle: int) -> torch.Tensor:
+    """The tensor behind `handle`; later bridge functions use it to accept handles."""
+    try:
+        return _tensors[handle]
+    except KeyError:
+        raise KeyError(f"no tensor with handle {handle} (released or never created)") from None
+
+
+def tensor_create(shape: tuple[int, ...] | list[int], dtype: str = "float32", device: str = "cpu") -> int:
+    """Allocates a zero-filled tensor and returns its handle."""
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(_DTYPES)}")
+    dims = tuple(int(d) for d in shape)
+    if any(d < 0 for d in dims):
+        raise ValueError(f"negative dimension in shape {dims}")
+    return _register(torch.zeros(dims, dtype=_DTYPES[dtype], device=device))
+
+
+def tensor_info(handle: int) -> tuple[tuple[int, ...], str, str, int]:
+    """(shape, dtype name, device, size in bytes)."""
+    t = tensor_get(handle)
+    return tuple(t.shape), str(t.dtype).removeprefix("torch."), str(t.device), t.numel() * t.element_size()
+
+
+def tensor_release(handle: int) -> bool:
+    """Drops the handle; True when it existed."""
+    _staging.pop(handle, None)
+    return _tensors.pop(handle, None) is not None
+
+
+def tensor_count() -> int:
+    """Number of live handles (leak checks)."""
+    return len(_tensors)
+
+
+def _direct(t: torch.Tensor) -> bool:
+    return t.device.type == "cpu" and t.is_contiguous()
+
+
+def _stage(handle: int, t: torch.Tensor) -> torch.Tensor:
+    buf = _staging.get(handle)
+    if buf is None or buf.shape != t.shape or buf.dtype != t.dtype:
+        buf = torch.empty(t.shape, dtype=t.dtype, pin_memory=t.device.type == "cuda")
+        _staging[handle] = buf
+    return buf
+
+
+def tensor_begin_write(handle: int) -> tuple[int, int]:
+    """(address, bytes) C# may fill; call tensor_end_write afterwards."""
+    t = tensor_get(handle)
+    target = t if _direct(t) else _stage(handle, t)
+    return target.data_ptr(), target.numel() * target.element_size()
+
+
+def tensor_end_write(handle: int) -> None:
+    """Moves staged bytes into the tensor (no-op for CPU contiguous tensors)."""
+    t = tensor_get(handle)
+    if not _direct(t):
+        t.copy_(_staging.pop(handle))
+
+
+def tensor_begin_read(handle: int) -> tuple[int, int]:
+    """(address, bytes) C# may copy out of until tensor_end_read."""
+    t = tensor_get(handle)
+    if _direct(t):
+        return t.data_ptr(), t.numel() * t.element_size()
+    buf = _stage(handle, t)
+    buf.copy_(t)
+    return buf.data_ptr(), buf.numel() * buf.element_size()
+
+
+def tensor_end_read(handle: int) -> None:
+    """Releases the staging copy of a read."""
+    _staging.pop(handle, None)
+
+
+def tensor_sum(handle: int) -> float:
+    """Sum in float64 (tests check that written bytes arrived)."""
+    return float(tensor_get(handle).double().sum())
+
+
+def tensor_scale_(handle: int, factor: float) -> None:
+    """Multiplies in place (tests check that reads see Python-side changes)."""
+    tensor_get(handle).mul_(factor)
+
+
+def shutdown_cleanup() -> None:
+    """Drops every handle; the host calls it before finalizing (atexit does not run)."""
+    _tensors.clear()
+    _staging.clear()

@@ -1,0 +1,342 @@
+"""Checkpoint reading: hostile pickles are refused without running, broken safetensors give clear errors,
+round trips are exact, and the shared conformance weights load identically from .ckpt and .safetensors."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pickle
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lorabridge.checkpoint import (
+    CheckpointError,
+    load_state_dict,
+    load_torch_file,
+    read_safetensors,
+    read_safetensors_header,
+    read_safetensors_metadata,
+    save_safetensors,
+)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# hostile pickles
+# ----------------------------------------------------------------------------------------------------------
+
+class _SystemCall:
+    """Pickles as `os.system(cmd)`: loading it with plain pickle would run the command."""
+
+    def __init__(self, cmd: str) -> None:
+        self.cmd = cmd
+
+    def __reduce__(self):  # type: ignore[override]
+        return (os.system, (self.cmd,))
+
+
+class _ExecCall:
+    """Pickles as `builtins.exec(code)`."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __reduce__(self):  # type: ignore[override]
+        return (exec, (self.code,))
+
+
+def _payload(marker: Path, kind: str) -> object:
+    if kind == "system":
+        return _SystemCall(f"echo pwned > '{marker}'")
+    return _ExecCall(f"open({str(marker)!r}, 'w').write('pwned')")
+
+
+@pytest.mark.parametrize("kind", ["system", "exec"])
+@pytest.mark.parametrize("fmt", ["zip", "legacy", "plain"])
+def test_hostile_pickle_is_refused_and_never_runs(tmp_path: Path, fmt: str, kind: str) -> None:
+    marker = tmp_path / "marker.txt"
+    evil = _payload(marker, kind)
+    path = tmp_path / "evil.ckpt"
+    obj = {"state_dict": {"model.diffusion_model.out.2.bias": torch.zeros(4)}, "callback": evil}
+    if fmt == "zip":
+        torch.save(obj, path)
+    elif fmt == "legacy":
+        torch.save(obj, path, _use_new_zipfile_serialization=False)
+    else:
+        path.write_bytes(pickle.dumps(evil))
+
+    with pytest.raises(CheckpointError) as err:
+        load_state_dict(path)
+    msg = str(err.value)
+    assert str(path) in msg
+    expected = "system'" if kind == "system" else ".exec'"
+    assert expected in msg and "refused" in msg
+    assert not marker.exists()
+
+
+def test_hostile_plain_pickle_really_is_hostile(tmp_path: Path) -> None:
+    # Guards the test above: the same payload does run when unpickled without restrictions.
+    marker = tmp_path / "marker.txt"
+    pickle.loads(pickle.dumps(_payload(marker, "exec")))
+    assert marker.exists()
+
+
+def test_refuses_unknown_persistent_id(tmp_path: Path) -> None:
+    class P(pickle.Pickler):
+        def persistent_id(self, obj):  # type: ignore[override]
+            return ("module", "os") if obj == "x" else None
+
+    import io
+    buf = io.BytesIO()
+    P(buf, protocol=2).dump(0x1950A86A20F9469CFC6C)
+    P(buf, protocol=2).dump(1001)
+    P(buf, protocol=2).dump({})
+    P(buf, protocol=2).dump({"a": "x"})
+    path = tmp_path / "pid.pt"
+    path.write_bytes(buf.getvalue())
+    with pytest.raises(CheckpointError, match="persistent id"):
+        load_torch_file(path)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# benign pickles
+# ----------------------------------------------------------------------------------------------------------
+
+def _sample_tensors() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return {
+        "f32": torch.randn(3, 5, generator=g),
+        "f16": torch.randn(7, generator=g).half(),
+        "bf16": torch.randn(2, 2, generator=g).bfloat16(),
+        "f64": torch.randn(2, 3, 1, generator=g).double(),
+        "i64": torch.arange(6).reshape(2, 3),
+        "i32": torch.tensor([-1, 2, 3], dtype=torch.int32),
+        "i16": torch.tensor([-300, 7], dtype=torch.int16),
+        "i8": torch.tensor([-5, 9], dtype=torch.int8),
+        "u8": torch.tensor([0, 255], dtype=torch.uint8),
+        "bool": torch.tensor([True, False, True]),
+        "scalar": torch.tensor(2.5),
+        "empty": torch.zeros(0, 4),
+    }
+
+
+def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert a[k].dtype == b[k].dtype, k
+        assert a[k].shape == b[k].shape, k
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("zipped", [True, False])
+def test_torch_checkpoint_round_trip_and_unwrap(tmp_path: Path, zipped: bool) -> None:
+    tensors = _sample_tensors()
+    base = torch.arange(12.0)
+    tensors["view_a"] = base[2:8].view(2, 3)  # views of one storage must keep their offsets
+    tensors["view_b"] = base.view(3, 4).t()
+    tensors["param"] = torch.nn.Parameter(torch.ones(2, 2))
+    path = tmp_path / "w.ckpt"
+    obj = {"global_step": 12, "state_dict": {"state_dict": tensors}, "epoch": 3}
+    torch.save(obj, path, _use_new_zipfile_serialization=zipped)
+    loaded = load_state_dict(path)
+    _assert_same({k: v.detach() for k, v in tensors.items()}, loaded)
+    assert not isinstance(loaded["param"], torch.nn.Parameter)
+
+
+def test_load_torch_file_keeps_other_entries(tmp_path: Path) -> None:
+    import collections
+    path = tmp_path / "emb.pt"
+    od = collections.OrderedDict(a=torch.ones(1))
+    torch.save({"name": "x", "step": 5, "set": {1, 2}, "od": od, "size": torch.Size([2, 3])}, path)
+    obj = load_torch_file(path)
+    assert obj["name"] == "x" and obj["step"] == 5 and obj["set"] == {1, 2} and obj["size"] == (2, 3)
+    assert torch.equal(obj["od"]["a"], torch.ones(1))
+
+
+def test_torch_checkpoint_without_tensors_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "none.pt"
+    torch.save({"epoch": 3}, path)
+    with pytest.raises(CheckpointError, match="no tensors found.*'epoch'"):
+        load_state_dict(path)
+
+
+def test_truncated_zip_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "t.ckpt"
+    torch.save({"state_dict": {"w": torch.randn(64, 64)}}, path)
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match=str(path).replace("\\", "\\\\")):
+        load_state_dict(path)
+
+
+def test_storage_shorter_than_claimed_is_refused(tmp_path: Path) -> None:
+    # A data.pkl whose tensor claims more elements than its storage record holds must not read past it.
+    import zipfile
+    good = tmp_path / "g.ckpt"
+    torch.save({"w": torch.zeros(4)}, good)
+    bad = tmp_path / "b.ckpt"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename.endswith("data.pkl"):
+                # size (4,) -> (400,): BININT1 4 inside the size tuple becomes BININT2 400
+                data = data.replace(b"K\x04\x85", b"M\x90\x01\x85", 1)
+            zout.writestr(info, data)
+    with pytest.raises(CheckpointError, match="outside its storage"):
+        load_state_dict(bad)
+
+
+def test_unknown_extension(tmp_path: Path) -> None:
+    path = tmp_path / "w.gguf"
+    path.write_bytes(b"GGUF")
+    with pytest.raises(CheckpointError, match="unsupported checkpoint extension"):
+        load_state_dict(path)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# safetensors
+# ----------------------------------------------------------------------------------------------------------
+
+def test_safetensors_round_trip(tmp_path: Path) -> None:
+    tensors = _sample_tensors()
+    meta = {"ss_output_name": "démo", "format": "pt"}
+    path = tmp_path / "w.safetensors"
+    save_safetensors(path, tensors, meta)
+    _assert_same(tensors, read_safetensors(path))
+    _assert_same(tensors, load_state_dict(path))
+    assert read_safetensors_metadata(path) == meta
+    header, _ = read_safetensors_header(path)
+    assert header["bf16"] == ("BF16", (2, 2))
+    # equal inputs give identical bytes; the header is padded so data starts 8-byte aligned
+    again = tmp_path / "again.safetensors"
+    save_safetensors(again, dict(reversed(list(tensors.items()))), meta)
+    assert again.read_bytes() == path.read_bytes()
+    (n,) = struct.unpack("<Q", path.read_bytes()[:8])
+    assert n % 8 == 0
+
+
+def test_safetensors_readable_by_independent_reader(tmp_path: Path, shared_dir: Path) -> None:
+    sys.path.insert(0, str(shared_dir / "conformance"))
+    try:
+        from _safetensors_np import load_safetensors  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    tensors = {k: v for k, v in _sample_tensors().items() if v.dtype != torch.bfloat16}
+    path = tmp_path / "w.safetensors"
+    save_safetensors(path, tensors, {"a": "b"})
+    arrays, meta = load_safetensors(str(path))
+    assert meta == {"a": "b"}
+    for k, v in tensors.items():
+        assert (arrays[k] == v.numpy()).all() and arrays[k].shape == tuple(v.shape), k
+
+
+@pytest.mark.skipif(importlib.util.find_spec("safetensors") is None, reason="safetensors package not installed")
+def test_safetensors_matches_package(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file  # type: ignore[import-not-found]
+    tensors = _sample_tensors()
+    ours, theirs = tmp_path / "ours.safetensors", tmp_path / "theirs.safetensors"
+    save_safetensors(ours, tensors, {"k": "v"})
+    save_file(tensors, str(theirs), metadata={"k": "v"})
+    _assert_same(tensors, load_file(str(ours)))
+    _assert_same(tensors, read_safetensors(theirs))
+
+
+def test_safetensors_tensors_do_not_write_through(tmp_path: Path) -> None:
+    path = tmp_path / "w.safetensors"
+    save_safetensors(path, {"w": torch.zeros(16)})
+    before = path.read_bytes()
+    t = read_safetensors(path)["w"]
+    t += 1
+    assert path.read_bytes() == before
+    assert torch.equal(read_safetensors(path)["w"], torch.zeros(16))
+
+
+def _raw(path: Path, header: object, data: bytes = b"", length: int | None = None) -> Path:
+    hb = header if isinstance(header, bytes) else json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(hb) if length is None else length) + hb + data)
+    return path
+
+
+_GOOD = {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
+
+_BROKEN = [
+    ("empty", b"", None, b"", "empty file|truncated"),
+    ("short", None, None, b"", "truncated"),
+    ("huge_length", json.dumps(_GOOD).encode(), 1 << 40, bytes(8), "exceeds the limit"),
+    ("length_past_eof", json.dumps(_GOOD).encode(), 10_000, bytes(8), "past the end of the file"),
+    ("not_utf8", b"{\"\xff\xfe\": 1}", None, b"", "not valid UTF-8"),
+    ("bad_json", b"{\"a\": {\"dtype\": ", None, b"", "not valid JSON"),
+    ("not_object", b"[1, 2]", None, b"", "must be a JSON object"),
+    ("bad_metadata", {"__metadata__": {"x": 1}, **_GOOD}, None, bytes(8), "__metadata__ must map strings"),
+    ("entry_not_object", {"a": 5}, None, b"", "'a': header entry must be an object"),
+    ("missing_field", {"a": {"dtype": "F32", "shape": [2]}}, None, bytes(8), "lacks data_offsets"),
+    ("unknown_dtype", {"a": {"dtype": "F4", "shape": [2], "data_offsets": [0, 8]}}, None, bytes(8), "unknown or unsupported dtype 'F4'"),
+    ("negative_shape", {"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, None, bytes(8), "shape must be a list of non-negative integers"),
+    ("float_shape", {"a": {"dtype": "F32", "shape": [2.0], "data_offsets": [0, 8]}}, None, bytes(8), "shape must be a list"),
+    ("bad_offsets", {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0]}}, None, bytes(8), "data_offsets must be two"),
+    ("reversed_offsets", {"a": {"dtype": "F32", "shape": [0], "data_offsets": [8, 0]}}, None, bytes(8), "end before they begin"),
+    ("out_of_range", {"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, None, bytes(8), "outside the data section"),
+    ("truncated_data", _GOOD, None, bytes(5), "outside the data section"),
+    ("shape_mismatch", {"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, None, bytes(8), "needs 12 bytes but data_offsets \\[0, 8\\] span 8"),
+    ("overlap", {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                 "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, None, bytes(12), "'a' \\[0, 8\\] and 'b' \\[4, 12\\] overlap"),
+    ("duplicate_key", b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}',
+     None, bytes(8), "duplicate key 'a'"),
+]
+
+
+@pytest.mark.parametrize("name,header,length,data,message", _BROKEN, ids=[b[0] for b in _BROKEN])
+def test_broken_safetensors_give_clear_errors(tmp_path: Path, name: str, header: object, length: int | None, data: bytes, message: str) -> None:
+    path = tmp_path / f"{name}.safetensors"
+    if name == "empty":
+        path.write_bytes(b"")
+    elif name == "short":
+        path.write_bytes(b"\x10\x00\x00")
+    else:
+        _raw(path, header, data, length)
+    for reader in (read_safetensors, read_safetensors_metadata):
+        with pytest.raises(CheckpointError, match=message) as err:
+            reader(path)
+        assert str(path) in str(err.value)
+    # Through the public entry point (which may use the safetensors package) the error type and file hold.
+    with pytest.raises(CheckpointError) as err:
+        load_state_dict(path)
+    assert str(path) in str(err.value)
+
+
+def test_unaligned_data_is_read_correctly(tmp_path: Path) -> None:
+    # Some writers do not pad the header; the data then starts at an odd offset.
+    hb = json.dumps({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 12]}}, separators=(",", ":")).encode()
+    if (8 + len(hb)) % 4 == 0:
+        hb += b" "
+    values = torch.tensor([1.5, -2.0, 3.25])
+    path = tmp_path / "u.safetensors"
+    path.write_bytes(struct.pack("<Q", len(hb)) + hb + values.numpy().tobytes())
+    assert torch.equal(read_safetensors(path)["a"], values)
+
+
+def test_save_rejects_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="metadata must map strings"):
+        save_safetensors(tmp_path / "x.safetensors", {"a": torch.zeros(1)}, {"n": 1})  # type: ignore[dict-item]
+    with pytest.raises(CheckpointError, match="'a' has dtype torch.complex64"):
+        save_safetensors(tmp_path / "x.safetensors", {"a": torch.zeros(1, dtype=torch.complex64)})
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# shared conformance weights
+# ----------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["unet_small", "vae_small", "clip_small"])
+def test_conformance_weights_identical_from_ckpt_and_safetensors(shared_dir: Path, case: str) -> None:
+    manifest = json.loads((shared_dir / "conformance/models/manifest.json").read_text())
+    weights = manifest["cases"][case]["weights"]
+    base = shared_dir / "conformance/models"
+    from_ckpt = load_state_dict(base / weights["ckpt"])
+    from_st = load_state_dict(base / weights["safetensors"])
+    assert len(from_ckpt) == weights["num_tensors"]
+    assert all(k.startswith(weights["key_prefix"]) for k in from_ckpt)
+    _assert_same(from_ckpt, from_st)
+    assert read_safetensors_metadata(base / weights["safetensors"]) == {"format": "pt"}

@@ -1,0 +1,70 @@
+namespace LoraBridge.Prompting;
+
+/// <summary>One AND part: its text, its composable weight and where it starts in the (tag-stripped) prompt.</summary>
+/// <param name="Text">Sub-prompt with trailing whitespace and the trailing weight removed.</param>
+/// <param name="Weight">Trailing <c>:number</c>, default 1.0.</param>
+/// <param name="Start">Offset of the part in the prompt it was split from.</param>
+public sealed record AndPart(string Text, double Weight, int Start);
+
+/// <summary><c>prompt_parser.get_multicond_prompt_list</c> for one prompt.</summary>
+public static class Multicond
+{
+    /// <summary>Splits on <c>\bAND\b</c> and takes the trailing <c>:weight</c> off every part.</summary>
+    public static IReadOnlyList<AndPart> Split(string prompt)
+    {
+        var parts = new List<AndPart>();
+        int start = 0;
+        int i = 0;
+        while (true)
+        {
+            int hit = prompt.IndexOf("AND", i, StringComparison.Ordinal);
+            if (hit < 0) break;
+            if (PyText.IsWordBoundary(prompt, hit) && PyText.IsWordBoundary(prompt, hit + 3))
+            {
+                parts.Add(WithWeight(prompt[start..hit], start));
+                start = hit + 3;
+                i = start;
+            }
+            else i = hit + 1;
+        }
+        parts.Add(WithWeight(prompt[start..], start));
+        return parts;
+    }
+
+    // re_weight = ^((?:\s|.)*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$ : the lazy text group means the weight,
+    // when present, is after the last ':' and the text loses the whitespace before that ':'.
+    private static AndPart WithWeight(string sub, int start)
+    {
+        int colon = sub.LastIndexOf(':');
+        if (colon >= 0 && TryWeight(sub, colon + 1, out double w))
+            return new AndPart(PyText.RStrip(sub[..colon]), w, start);
+        return new AndPart(PyText.RStrip(sub), 1.0, start);
+    }
+
+    private static bool TryWeight(string s, int p, out double weight)
+    {
+        weight = 0;
+        int n = s.Length;
+        int cp, len;
+        while (p < n && PyText.IsSpace(PyText.CodePointAt(s, p, out len))) p += len;
+        var num = new System.Text.StringBuilder();
+        if (p < n && s[p] is '+' or '-') num.Append(s[p++]);
+        int digits = 0, dots = 0;
+        bool digitAfterDot = false;
+        while (p < n)
+        {
+            cp = PyText.CodePointAt(s, p, out len);
+            int d = PyText.DecimalValue(cp);
+            if (d >= 0) { num.Append((char)('0' + d)); digits++; if (dots > 0) digitAfterDot = true; }
+            else if (cp == '.' && dots == 0) { num.Append('.'); dots++; }
+            else break;
+            p += len;
+        }
+        // \d+\.? or \d*\.\d+
+        if (digits == 0 || (dots == 1 && !digitAfterDot && num.ToString().TrimStart('+', '-')[0] == '.')) return false;
+        while (p < n && PyText.IsSpace(PyText.CodePointAt(s, p, out len))) p += len;
+        if (p != n) return false;
+        weight = double.Parse(num.ToString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture);
+        return true;
+    }
+}

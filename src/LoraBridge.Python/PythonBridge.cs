@@ -1,0 +1,312 @@
+using System.Runtime.InteropServices;
+using Python.Runtime;
+
+namespace LoraBridge.Python;
+
+/// <summary>Opaque reference to a tensor that lives in Python (<c>bridge._tensors</c>).</summary>
+/// <param name="Id">The Python-side handle number.</param>
+public readonly record struct TensorHandle(long Id);
+
+/// <summary>Element types a tensor created through the bridge may have.</summary>
+public enum TensorDType
+{
+    /// <summary>torch.float32</summary>
+    Float32,
+    /// <summary>torch.float16</summary>
+    Float16,
+    /// <summary>torch.bfloat16</summary>
+    BFloat16,
+    /// <summary>torch.float64</summary>
+    Float64,
+    /// <summary>torch.int64</summary>
+    Int64,
+    /// <summary>torch.int32</summary>
+    Int32,
+    /// <summary>torch.uint8</summary>
+    UInt8,
+}
+
+/// <summary>Shape, element type, device and byte size of a bridged tensor.</summary>
+/// <param name="Shape">Dimensions.</param>
+/// <param name="DType">torch dtype name without the <c>torch.</c> prefix.</param>
+/// <param name="Device">torch device, e.g. <c>cpu</c> or <c>cuda:0</c>.</param>
+/// <param name="Bytes">Size of the data in bytes.</param>
+public sealed record TensorInfo(IReadOnlyList<long> Shape, string DType, string Device, long Bytes);
+
+/// <summary>Facts about the embedded interpreter, torch and the compute device.</summary>
+/// <param name="PythonVersion">e.g. 3.11.2.</param>
+/// <param name="Executable"><c>sys.executable</c> inside the embedded interpreter.</param>
+/// <param name="Prefix"><c>sys.prefix</c>.</param>
+/// <param name="BasePrefix"><c>sys.base_prefix</c>.</param>
+/// <param name="TorchVersion">torch.__version__.</param>
+/// <param name="TorchThreads">torch.get_num_threads().</param>
+/// <param name="OmpNumThreadsEnv">OMP_NUM_THREADS as Python sees it.</param>
+/// <param name="Device"><c>cuda</c> or <c>cpu</c>.</param>
+/// <param name="DeviceName">CUDA device name, or CPU.</param>
+/// <param name="BlasLibrary">Resolved path(s) of the BLAS library torch loaded; empty when unknown.</param>
+/// <param name="NumpyVersion">numpy version, empty when missing.</param>
+/// <param name="PillowVersion">Pillow version, empty when missing.</param>
+public sealed record PythonRuntimeInfo(
+    string PythonVersion, string Executable, string Prefix, string BasePrefix, string TorchVersion, int TorchThreads,
+    string OmpNumThreadsEnv, string Device, string DeviceName, string BlasLibrary, string NumpyVersion, string PillowVersion);
+
+/// <summary>Result of timing a float32 matmul on the CPU.</summary>
+/// <param name="Size">Matrix size n (an n×n by n×n product).</param>
+/// <param name="Seconds">Best time of the repeats.</param>
+/// <param name="GFlops">2n³ / seconds / 1e9.</param>
+public sealed record BlasCheckResult(int Size, double Seconds, double GFlops);
+
+/// <summary>What <see cref="PythonBridge.BusyLoopAsync"/> runs.</summary>
+public enum BusyLoopKind
+{
+    /// <summary>A pure-Python loop (holds the GIL between switch intervals).</summary>
+    Python,
+    /// <summary>torch matmuls (release the GIL inside kernels).</summary>
+    Torch,
+}
+
+/// <summary>
+/// The typed C# API over <c>python/lorabridge/bridge.py</c>, the only Python module C# calls.
+/// Every method runs on the <see cref="PythonRuntime"/>'s Python thread; tensors stay in Python behind
+/// <see cref="TensorHandle"/>s and bulk data is copied straight into or out of their memory.
+/// </summary>
+/// <remarks>
+/// To add a capability: write a typed function in bridge.py (scalars, strings, tuples, dicts; tensors as handles),
+/// then a method here that wraps it with <see cref="CallAsync{T}"/>. The class is partial so capability areas can
+/// live in their own files (<c>PythonBridge.Models.cs</c>, …).
+/// </remarks>
+public sealed partial class PythonBridge
+{
+    private PyObject? _module;
+
+    /// <summary>Wraps a started runtime; the bridge module is imported on first use.</summary>
+    public PythonBridge(PythonRuntime runtime)
+    {
+        Runtime = runtime;
+        runtime.AddShutdownAction(DropModule);
+    }
+
+    /// <summary>The runtime the calls run on.</summary>
+    public PythonRuntime Runtime { get; }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> on the Python thread with the <c>lorabridge.bridge</c> module. The body must
+    /// return .NET values only and dispose the Python objects it creates.
+    /// </summary>
+    public Task<T> CallAsync<T>(Func<PyObject, T> body, CancellationToken ct = default) =>
+        Runtime.InvokeAsync(() => body(Module), ct);
+
+    /// <summary>The bridge module; only valid on the Python thread.</summary>
+    private PyObject Module
+    {
+        get
+        {
+            if (!Runtime.IsOnPythonThread)
+                throw new InvalidOperationException("The bridge module may only be used on the Python thread; use CallAsync.");
+            return _module ??= Py.Import("lorabridge.bridge");
+        }
+    }
+
+    /// <summary>Calls <c>bridge.name(*args)</c> and disposes the arguments; the caller disposes the result.</summary>
+    private static PyObject Invoke(PyObject module, string name, params PyObject[] args)
+    {
+        try
+        {
+            return module.InvokeMethod(name, args);
+        }
+        finally
+        {
+            foreach (var a in args) a.Dispose();
+        }
+    }
+
+    private static T Get<T>(PyObject container, string key)
+    {
+        using var item = container[key];
+        return item.As<T>();
+    }
+
+    private static T At<T>(PyObject tuple, int index)
+    {
+        using var item = tuple[index];
+        return item.As<T>();
+    }
+
+    // ------------------------------------------------------------ runtime information
+
+    /// <summary>Interpreter, torch, device and BLAS facts.</summary>
+    public Task<PythonRuntimeInfo> GetRuntimeInfoAsync(CancellationToken ct = default) => CallAsync(m =>
+    {
+        using var d = Invoke(m, "runtime_info");
+        return new PythonRuntimeInfo(
+            Get<string>(d, "python_version"), Get<string>(d, "executable"), Get<string>(d, "prefix"), Get<string>(d, "base_prefix"),
+            Get<string>(d, "torch_version"), Get<int>(d, "torch_threads"), Get<string>(d, "omp_num_threads_env"),
+            Get<string>(d, "device"), Get<string>(d, "device_name"), Get<string>(d, "blas_library"),
+            Get<string>(d, "numpy_version"), Get<string>(d, "pil_version"));
+    }, ct);
+
+    /// <summary>Times a <paramref name="size"/>³ float32 matmul (best of <paramref name="repeats"/>).</summary>
+    public Task<BlasCheckResult> CheckBlasAsync(int size = 1024, int repeats = 3, CancellationToken ct = default) => CallAsync(m =>
+    {
+        using var d = Invoke(m, "blas_check", new PyInt(size), new PyInt(repeats));
+        return new BlasCheckResult(size, Get<double>(d, "seconds"), Get<double>(d, "gflops"));
+    }, ct);
+
+    // ------------------------------------------------------------ plumbing checks
+
+    /// <summary>Sends a string to Python and back.</summary>
+    public Task<string> EchoAsync(string value, CancellationToken ct = default) => CallAsync(m =>
+    {
+        using var r = Invoke(m, "echo", new PyString(value));
+        return r.As<string>();
+    }, ct);
+
+    /// <summary>
+    /// Sends an integer to Python and back, synchronously; only on the Python thread (inside
+    /// <see cref="PythonRuntime.InvokeAsync{T}(Func{T}, CancellationToken)"/>). The call round-trip benchmark uses it.
+    /// </summary>
+    public long Echo(long value)
+    {
+        using var r = Invoke(Module, "echo", new PyInt(value));
+        return r.As<long>();
+    }
+
+    /// <summary>Makes Python raise the builtin exception <paramref name="pythonType"/> with <paramref name="message"/>.</summary>
+    public Task RaiseAsync(string pythonType, string message, CancellationToken ct = default) => CallAsync(m =>
+    {
+        Invoke(m, "fail", new PyString(pythonType), new PyString(message)).Dispose();
+        return true;
+    }, ct);
+
+    /// <summary>Runs a loop in Python for <paramref name="seconds"/>; returns its iteration count. Cancellation interrupts it.</summary>
+    public Task<long> BusyLoopAsync(double seconds, BusyLoopKind kind = BusyLoopKind.Python, CancellationToken ct = default) => CallAsync(m =>
+    {
+        using var r = Invoke(m, "busy_loop", new PyFloat(seconds), new PyString(kind == BusyLoopKind.Torch ? "torch" : "python"));
+        return r.As<long>();
+    }, ct);
+
+    /// <summary>State of the last busy loop: never-run, running, interrupted or completed, and its iteration count.</summary>
+    public Task<(string State, long Iterations)> GetLastLoopStateAsync(CancellationToken ct = default) => CallAsync(m =>
+    {
+        using var r = Invoke(m, "last_loop_state");
+        return (At<string>(r, 0), At<long>(r, 1));
+    }, ct);
+
+    // ------------------------------------------------------------ tensors
+
+    /// <summary>Allocates a zero-filled tensor in Python.</summary>
+    public Task<TensorHandle> CreateTensorAsync(IReadOnlyList<long> shape, TensorDType dtype = TensorDType.Float32, string device = "cpu", CancellationToken ct = default) => CallAsync(m =>
+    {
+        var dims = new PyList(shape.Select(d => (PyObject)new PyInt(d)).ToArray());
+        using var r = Invoke(m, "tensor_create", dims, new PyString(DTypeName(dtype)), new PyString(device));
+        return new TensorHandle(r.As<long>());
+    }, ct);
+
+    /// <summary>Shape, dtype, device and size of a tensor.</summary>
+    public Task<TensorInfo> GetTensorInfoAsync(TensorHandle tensor, CancellationToken ct = default) => CallAsync(m =>
+    {
+        using var r = Invoke(m, "tensor_info", new PyInt(tensor.Id));
+        using var shape = r[0];
+        var dims = new long[shape.Length()];
+        for (int i = 0; i < dims.Length; i++) dims[i] = At<long>(shape, i);
+        return new TensorInfo(dims, At<string>(r, 1), At<string>(r, 2), At<long>(r, 3));
+    }, ct);
+
+    /// <summary>Copies <paramref name="data"/> into the tensor; its byte size must match the tensor's exactly.</summary>
+    public Task WriteTensorAsync<T>(TensorHandle tensor, ReadOnlyMemory<T> data, CancellationToken ct = default) where T : unmanaged => CallAsync(m =>
+    {
+        WriteTensor(m, tensor, data.Span);
+        return true;
+    }, ct);
+
+    /// <summary>Copies the tensor's data into <paramref name="destination"/>; its byte size must match the tensor's exactly.</summary>
+    public Task ReadTensorAsync<T>(TensorHandle tensor, Memory<T> destination, CancellationToken ct = default) where T : unmanaged => CallAsync(m =>
+    {
+        ReadTensor(m, tensor, destination.Span);
+        return true;
+    }, ct);
+
+    /// <summary>Synchronous <see cref="WriteTensorAsync{T}"/> for code already on the Python thread.</summary>
+    public void WriteTensor<T>(TensorHandle tensor, ReadOnlySpan<T> data) where T : unmanaged => WriteTensor(Module, tensor, data);
+
+    /// <summary>Synchronous <see cref="ReadTensorAsync{T}"/> for code already on the Python thread.</summary>
+    public void ReadTensor<T>(TensorHandle tensor, Span<T> destination) where T : unmanaged => ReadTensor(Module, tensor, destination);
+
+    private static unsafe void WriteTensor<T>(PyObject m, TensorHandle tensor, ReadOnlySpan<T> data) where T : unmanaged
+    {
+        var bytes = MemoryMarshal.AsBytes(data);
+        using (var r = Invoke(m, "tensor_begin_write", new PyInt(tensor.Id)))
+        {
+            var (address, size) = (At<long>(r, 0), At<long>(r, 1));
+            if (size != bytes.Length)
+                throw new ArgumentException($"tensor {tensor.Id} holds {size} bytes but {bytes.Length} bytes were given", nameof(data));
+            bytes.CopyTo(new Span<byte>((void*)address, bytes.Length));
+        }
+        Invoke(m, "tensor_end_write", new PyInt(tensor.Id)).Dispose();
+    }
+
+    private static unsafe void ReadTensor<T>(PyObject m, TensorHandle tensor, Span<T> destination) where T : unmanaged
+    {
+        var bytes = MemoryMarshal.AsBytes(destination);
+        using (var r = Invoke(m, "tensor_begin_read", new PyInt(tensor.Id)))
+        {
+            var (address, size) = (At<long>(r, 0), At<long>(r, 1));
+            if (size != bytes.Length)
+            {
+                Invoke(m, "tensor_end_read", new PyInt(tensor.Id)).Dispose();
+                throw new ArgumentException($"tensor {tensor.Id} holds {size} bytes but the destination has {bytes.Length}", nameof(destination));
+            }
+            new ReadOnlySpan<byte>((void*)address, bytes.Length).CopyTo(bytes);
+        }
+        Invoke(m, "tensor_end_read", new PyInt(tensor.Id)).Dispose();
+    }
+
+    /// <summary>Sum of all elements (as float64).</summary>
+    public Task<double> SumTensorAsync(TensorHandle tensor, CancellationToken ct = default) => CallAsync(m =>
+    {
+        using var r = Invoke(m, "tensor_sum", new PyInt(tensor.Id));
+        return r.As<double>();
+    }, ct);
+
+    /// <summary>Multiplies the tensor in place by <paramref name="factor"/>.</summary>
+    public Task ScaleTensorAsync(TensorHandle tensor, double factor, CancellationToken ct = default) => CallAsync(m =>
+    {
+        Invoke(m, "tensor_scale_", new PyInt(tensor.Id), new PyFloat(factor)).Dispose();
+        return true;
+    }, ct);
+
+    /// <summary>Drops the tensor; returns false when the handle was already released.</summary>
+    public Task<bool> ReleaseTensorAsync(TensorHandle tensor, CancellationToken ct = default) => CallAsync(m =>
+    {
+        using var r = Invoke(m, "tensor_release", new PyInt(tensor.Id));
+        return r.As<bool>();
+    }, ct);
+
+    /// <summary>Number of live tensor handles.</summary>
+    public Task<int> GetTensorCountAsync(CancellationToken ct = default) => CallAsync(m =>
+    {
+        using var r = Invoke(m, "tensor_count");
+        return r.As<int>();
+    }, ct);
+
+    private static string DTypeName(TensorDType dtype) => dtype switch
+    {
+        TensorDType.Float32 => "float32",
+        TensorDType.Float16 => "float16",
+        TensorDType.BFloat16 => "bfloat16",
+        TensorDType.Float64 => "float64",
+        TensorDType.Int64 => "int64",
+        TensorDType.Int32 => "int32",
+        TensorDType.UInt8 => "uint8",
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
+    };
+
+    // Runs on the Python thread before finalization: handles would otherwise keep tensors alive into Py_Finalize.
+    private void DropModule()
+    {
+        if (_module is null) return;
+        Invoke(_module, "shutdown_cleanup").Dispose();
+        _module.Dispose();
+        _module = null;
+    }
+}
