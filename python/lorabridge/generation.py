@@ -1,0 +1,140 @@
+"""One loaded checkpoint driven step by step from C#: networks, conditioning, samplers, images.
+
+The C# engine decides *what* (texts, multipliers per step); this module decides *how*. Everything that must
+outlive a call (conditioning tensors, running samplers) stays here behind integer handles, so only ids,
+multipliers and PNG bytes cross the boundary.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from .conditioning import encode_prompt
+from .images import encode_pngs
+from .model import StableDiffusion, load_checkpoint
+from .networks import Network
+from .patcher import Activation, Patcher
+from .rng import ImageRNG, image_seeds
+from .samplers import SamplerState
+
+NetworkSetting = tuple[str, float, float, Optional[int]]  # name, te, unet, dyn
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    name: str
+    path: str
+    layers: int  # model layers the file reaches
+
+
+class Session:
+    """A checkpoint with its patcher and the tensors the engine refers to by handle."""
+
+    def __init__(self, checkpoint: "str | os.PathLike[str]", device: Optional[str] = None) -> None:
+        self.checkpoint = os.fspath(checkpoint)
+        self.device = device or default_device()
+        self.model: StableDiffusion = load_checkpoint(self.checkpoint, device=self.device)
+        if self.model.missing_parts:
+            raise ValueError(f"{self.checkpoint}: cannot generate images, the checkpoint has no "
+                             f"{', '.join(self.model.missing_parts)}")
+        self.patcher = Patcher(self.model)
+        self.networks: dict[str, Network] = {}
+        self._objects: dict[int, object] = {}
+        self._next_handle = 1
+
+    # --- handles -------------------------------------------------------------------------------------
+    def _keep(self, obj: object) -> int:
+        handle = self._next_handle
+        self._next_handle += 1
+        self._objects[handle] = obj
+        return handle
+
+    def _get(self, handle: int, kind: type) -> object:
+        obj = self._objects.get(handle)
+        if not isinstance(obj, kind):
+            raise KeyError(f"handle {handle} is not a live {kind.__name__}")
+        return obj
+
+    def release(self, handle: int) -> bool:
+        return self._objects.pop(handle, None) is not None
+
+    @property
+    def live_handles(self) -> int:
+        return len(self._objects)
+
+    # --- networks ------------------------------------------------------------------------------------
+    def load_network(self, name: str, path: "str | os.PathLike[str]") -> NetworkInfo:
+        """Reads and validates a LoRA-family file once; later activations refer to it by name."""
+        if name not in self.networks:
+            self.networks[name] = self.patcher.load(path, name)
+        return NetworkInfo(name, os.fspath(path), len(self.networks[name].modules))
+
+    def set_networks(self, settings: Sequence[NetworkSetting],
+                     should_cancel: Optional[Callable[[], bool]] = None) -> int:
+        """Makes the model equal to the base weights with exactly these networks applied, in order.
+
+        Absolute, so a repeated or lost command cannot drift the weights. Returns the layers recomputed.
+        """
+        activations = []
+        for name, te, unet, dyn in settings:
+            network = self.networks.get(name)
+            if network is None:
+                raise KeyError(f"network {name!r} is not loaded; load_network it first")
+            activations.append(Activation(network, float(te), float(unet), None if dyn is None else int(dyn)))
+        return self.patcher.apply(activations, should_cancel)
+
+    def restore(self) -> None:
+        """Base weights back, bit for bit."""
+        self.patcher.restore()
+
+    # --- conditioning --------------------------------------------------------------------------------
+    def encode(self, token_ids: Sequence[Sequence[int]], weights: Sequence[Sequence[float]], clip_skip: int = 1) -> int:
+        """Encodes one prompt's 77-token chunks under the text encoder's current network weights."""
+        z = encode_prompt(self.model.text_encoder, [list(c) for c in token_ids], [list(c) for c in weights], clip_skip)
+        return self._keep(z[0])
+
+    # --- sampling ------------------------------------------------------------------------------------
+    def start(self, sampler: str, schedule: str, steps: int, seed: int, batch_size: int, width: int, height: int,
+              randn_source: str = "GPU", eta_noise_seed_delta: int = 0) -> int:
+        if width % 8 or height % 8 or width <= 0 or height <= 0:
+            raise ValueError(f"width and height must be positive multiples of 8, got {width}x{height}")
+        unet = self.model.unet
+        rng = ImageRNG((unet.config.in_channels, height // 8, width // 8),
+                       image_seeds(int(seed), int(batch_size)), source=randn_source, device=self.device,
+                       eta_noise_seed_delta=int(eta_noise_seed_delta))
+        state = SamplerState(sampler, unet, rng, int(steps), scheduler=schedule,
+                             alphas_cumprod=self.model.alphas_cumprod)
+        return self._keep(state)
+
+    def total_steps(self, handle: int) -> int:
+        return self._get(handle, SamplerState).total  # type: ignore[union-attr]
+
+    def step(self, handle: int, conds: Sequence[tuple[int, float]], uncond: int, cfg_scale: float) -> int:
+        """One guided model call: `conds` are (conditioning handle, AND weight) parts, `uncond` the negative.
+
+        Returns the steps left.
+        """
+        state: SamplerState = self._get(handle, SamplerState)  # type: ignore[assignment]
+        parts = [(self._get(h, torch.Tensor), float(w)) for h, w in conds]
+        negative = self._get(uncond, torch.Tensor)
+        batch = state.x.shape[0]
+        state.step([parts] * batch, [negative] * batch, float(cfg_scale))
+        return state.total - state.i
+
+    def decode_png(self, handle: int, infotexts: Sequence[Optional[str]]) -> list[bytes]:
+        """Final latent → PNG bytes per image, each with its `parameters` text."""
+        state: SamplerState = self._get(handle, SamplerState)  # type: ignore[assignment]
+        with torch.no_grad():
+            decoded = self.model.decode_latents(state.x.to(self.device))
+        return encode_pngs(decoded, list(infotexts))
+
+    def sampler_params(self, handle: int) -> dict[str, str]:
+        from .samplers import infotext_params
+        return infotext_params(self._get(handle, SamplerState))  # type: ignore[arg-type]

@@ -1,0 +1,73 @@
+namespace LoraBridge.Engine;
+
+/// <summary>A conditioning tensor held by the backend.</summary>
+/// <param name="Id">Backend handle.</param>
+public readonly record struct ConditioningHandle(long Id);
+
+/// <summary>A running sampler (latent, RNG streams, schedule) held by the backend.</summary>
+/// <param name="Id">Backend handle.</param>
+/// <param name="TotalCalls">Model calls the run needs (steps; DDIM makes one fewer).</param>
+/// <param name="InfotextParams">Sampler entries A1111 writes into infotext (e.g. the resolved "Schedule type").</param>
+public sealed record SamplingHandle(long Id, int TotalCalls, IReadOnlyList<KeyValuePair<string, string>> InfotextParams);
+
+/// <summary>Absolute multipliers of one network (A1111's <c>&lt;lora:name:te:unet:dyn&gt;</c>).</summary>
+/// <param name="Name">Catalog name the backend loaded the file under.</param>
+/// <param name="Te">Text-encoder multiplier.</param>
+/// <param name="Unet">UNet multiplier.</param>
+/// <param name="Dyn">Rank limit, or <c>null</c>.</param>
+public sealed record NetworkSetting(string Name, double Te, double Unet, int? Dyn);
+
+/// <summary>One 77-token chunk: token ids and per-token emphasis weights.</summary>
+/// <param name="Ids">77 token ids (BOS, up to 75 tokens, EOS padding).</param>
+/// <param name="Weights">77 weights.</param>
+public sealed record TokenChunk(int[] Ids, double[] Weights);
+
+/// <summary>What starts a sampling run (one batch).</summary>
+/// <param name="Sampler">A1111 sampler name.</param>
+/// <param name="Schedule">A1111 schedule type.</param>
+/// <param name="Steps">Sampling steps.</param>
+/// <param name="Seed">Seed of the first image; image i uses seed + i.</param>
+/// <param name="BatchSize">Images in the batch.</param>
+/// <param name="Width">Width in pixels.</param>
+/// <param name="Height">Height in pixels.</param>
+/// <param name="RandnSource">"GPU", "CPU" or "NV", as A1111's setting.</param>
+/// <param name="EtaNoiseSeedDelta">A1111's ENSD.</param>
+public sealed record SamplingSettings(string Sampler, string Schedule, int Steps, long Seed, int BatchSize, int Width, int Height,
+    string RandnSource, long EtaNoiseSeedDelta);
+
+/// <summary>
+/// The model side of a generation: the engine decides what conditions each step and which network
+/// multipliers hold; the backend (Python) does the tensor work. Implemented over the Python bridge by
+/// <see cref="PythonGenerationBackend"/>.
+/// </summary>
+public interface IGenerationBackend
+{
+    /// <summary>Loads a checkpoint, or keeps the loaded one when it is the same file.</summary>
+    /// <returns><c>true</c> when a load happened.</returns>
+    Task<bool> LoadCheckpointAsync(string path, CancellationToken ct);
+
+    /// <summary>Reads and validates a LoRA-family file once, under <paramref name="name"/>.</summary>
+    Task LoadNetworkAsync(string name, string path, CancellationToken ct);
+
+    /// <summary>Makes the weights equal to the base with exactly these networks, in order (absolute).</summary>
+    Task SetNetworksAsync(IReadOnlyList<NetworkSetting> networks, CancellationToken ct);
+
+    /// <summary>Restores the base weights bit for bit.</summary>
+    Task RestoreAsync();
+
+    /// <summary>Encodes one prompt's chunks under the current text-encoder weights.</summary>
+    Task<ConditioningHandle> EncodeAsync(IReadOnlyList<TokenChunk> chunks, int clipSkip, CancellationToken ct);
+
+    /// <summary>Draws the initial noise and prepares the schedule.</summary>
+    Task<SamplingHandle> StartAsync(SamplingSettings settings, CancellationToken ct);
+
+    /// <summary>One guided model call with AND-parts <paramref name="positive"/> and the negative conditioning.</summary>
+    Task StepAsync(SamplingHandle sampling, IReadOnlyList<(ConditioningHandle Handle, double Weight)> positive,
+        ConditioningHandle negative, double cfgScale, CancellationToken ct);
+
+    /// <summary>Decodes the final latents to PNG bytes, each carrying its infotext.</summary>
+    Task<IReadOnlyList<byte[]>> DecodePngAsync(SamplingHandle sampling, IReadOnlyList<string> infotexts, CancellationToken ct);
+
+    /// <summary>Frees a handle's tensors.</summary>
+    Task ReleaseAsync(long handle);
+}

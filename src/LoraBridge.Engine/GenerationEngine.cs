@@ -1,0 +1,285 @@
+using System.Diagnostics;
+using System.Globalization;
+using LoraBridge.Tokenizers;
+
+namespace LoraBridge.Engine;
+
+/// <summary>Everything one txt2img job needs; defaults are A1111's.</summary>
+public sealed record GenerationRequest
+{
+    /// <summary>Positive prompt in the A1111 prompt language, LoRA tags included.</summary>
+    public required string Prompt { get; init; }
+    /// <summary>Negative prompt (A1111 keeps tags in it as text).</summary>
+    public string NegativePrompt { get; init; } = "";
+    /// <summary>Sampling steps.</summary>
+    public int Steps { get; init; } = 20;
+    /// <summary>A1111 sampler name.</summary>
+    public string Sampler { get; init; } = "Euler a";
+    /// <summary>A1111 schedule type.</summary>
+    public string Schedule { get; init; } = "Automatic";
+    /// <summary>Classifier-free guidance scale.</summary>
+    public double CfgScale { get; init; } = 7.0;
+    /// <summary>Seed; -1 picks one at random, as A1111 does.</summary>
+    public long Seed { get; init; } = -1;
+    /// <summary>Width in pixels (multiple of 8).</summary>
+    public int Width { get; init; } = 512;
+    /// <summary>Height in pixels (multiple of 8).</summary>
+    public int Height { get; init; } = 512;
+    /// <summary>Images per sampler run.</summary>
+    public int BatchSize { get; init; } = 1;
+    /// <summary>Sampler runs.</summary>
+    public int BatchCount { get; init; } = 1;
+    /// <summary>1 = last CLIP layer, 2 = penultimate (A1111's "Clip skip").</summary>
+    public int ClipSkip { get; init; } = 1;
+    /// <summary>A1111's random number source: GPU, CPU or NV.</summary>
+    public string RandnSource { get; init; } = "GPU";
+    /// <summary>A1111's eta noise seed delta.</summary>
+    public long EtaNoiseSeedDelta { get; init; }
+    /// <summary>Folder the PNG files go to.</summary>
+    public required string OutputDir { get; init; }
+}
+
+/// <summary>The loaded checkpoint as the engine sees it.</summary>
+/// <param name="Path">Checkpoint file.</param>
+/// <param name="Name">Name written as "Model" in infotext (file stem).</param>
+/// <param name="ShortHash">A1111's "Model hash" (10 hex characters), when known.</param>
+/// <param name="Chunker">Tokenizer and A1111 chunking for this checkpoint's text encoder.</param>
+public sealed record CheckpointContext(string Path, string Name, string? ShortHash, PromptChunker Chunker);
+
+/// <summary>A network file the prompt refers to, found in the catalog.</summary>
+/// <param name="Name">The name as written in the prompt.</param>
+/// <param name="Path">File path.</param>
+/// <param name="Alias">Name written into "Lora hashes" (A1111 uses the alias).</param>
+/// <param name="ShortHash">A1111's 12-character short hash, when known.</param>
+public sealed record NetworkFile(string Name, string Path, string Alias, string? ShortHash);
+
+/// <summary>One image written.</summary>
+/// <param name="Path">PNG file.</param>
+/// <param name="Seed">Its seed.</param>
+/// <param name="Infotext">Its parameters text.</param>
+public sealed record GeneratedImage(string Path, long Seed, string Infotext);
+
+/// <summary>Progress after each sampler step.</summary>
+/// <param name="Batch">0-based sampler run.</param>
+/// <param name="BatchCount">Sampler runs in the job.</param>
+/// <param name="Step">Steps done in this run.</param>
+/// <param name="TotalSteps">Steps of this run.</param>
+/// <param name="StepsPerSecond">Rate over the job so far.</param>
+/// <param name="Remaining">Estimated time left for the whole job.</param>
+public sealed record GenerationProgress(int Batch, int BatchCount, int Step, int TotalSteps, double StepsPerSecond, TimeSpan Remaining);
+
+/// <summary>
+/// Drives one generation step by step: plan → networks → cached conditioning → sampler steps → PNG files.
+/// Network weights are restored whatever happens, and files appear only complete.
+/// </summary>
+public sealed class GenerationEngine
+{
+    /// <summary>Written as "Version" in infotext.</summary>
+    public static readonly string Version = "lorabridge-" + (typeof(GenerationEngine).Assembly.GetName().Version?.ToString(3) ?? "0.0.0");
+
+    private const int MaxCachedConditionings = 256;
+
+    private readonly IGenerationBackend _backend;
+    private readonly IPromptPlanner _planner;
+    private readonly Func<string, NetworkFile> _resolveNetwork;
+    private readonly Dictionary<string, ConditioningHandle> _conditionings = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _loadedNetworks = new(StringComparer.Ordinal);
+    private string? _checkpointPath;
+
+    /// <summary>Creates an engine over a backend, a prompt planner and a network resolver (catalog lookup).</summary>
+    public GenerationEngine(IGenerationBackend backend, IPromptPlanner planner, Func<string, NetworkFile> resolveNetwork)
+    {
+        _backend = backend;
+        _planner = planner;
+        _resolveNetwork = resolveNetwork;
+    }
+
+    /// <summary>Conditionings held in the cache (for tests and diagnostics).</summary>
+    public int CachedConditionings => _conditionings.Count;
+
+    /// <summary>Runs <paramref name="request"/> on <paramref name="checkpoint"/>, writing one PNG per image.</summary>
+    /// <exception cref="PromptPlanException">The prompt cannot be planned.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; weights restored, no partial file.</exception>
+    public async Task<IReadOnlyList<GeneratedImage>> GenerateAsync(GenerationRequest request, CheckpointContext checkpoint,
+        IProgress<GenerationProgress>? progress = null, CancellationToken ct = default)
+    {
+        Validate(request);
+        var plan = _planner.Plan(request.Prompt, request.NegativePrompt, request.Steps);
+        var networks = plan.NetworkNames.Select(_resolveNetwork).ToList();
+        long seed = request.Seed == -1 ? Random.Shared.NextInt64(0, 4294967294L) : request.Seed;
+
+        if (await _backend.LoadCheckpointAsync(checkpoint.Path, ct).ConfigureAwait(false) || _checkpointPath != checkpoint.Path)
+        {
+            // Another checkpoint: its encoder gives other conditionings and its patcher knows no networks yet.
+            await DropConditioningsAsync(keep: null).ConfigureAwait(false);
+            _loadedNetworks.Clear();
+            _checkpointPath = checkpoint.Path;
+        }
+        foreach (var network in networks)
+        {
+            if (_loadedNetworks.Add(network.Name)) await _backend.LoadNetworkAsync(network.Name, network.Path, ct).ConfigureAwait(false);
+        }
+
+        var images = new List<GeneratedImage>();
+        var clock = Stopwatch.StartNew();
+        int stepsDone = 0;
+        try
+        {
+            var conds = await EncodeAllAsync(plan, checkpoint.Chunker, request.ClipSkip, ct).ConfigureAwait(false);
+            for (int batch = 0; batch < request.BatchCount; batch++)
+            {
+                long batchSeed = seed + (long)batch * request.BatchSize;
+                var sampling = await _backend.StartAsync(new SamplingSettings(request.Sampler, request.Schedule, request.Steps, batchSeed,
+                    request.BatchSize, request.Width, request.Height, request.RandnSource, request.EtaNoiseSeedDelta), ct).ConfigureAwait(false);
+                try
+                {
+                    IReadOnlyList<NetworkSetting>? applied = null;
+                    for (int i = 0; i < sampling.TotalCalls; i++)
+                    {
+                        var step = plan.Steps[Math.Min(i, plan.Steps.Count - 1)];
+                        var settings = SamplingNetworks(step, conds.TextEncoderState);
+                        if (applied is null || !settings.SequenceEqual(applied))
+                        {
+                            await _backend.SetNetworksAsync(settings, ct).ConfigureAwait(false);
+                            applied = settings;
+                        }
+                        var positive = step.Positive.Select(p => (conds.Handles[Key(p.Text, step, request.ClipSkip)], p.Weight)).ToList();
+                        var negative = conds.Handles[Key(step.Negative, step, request.ClipSkip)];
+                        await _backend.StepAsync(sampling, positive, negative, request.CfgScale, ct).ConfigureAwait(false);
+                        stepsDone++;
+                        progress?.Report(Progress(batch, request.BatchCount, i + 1, sampling.TotalCalls, stepsDone, clock.Elapsed));
+                    }
+
+                    var seeds = Enumerable.Range(0, request.BatchSize).Select(k => batchSeed + k).ToList();
+                    var infotexts = seeds.Select(s => FormatInfotext(request, checkpoint, networks, sampling, s)).ToList();
+                    var pngs = await _backend.DecodePngAsync(sampling, infotexts, ct).ConfigureAwait(false);
+                    ct.ThrowIfCancellationRequested();
+                    for (int k = 0; k < pngs.Count; k++)
+                    {
+                        var path = OutputNaming.WriteNext(request.OutputDir, seeds[k], pngs[k]);
+                        images.Add(new GeneratedImage(path, seeds[k], infotexts[k]));
+                    }
+                }
+                finally
+                {
+                    await _backend.ReleaseAsync(sampling.Id).ConfigureAwait(false);
+                }
+            }
+        }
+        finally
+        {
+            await _backend.RestoreAsync().ConfigureAwait(false);
+        }
+        return images;
+    }
+
+    private static void Validate(GenerationRequest r)
+    {
+        if (r.Steps < 1) throw new ArgumentException($"steps must be at least 1, got {r.Steps}");
+        if (r.Width <= 0 || r.Height <= 0 || r.Width % 8 != 0 || r.Height % 8 != 0)
+            throw new ArgumentException($"size must be positive multiples of 8, got {r.Width}x{r.Height}");
+        if (r.BatchSize < 1 || r.BatchCount < 1) throw new ArgumentException("batch size and count must be at least 1");
+        if (r.ClipSkip is < 1 or > 12) throw new ArgumentException($"clip skip must be between 1 and 12, got {r.ClipSkip}");
+        if (r.Seed < -1 || r.Seed > uint.MaxValue) throw new ArgumentException($"seed must be -1 or between 0 and {uint.MaxValue}, got {r.Seed}");
+    }
+
+    /// <summary>The text-encoder multipliers a step's conditioning is encoded under: part of the cache key.</summary>
+    private static string TextEncoderKey(IEnumerable<NetworkSetting> networks) =>
+        string.Join(";", networks.Where(n => n.Te != 0).Select(n => $"{n.Name}:{n.Te.ToString("R", CultureInfo.InvariantCulture)}:{n.Dyn}"));
+
+    private static string Key(string text, StepConditioning step, int clipSkip) => $"{clipSkip}\u0001{TextEncoderKey(step.Networks)}\u0001{text}";
+
+    private sealed record EncodedConditionings(Dictionary<string, ConditioningHandle> Handles, IReadOnlyDictionary<string, NetworkSetting> TextEncoderState);
+
+    /// <summary>
+    /// Encodes every distinct (text, text-encoder multipliers) pair of the plan, grouped so the text encoder's
+    /// weights change once per group; cached ones are reused across generations.
+    /// </summary>
+    private async Task<EncodedConditionings> EncodeAllAsync(GenerationPlan plan, PromptChunker chunker, int clipSkip, CancellationToken ct)
+    {
+        var handles = new Dictionary<string, ConditioningHandle>(StringComparer.Ordinal);
+        var state = new Dictionary<string, NetworkSetting>(StringComparer.Ordinal);
+        foreach (var group in plan.Steps.GroupBy(s => TextEncoderKey(s.Networks)))
+        {
+            var teSettings = group.First().Networks.Where(n => n.Te != 0).Select(n => n with { Unet = 0 }).ToList();
+            bool applied = false;
+            foreach (var step in group)
+            {
+                foreach (var text in step.Positive.Select(p => p.Text).Append(step.Negative))
+                {
+                    var key = Key(text, step, clipSkip);
+                    if (handles.ContainsKey(key)) continue;
+                    if (!_conditionings.TryGetValue(key, out var handle))
+                    {
+                        if (!applied)
+                        {
+                            await _backend.SetNetworksAsync(teSettings, ct).ConfigureAwait(false);
+                            state = teSettings.ToDictionary(n => n.Name, StringComparer.Ordinal);
+                            applied = true;
+                        }
+                        var chunks = chunker.Chunk(_planner.Attention(text).Select(f => new WeightedText(f.Text, f.Weight)).ToList());
+                        handle = await _backend.EncodeAsync(chunks.Chunks.Select(c => new TokenChunk(c.Ids, c.Weights)).ToList(), clipSkip, ct).ConfigureAwait(false);
+                        _conditionings[key] = handle;
+                    }
+                    handles[key] = handle;
+                }
+            }
+        }
+        if (_conditionings.Count > MaxCachedConditionings) await DropConditioningsAsync(keep: handles.Keys.ToHashSet()).ConfigureAwait(false);
+        return new EncodedConditionings(handles, state);
+    }
+
+    /// <summary>
+    /// UNet multipliers of the step; text-encoder multipliers stay as they were left after encoding, because the
+    /// text encoder is not used while sampling and changing it would only cost re-merges.
+    /// </summary>
+    private static List<NetworkSetting> SamplingNetworks(StepConditioning step, IReadOnlyDictionary<string, NetworkSetting> teState)
+    {
+        var result = step.Networks.Select(n => n with { Te = teState.TryGetValue(n.Name, out var t) ? t.Te : 0 }).ToList();
+        result.AddRange(teState.Values.Where(t => result.All(r => r.Name != t.Name)).Select(t => t with { Unet = 0 }));
+        result.RemoveAll(n => n.Te == 0 && n.Unet == 0);
+        return result;
+    }
+
+    private async Task DropConditioningsAsync(HashSet<string>? keep)
+    {
+        foreach (var (key, handle) in _conditionings.ToList())
+        {
+            if (keep is not null && keep.Contains(key)) continue;
+            _conditionings.Remove(key);
+            await _backend.ReleaseAsync(handle.Id).ConfigureAwait(false);
+        }
+    }
+
+    private static GenerationProgress Progress(int batch, int batchCount, int step, int total, int done, TimeSpan elapsed)
+    {
+        double rate = done / Math.Max(elapsed.TotalSeconds, 1e-9);
+        int left = (batchCount - batch) * total - step;
+        return new GenerationProgress(batch, batchCount, step, total, rate, TimeSpan.FromSeconds(left / rate));
+    }
+
+    /// <summary>A1111's infotext for one image of this job.</summary>
+    public static string FormatInfotext(GenerationRequest request, CheckpointContext checkpoint, IReadOnlyList<NetworkFile> networks,
+        SamplingHandle sampling, long seed)
+    {
+        var p = new List<KeyValuePair<string, string>>
+        {
+            new("Steps", request.Steps.ToString(CultureInfo.InvariantCulture)),
+            new("Sampler", request.Sampler),
+        };
+        p.AddRange(sampling.InfotextParams.Where(kv => kv.Key == "Schedule type"));
+        p.Add(new("CFG scale", Infotext.FormatNumber(request.CfgScale)));
+        p.Add(new("Seed", seed.ToString(CultureInfo.InvariantCulture)));
+        p.Add(new("Size", $"{request.Width}x{request.Height}"));
+        if (checkpoint.ShortHash is not null) p.Add(new("Model hash", checkpoint.ShortHash));
+        p.Add(new("Model", checkpoint.Name));
+        if (request.ClipSkip > 1) p.Add(new("Clip skip", request.ClipSkip.ToString(CultureInfo.InvariantCulture)));
+        if (request.EtaNoiseSeedDelta != 0) p.Add(new("ENSD", request.EtaNoiseSeedDelta.ToString(CultureInfo.InvariantCulture)));
+        if (request.RandnSource != "GPU") p.Add(new("RNG", request.RandnSource));
+        p.AddRange(sampling.InfotextParams.Where(kv => kv.Key != "Schedule type"));
+        var hashed = networks.Where(n => n.ShortHash is not null).DistinctBy(n => n.Alias).ToList();
+        if (hashed.Count > 0) p.Add(new("Lora hashes", string.Join(", ", hashed.Select(n => $"{n.Alias}: {n.ShortHash}"))));
+        p.Add(new("Version", Version));
+        return new Infotext(request.Prompt, request.NegativePrompt, p).Format();
+    }
+}

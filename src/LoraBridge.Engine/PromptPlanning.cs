@@ -1,0 +1,26 @@
+namespace LoraBridge.Engine;
+
+/// <summary>What conditions one sampler step: AND-parts of the positive prompt, the negative text, and networks.</summary>
+/// <param name="Positive">Scheduled texts of the AND-parts with their weights.</param>
+/// <param name="Negative">Scheduled negative-prompt text.</param>
+/// <param name="Networks">Network multipliers in prompt order; networks at 0/0 may be left out.</param>
+public sealed record StepConditioning(IReadOnlyList<(string Text, double Weight)> Positive, string Negative, IReadOnlyList<NetworkSetting> Networks);
+
+/// <summary>The per-step plan of one prompt pair.</summary>
+/// <param name="Steps">Entry i conditions sampler step i (0-based, A1111's denoiser step counter).</param>
+/// <param name="NetworkNames">Every network the prompt mentions, in order of first appearance.</param>
+public sealed record GenerationPlan(IReadOnlyList<StepConditioning> Steps, IReadOnlyList<string> NetworkNames);
+
+/// <summary>A prompt the engine cannot run, with where the problem is.</summary>
+public sealed class PromptPlanException(string message) : Exception(message);
+
+/// <summary>Turns prompts into per-step plans and texts into weighted fragments (the prompt engine's view).</summary>
+public interface IPromptPlanner
+{
+    /// <summary>Plans <paramref name="steps"/> sampler steps.</summary>
+    /// <exception cref="PromptPlanException">The prompt cannot be scheduled (A1111 would fail too).</exception>
+    GenerationPlan Plan(string prompt, string negativePrompt, int steps);
+
+    /// <summary>A1111's <c>parse_prompt_attention</c> of a scheduled text: fragments with emphasis weights (BREAK = -1).</summary>
+    IReadOnlyList<(string Text, double Weight)> Attention(string text);
+}

@@ -1,0 +1,44 @@
+using LoraBridge.Python;
+
+namespace LoraBridge.Engine;
+
+/// <summary>The engine's backend over the embedded Python runtime (<c>lorabridge.generation</c> via the bridge).</summary>
+public sealed class PythonGenerationBackend(PythonBridge bridge) : IGenerationBackend
+{
+    /// <inheritdoc />
+    public Task<bool> LoadCheckpointAsync(string path, CancellationToken ct) => bridge.LoadCheckpointAsync(path, ct);
+
+    /// <inheritdoc />
+    public Task LoadNetworkAsync(string name, string path, CancellationToken ct) => bridge.LoadNetworkAsync(name, path, ct);
+
+    /// <inheritdoc />
+    public Task SetNetworksAsync(IReadOnlyList<NetworkSetting> networks, CancellationToken ct) =>
+        bridge.SetNetworksAsync(networks.Select(n => (n.Name, n.Te, n.Unet, n.Dyn)).ToList(), ct);
+
+    /// <inheritdoc />
+    public Task RestoreAsync() => bridge.RestoreNetworksAsync();
+
+    /// <inheritdoc />
+    public async Task<ConditioningHandle> EncodeAsync(IReadOnlyList<TokenChunk> chunks, int clipSkip, CancellationToken ct) =>
+        new(await bridge.EncodePromptAsync(chunks.Select(c => (c.Ids, c.Weights)).ToList(), clipSkip, ct).ConfigureAwait(false));
+
+    /// <inheritdoc />
+    public async Task<SamplingHandle> StartAsync(SamplingSettings s, CancellationToken ct)
+    {
+        var run = await bridge.StartSamplingAsync(s.Sampler, s.Schedule, s.Steps, s.Seed, s.BatchSize, s.Width, s.Height,
+            s.RandnSource, s.EtaNoiseSeedDelta, ct).ConfigureAwait(false);
+        return new SamplingHandle(run.Handle, run.TotalCalls, run.InfotextParams);
+    }
+
+    /// <inheritdoc />
+    public Task StepAsync(SamplingHandle sampling, IReadOnlyList<(ConditioningHandle Handle, double Weight)> positive,
+        ConditioningHandle negative, double cfgScale, CancellationToken ct) =>
+        bridge.StepAsync(sampling.Id, positive.Select(p => (p.Handle.Id, p.Weight)).ToList(), negative.Id, cfgScale, ct);
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<byte[]>> DecodePngAsync(SamplingHandle sampling, IReadOnlyList<string> infotexts, CancellationToken ct) =>
+        bridge.DecodePngAsync(sampling.Id, infotexts, ct);
+
+    /// <inheritdoc />
+    public Task ReleaseAsync(long handle) => bridge.ReleaseGenerationHandleAsync(handle);
+}

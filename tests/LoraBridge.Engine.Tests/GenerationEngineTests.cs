@@ -1,0 +1,190 @@
+using LoraBridge.Engine;
+using LoraBridge.Tokenizers;
+
+namespace LoraBridge.Engine.Tests;
+
+/// <summary>Records every backend call; can fail or cancel at a chosen step.</summary>
+internal sealed class RecordingBackend : IGenerationBackend
+{
+    private long _next = 1;
+    public List<string> Calls { get; } = [];
+    public List<IReadOnlyList<NetworkSetting>> NetworkCommands { get; } = [];
+    public HashSet<long> Live { get; } = [];
+    public int Restores { get; private set; }
+    public int? FailAtStep { get; set; }
+    public Action<int>? OnStep { get; set; }
+    public int TotalCalls { get; set; } = -1;
+    private int _steps;
+
+    private string? _loaded;
+    public Task<bool> LoadCheckpointAsync(string path, CancellationToken ct)
+    {
+        bool load = _loaded != path;
+        _loaded = path;
+        if (load) Calls.Add($"load {path}");
+        return Task.FromResult(load);
+    }
+    public Task LoadNetworkAsync(string name, string path, CancellationToken ct) { Calls.Add($"network {name}"); return Task.CompletedTask; }
+    public Task SetNetworksAsync(IReadOnlyList<NetworkSetting> networks, CancellationToken ct)
+    {
+        NetworkCommands.Add(networks.ToList());
+        Calls.Add("set " + string.Join(",", networks.Select(n => $"{n.Name}:{n.Te}:{n.Unet}")));
+        return Task.CompletedTask;
+    }
+    public Task RestoreAsync() { Restores++; Calls.Add("restore"); return Task.CompletedTask; }
+    public Task<ConditioningHandle> EncodeAsync(IReadOnlyList<TokenChunk> chunks, int clipSkip, CancellationToken ct)
+    {
+        Assert.All(chunks, c => Assert.Equal(77, c.Ids.Length));
+        var id = _next++;
+        Live.Add(id);
+        Calls.Add($"encode {id}");
+        return Task.FromResult(new ConditioningHandle(id));
+    }
+    public Task<SamplingHandle> StartAsync(SamplingSettings s, CancellationToken ct)
+    {
+        var id = _next++;
+        Live.Add(id);
+        Calls.Add($"start seed={s.Seed} batch={s.BatchSize}");
+        return Task.FromResult(new SamplingHandle(id, TotalCalls > 0 ? TotalCalls : s.Steps, [new("Schedule type", "Karras")]));
+    }
+    public Task StepAsync(SamplingHandle sampling, IReadOnlyList<(ConditioningHandle Handle, double Weight)> positive, ConditioningHandle negative, double cfgScale, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        Assert.All(positive, p => Assert.Contains(p.Handle.Id, Live));
+        Assert.Contains(negative.Id, Live);
+        _steps++;
+        OnStep?.Invoke(_steps);
+        if (_steps == FailAtStep) throw new InvalidOperationException("model failed");
+        Calls.Add($"step {string.Join("+", positive.Select(p => p.Handle.Id))} / {negative.Id}");
+        return Task.CompletedTask;
+    }
+    public Task<IReadOnlyList<byte[]>> DecodePngAsync(SamplingHandle sampling, IReadOnlyList<string> infotexts, CancellationToken ct) =>
+        Task.FromResult<IReadOnlyList<byte[]>>(infotexts.Select(t => System.Text.Encoding.UTF8.GetBytes(t)).ToList());
+    public Task ReleaseAsync(long handle) { Live.Remove(handle); Calls.Add($"release {handle}"); return Task.CompletedTask; }
+}
+
+/// <summary>Plans "a" for the first half of the steps and "b" after, with a LoRA whose unet multiplier drops at half.</summary>
+internal sealed class HalfwayPlanner : IPromptPlanner
+{
+    public GenerationPlan Plan(string prompt, string negativePrompt, int steps)
+    {
+        var list = new List<StepConditioning>();
+        for (int i = 0; i < steps; i++)
+        {
+            bool first = i < steps / 2;
+            list.Add(new StepConditioning([(first ? "a cat" : "a dog", 1.0)], negativePrompt,
+                [new NetworkSetting("style", 0.5, first ? 1.0 : 0.25, null)]));
+        }
+        return new GenerationPlan(list, ["style"]);
+    }
+
+    public IReadOnlyList<(string Text, double Weight)> Attention(string text) => [(text, 1.0)];
+}
+
+public sealed class GenerationEngineTests : IDisposable
+{
+    private static readonly string ClipDir = Path.Combine(AppContext.BaseDirectory, "../../../../../../shared/data/clip");
+    private readonly string _out = Directory.CreateTempSubdirectory("lb-engine").FullName;
+
+    public void Dispose() => Directory.Delete(_out, true);
+
+    private static CheckpointContext Checkpoint(string path = "/models/demo.safetensors") =>
+        new(path, Path.GetFileNameWithoutExtension(path), "0123456789", new PromptChunker(ClipTokenizer.FromDirectory(ClipDir)));
+
+    private static GenerationEngine Engine(RecordingBackend backend) =>
+        new(backend, new HalfwayPlanner(), name => new NetworkFile(name, $"/loras/{name}.safetensors", name + "_alias", "abcdef012345"));
+
+    private GenerationRequest Request(int steps = 4) => new()
+    {
+        Prompt = "a cat <lora:style:0.5:1>", NegativePrompt = "blurry", Steps = steps, Seed = 7, Width = 64, Height = 64,
+        BatchSize = 2, OutputDir = _out, Sampler = "DPM++ 2M",
+    };
+
+    [Fact]
+    public async Task EncodesEachTextOnceAndChangesUnetWeightsOnlyWhenThePlanDoes()
+    {
+        var backend = new RecordingBackend();
+        var images = await Engine(backend).GenerateAsync(Request(), Checkpoint());
+
+        // "a cat", "a dog" and "blurry" under the one text-encoder state.
+        Assert.Equal(3, backend.Calls.Count(c => c.StartsWith("encode", StringComparison.Ordinal)));
+        // One command for the text encoder, then one per distinct UNet state (1.0, then 0.25); te never moves.
+        Assert.Equal(["set style:0.5:0", "set style:0.5:1", "set style:0.5:0.25"], backend.Calls.Where(c => c.StartsWith("set", StringComparison.Ordinal)));
+        Assert.Equal(4, backend.Calls.Count(c => c.StartsWith("step", StringComparison.Ordinal)));
+        Assert.Equal(1, backend.Restores);
+        Assert.Equal(["00000-7.png", "00001-8.png"], images.Select(i => Path.GetFileName(i.Path)));
+        var info = Infotext.Parse(File.ReadAllText(images[1].Path));
+        Assert.Equal("8", info["Seed"]);
+        Assert.Equal("Karras", info["Schedule type"]);
+        Assert.Equal("style_alias: abcdef012345", info["Lora hashes"]);
+        Assert.Equal("blurry", info.NegativePrompt);
+        Assert.Equal("a cat <lora:style:0.5:1>", info.Prompt);
+    }
+
+    [Fact]
+    public async Task SecondGenerationReusesConditioningsUntilTheCheckpointChanges()
+    {
+        var backend = new RecordingBackend();
+        var engine = Engine(backend);
+        await engine.GenerateAsync(Request(), Checkpoint());
+        int encodes = backend.Calls.Count(c => c.StartsWith("encode", StringComparison.Ordinal));
+        await engine.GenerateAsync(Request() with { Seed = 9 }, Checkpoint());
+        Assert.Equal(encodes, backend.Calls.Count(c => c.StartsWith("encode", StringComparison.Ordinal)));
+        Assert.Equal(3, engine.CachedConditionings);
+
+        await engine.GenerateAsync(Request(), Checkpoint("/models/other.safetensors"));
+        Assert.Equal(2 * encodes, backend.Calls.Count(c => c.StartsWith("encode", StringComparison.Ordinal)));
+        Assert.Equal(3, engine.CachedConditionings);
+        Assert.Equal(3, backend.Live.Count); // the first checkpoint's conditionings were released
+    }
+
+    [Fact]
+    public async Task CancellingMidwayRestoresWeightsAndWritesNothing()
+    {
+        var backend = new RecordingBackend();
+        using var cts = new CancellationTokenSource();
+        backend.OnStep = step => { if (step == 2) cts.Cancel(); };
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Engine(backend).GenerateAsync(Request(), Checkpoint(), ct: cts.Token));
+        Assert.Equal("restore", backend.Calls[^1]);
+        Assert.Empty(Directory.GetFiles(_out));
+        Assert.Equal(3, backend.Live.Count); // the sampling run was released; cached conditionings stay
+    }
+
+    [Fact]
+    public async Task BackendFailureRestoresWeightsReleasesTheRunAndWritesNothing()
+    {
+        var backend = new RecordingBackend { FailAtStep = 3 };
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => Engine(backend).GenerateAsync(Request(), Checkpoint()));
+        Assert.Equal("model failed", ex.Message);
+        Assert.Equal(1, backend.Restores);
+        Assert.Empty(Directory.GetFiles(_out));
+        Assert.Equal(3, backend.Live.Count); // only the cached conditionings remain
+    }
+
+    [Fact]
+    public async Task BatchCountAdvancesSeedsByBatchSize()
+    {
+        var backend = new RecordingBackend();
+        var images = await Engine(backend).GenerateAsync(Request() with { BatchCount = 2 }, Checkpoint());
+        Assert.Equal([7L, 8L, 9L, 10L], images.Select(i => i.Seed));
+        Assert.Equal(["start seed=7 batch=2", "start seed=9 batch=2"], backend.Calls.Where(c => c.StartsWith("start", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task DdimUsesTheBackendsCallCountAndTheLastPlanEntry()
+    {
+        var backend = new RecordingBackend { TotalCalls = 3 };
+        await Engine(backend).GenerateAsync(Request() with { Sampler = "DDIM" }, Checkpoint());
+        Assert.Equal(3, backend.Calls.Count(c => c.StartsWith("step", StringComparison.Ordinal)));
+    }
+
+    [Theory]
+    [InlineData(0, 64)]
+    [InlineData(4, 63)]
+    public async Task InvalidRequestsAreRejectedBeforeAnyWork(int steps, int width)
+    {
+        var backend = new RecordingBackend();
+        await Assert.ThrowsAsync<ArgumentException>(() => Engine(backend).GenerateAsync(Request(steps) with { Width = width }, Checkpoint()));
+        Assert.Empty(backend.Calls);
+    }
+}
