@@ -2,8 +2,8 @@
 
 Run: ``PYTHONPATH=python /usr/bin/python3 python/benchmarks/bench_unet.py [--repeats N] [--demo FILE]``.
 The SD1.5 configuration is inferred from ../shared/conformance/models/sd15_keys.tsv exactly as a user's file
-would be (random weights; speed does not depend on values). ``--demo`` times the UNet of a real demo
-checkpoint instead of the built-in small configuration. Prints ms per step and the SD1.5/demo ratio.
+would be (random weights; speed does not depend on values). ``--demo`` times the UNet of a checkpoint file
+instead of the demo configuration from :func:`lorabridge.demo.demo_configs`. Prints ms per step and the SD1.5/demo ratio.
 """
 from __future__ import annotations
 
@@ -20,9 +20,13 @@ from lorabridge.model import load_checkpoint
 from lorabridge.unet import UNetConfig, UNetModel
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-# Stand-in for the demo model when no file is given: SD1.x architecture at toy width (a few MB).
-SMALL = UNetConfig(model_channels=32, channel_mult=(1, 2, 2), num_res_blocks=1, attention_levels=(1, 2),
-                   num_heads=-1, num_head_channels=32, context_dim=64)
+
+
+def demo_config() -> UNetConfig:
+    """The built-in demo model's UNet configuration (random weights; speed does not depend on values)."""
+    from lorabridge.demo import demo_configs
+
+    return demo_configs(49408)[0]
 
 
 def sd15_config() -> UNetConfig:
@@ -73,7 +77,7 @@ def main() -> None:
             raise SystemExit(f"{a.demo} has no UNet")
         label = a.demo.name
     else:
-        demo, label = random_unet(SMALL), "small SD1.x-layout UNet"
+        demo, label = random_unet(demo_config()), "demo configuration, random weights"
     n_demo = sum(p.numel() for p in demo.parameters())
     demo_ms = time_step(demo, max(a.repeats, 5))
     print(f"demo   ({label}, {n_demo / 1e6:.2f}M params): {demo_ms:9.1f} ms/step")

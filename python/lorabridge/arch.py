@@ -147,10 +147,11 @@ def infer_unet_config(sd: Mapping[str, torch.Tensor], heads: Optional[dict[str, 
     mc, in_ch = _shape(sd, "input_blocks.0.0.weight", part)[:2]
     out_ch = _shape(sd, "out.2.weight", part)[0]
     if in_ch != out_ch:
+        kind = ("inpainting/instruct-pix2pix style conditioning on extra input channels" if in_ch > out_ch
+                else "unknown layout")
         raise ArchitectureError(
-            f"UNet has {in_ch} input and {out_ch} output channels (inpainting/instruct-pix2pix style "
-            f"conditioning on extra channels; input_blocks.0.0.weight {_shape(sd, 'input_blocks.0.0.weight', part)}) "
-            f"- only plain text-to-image UNets are supported")
+            f"UNet has {in_ch} input and {out_ch} output channels ({kind}; input_blocks.0.0.weight "
+            f"{_shape(sd, 'input_blocks.0.0.weight', part)}) - only plain text-to-image UNets are supported")
     n_in = _indices(sd, r"input_blocks\.(\d+)\.")
     levels: list[list[tuple[int, bool]]] = [[]]  # per level: (out width, has transformer) per res block
     for i in n_in[1:]:
@@ -284,8 +285,9 @@ def detect(sd: Mapping[str, torch.Tensor], unet_heads: Optional[dict[str, int]] 
         infer, cls = builders[part]
         try:
             cfg = infer(tensors)
-        except ArchitectureError as e:
-            raise ArchitectureError(f"{e} (recognised parts: {', '.join(arch.tensors)})") from None
-        check_against_module(part, cls(cfg, device="meta"), tensors, PREFIXES[part])
+            module = cls(cfg, device="meta")
+        except (ArchitectureError, ValueError) as e:  # ValueError: e.g. a width the head split cannot divide
+            raise ArchitectureError(f"{part}: {e} (recognised parts: {', '.join(arch.tensors)})") from None
+        check_against_module(part, module, tensors, PREFIXES[part])
         setattr(arch, part, cfg)
     return arch

@@ -45,7 +45,7 @@ def runtime_info() -> dict[str, Any]:
         "executable": sys.executable,
         "prefix": sys.prefix,
         "base_prefix": sys.base_prefix,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "torch_threads": torch.get_num_threads(),
         "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS", ""),
         "device": "cpu",

@@ -186,7 +186,9 @@ def read_safetensors(path: "str | os.PathLike[str]") -> dict[str, torch.Tensor]:
     except OSError as e:
         raise CheckpointError(f"{p}: cannot read: {e.strerror or e}") from None
     (n,) = struct.unpack("<Q", mm[:8]) if size >= 8 else (0,)
-    data_start, entries, _ = _parse_safetensors_header(p, mm[: 8 + min(n, MAX_HEADER_BYTES)], size)
+    # Only slice the header out when its length is plausible; the parser reports the bad length otherwise.
+    prefix = mm[: 8 + n] if n <= MAX_HEADER_BYTES and 8 + n <= size else mm[:8]
+    data_start, entries, _ = _parse_safetensors_header(p, prefix, size)
     out: dict[str, torch.Tensor] = {}
     for name, (dtype, shape, begin, end) in entries.items():
         out[name] = _tensor_from_buffer(mm, dtype, shape, data_start + begin, end - begin)
@@ -229,7 +231,7 @@ def save_safetensors(path: "str | os.PathLike[str]", tensors: Mapping[str, torch
         if bad:
             raise CheckpointError(f"{p}: metadata must map strings to strings; bad entries: {bad[:5]}")
         header["__metadata__"] = dict(metadata)
-    blobs: list[bytes] = []
+    prepared: list[torch.Tensor] = []
     offset = 0
     for name in sorted(tensors):
         t = tensors[name]
@@ -240,22 +242,26 @@ def save_safetensors(path: "str | os.PathLike[str]", tensors: Mapping[str, torch
         if t.dtype not in _DTYPE_TO_ST:
             raise CheckpointError(f"{p}: tensor {name!r} has dtype {t.dtype}, which safetensors cannot store")
         t = t.detach().to("cpu").contiguous()
-        data = t.reshape(-1).view(torch.uint8) if t.dtype != torch.bool else t.reshape(-1).to(torch.uint8)
-        if sys.byteorder == "big" and t.element_size() > 1:
-            data = data.view(-1, t.element_size()).flip(1).reshape(-1)
-        raw = data.numpy().tobytes()
-        header[name] = {"dtype": _DTYPE_TO_ST[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
+        nbytes = t.numel() * t.element_size()
+        header[name] = {"dtype": _DTYPE_TO_ST[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + nbytes]}
+        prepared.append(t)
+        offset += nbytes
     hb = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     hb += b" " * (-len(hb) % 8)  # data must start 8-byte aligned so readers can map it in place
     tmp = p.with_name(p.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(hb)))
-        f.write(hb)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, p)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(struct.pack("<Q", len(hb)))
+            f.write(hb)
+            for t in prepared:  # one tensor at a time, so a large file never needs a second copy in memory
+                data = t.reshape(-1).view(torch.uint8) if t.dtype != torch.bool else t.reshape(-1).to(torch.uint8)
+                if sys.byteorder == "big" and t.element_size() > 1:
+                    data = data.view(-1, t.element_size()).flip(1).reshape(-1)
+                f.write(data.numpy().tobytes())
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -372,8 +378,6 @@ def _allowed_global(module: str, name: str) -> Any:
         return getattr(_numpy_multiarray(), name)
     if module == "numpy" and name in ("dtype", "ndarray"):
         return getattr(np, name)
-    if module == "numpy.dtypes" and name.endswith("DType"):
-        return np.dtype
     if module == "_codecs" and name == "encode":
         import codecs
         return codecs.encode
@@ -454,7 +458,7 @@ def _load_zip(path: str, data: _FileData) -> Any:
         return _RestrictedUnpickler(io.BytesIO(zf.read(pkls[0])), load_storage).load()
 
 
-def _load_legacy(path: str, f: BinaryIO) -> Any:
+def _load_legacy(path: str, f: BinaryIO, file_size: int) -> Any:
     """The pre-1.6 format: pickled magic, protocol, sys info, the object, then storage keys and raw data."""
     magic = _RestrictedUnpickler(f).load()
     if magic != _LEGACY_MAGIC:
@@ -470,6 +474,8 @@ def _load_legacy(path: str, f: BinaryIO) -> Any:
         _, stype, key, _location, numel, view = pid
         key = str(key)
         if key not in storages:
+            if int(numel) * _itemsize(stype.dtype) > file_size:
+                raise _Refused(f"storage {key!r} of {numel} elements, larger than the file")
             storages[key] = torch.empty(int(numel), dtype=stype.dtype)  # filled after the object is unpickled
         root = storages[key]
         if view is not None:
@@ -512,7 +518,7 @@ def load_torch_file(path: "str | os.PathLike[str]") -> Any:
     try:
         if data.mm[:4] == b"PK\x03\x04":
             return _load_zip(p, data)
-        return _load_legacy(p, io.BytesIO(data.mm))
+        return _load_legacy(p, io.BytesIO(data.mm), data.size)
     except _Refused as e:
         raise CheckpointError(f"{p}: refused to load {e.what}: the file may try to run code, and only tensor "
                               "data and plain containers are allowed") from None

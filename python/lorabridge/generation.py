@@ -138,3 +138,15 @@ class Session:
     def sampler_params(self, handle: int) -> dict[str, str]:
         from .samplers import infotext_params
         return infotext_params(self._get(handle, SamplerState))  # type: ignore[arg-type]
+
+    def weights_digest(self) -> str:
+        """SHA-256 over every parameter and buffer of the model, in name order (restoration checks)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for part in ("unet", "vae", "text_encoder"):
+            module = getattr(self.model, part)
+            for name, t in sorted(list(module.named_parameters()) + list(module.named_buffers())):
+                h.update(name.encode())
+                h.update(t.detach().to("cpu").contiguous().numpy().tobytes())
+        return h.hexdigest()

@@ -20,14 +20,17 @@ from .vae import AutoencoderKL
 SD1_SCALE_FACTOR = 0.18215  # ldm v1-inference.yaml scale_factor for the KL-f8 VAE
 
 
-def _materialise(module: nn.Module, tensors: Mapping[str, torch.Tensor], device: Any, dtype: torch.dtype) -> None:
-    """Replace meta parameters by owned copies of the file's tensors (file buffers may be read-only mmaps)."""
+def _materialise(module: nn.Module, tensors: dict[str, torch.Tensor], device: Any, dtype: torch.dtype) -> None:
+    """Replace meta parameters by owned copies of the file's tensors (file buffers may be read-only mmaps).
+
+    Each source tensor is dropped from ``tensors`` once copied, so with no other reference the peak memory
+    stays near one model rather than file + model."""
     for name, sub in module.named_modules():
         for pname, param in list(sub._parameters.items()):
             if param is None:
                 continue
             key = f"{name}.{pname}" if name else pname
-            src = tensors[key]
+            src = tensors.pop(key)
             value = src.to(device=device, dtype=dtype if src.is_floating_point() else src.dtype, copy=True)
             sub._parameters[pname] = nn.Parameter(value, requires_grad=False)
 
@@ -45,12 +48,17 @@ class StableDiffusion:
         # SD1's default linear-in-sqrt beta schedule).
         self.alphas_cumprod = alphas_cumprod
         self.scale_factor = SD1_SCALE_FACTOR
+        self._module_index: dict[str, dict[str, nn.Module]] = {}
 
     @classmethod
     def from_state_dict(cls, sd: Mapping[str, torch.Tensor], dtype: torch.dtype = torch.float32,
                         device: Any = "cpu", unet_heads: Optional[dict[str, int]] = None,
-                        clip_heads: Optional[int] = None) -> "StableDiffusion":
+                        clip_heads: Optional[int] = None, consume: bool = False) -> "StableDiffusion":
+        """Build the parts ``sd`` holds. ``consume=True`` empties ``sd`` (a dict) so file tensors are freed as
+        they are copied; ``unet_heads``/``clip_heads`` override the head-split rule of :mod:`lorabridge.arch`."""
         a = _arch.detect(sd, unet_heads=unet_heads, clip_heads=clip_heads)
+        if consume and isinstance(sd, dict):
+            sd.clear()
         parts: dict[str, Optional[nn.Module]] = {"unet": None, "vae": None, "text_encoder": None}
         classes = {"unet": UNetModel, "vae": AutoencoderKL, "text_encoder": CLIPTextModel}
         for part in a.parts:
@@ -86,7 +94,9 @@ class StableDiffusion:
                 path = ldm_key[len(prefix):]
                 if part == "text_encoder":
                     path = _arch._normalise_clip_key(path)
-                return _resolve(module, path, ldm_key)
+                if part not in self._module_index:
+                    self._module_index[part] = dict(module.named_modules())
+                return _resolve(self._module_index[part], path, ldm_key)
         raise KeyError(f"{ldm_key}: not under a known prefix ({', '.join(_arch.PREFIXES.values())})")
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
@@ -103,8 +113,7 @@ class StableDiffusion:
         return mean * self.scale_factor
 
 
-def _resolve(root: nn.Module, path: str, key: str) -> tuple[nn.Module, str]:
-    modules = dict(root.named_modules())
+def _resolve(modules: Mapping[str, nn.Module], path: str, key: str) -> tuple[nn.Module, str]:
     if path in modules:
         return modules[path], ""
     owner, _, pname = path.rpartition(".")
@@ -121,6 +130,6 @@ def load_checkpoint(path: "str | os.PathLike[str]", dtype: torch.dtype = torch.f
 
     sd = load_state_dict(path)
     try:
-        return StableDiffusion.from_state_dict(sd, dtype=dtype, device=device, **kwargs)
+        return StableDiffusion.from_state_dict(sd, dtype=dtype, device=device, consume=True, **kwargs)
     except _arch.ArchitectureError as e:
         raise _arch.ArchitectureError(f"{os.fspath(path)}: {e}") from None

@@ -89,12 +89,14 @@ class Patcher:
         self.layers = layer_map(roots)
         # A1111 picks the te multiplier when 'transformer' is in the first 20 characters of the layer name.
         self._is_te = {path: "transformer" in name[:20] for name, (path, _) in self.layers.items()}
+        self._by_path = {path: module for path, module in self.layers.values()}
         self._originals: dict[str, _Original] = {}
         self._applied: dict[str, tuple[Entry, ...]] = {}
         self._last: dict[int, tuple[float, float, Optional[int]]] = {}
         self._keyframed: set[int] = set()
         self._unit_cache: dict[tuple[str, int, Optional[int]], tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
         self.layer_errors: list[str] = []
+        self._te_key: tuple[tuple[str, str, float, Optional[int]], ...] = ()
 
     # --- loading --------------------------------------------------------------------------------------
     def load(self, path: "str | os.PathLike[str]", name: Optional[str] = None) -> Network:
@@ -109,6 +111,11 @@ class Patcher:
         """
         # A1111 keeps one Network object per name: a network listed twice gets its LAST multipliers twice.
         last = {id(a.network): a for a in activations}
+        for a in activations:
+            for path, module in a.network.modules.items():
+                if self._by_path.get(path) is not module.layer:
+                    raise ValueError(f"network {a.network.name!r} ({a.network.source}) was loaded for another model "
+                                     f"(layer {path}); load it with this Patcher")
         wanted: dict[str, list[Entry]] = {}
         for a in activations:
             final = last[id(a.network)]
@@ -117,6 +124,9 @@ class Patcher:
                 if m != 0.0:  # m = 0 adds exactly nothing in A1111; skipping it keeps originals untouched
                     wanted.setdefault(path, []).append((a.network, float(m), final.dyn))
         self._track_keyframes(last.values())
+        te_key = tuple((a.network.name, a.network.source, float(last[id(a.network)].te), last[id(a.network)].dyn)
+                       for a in activations
+                       if last[id(a.network)].te != 0.0 and any(self._is_te.get(p, False) for p in a.network.modules))
 
         changed = [p for p in set(wanted) | set(self._applied) if tuple(wanted.get(p, ())) != self._applied.get(p, ())]
         changed.sort()
@@ -134,6 +144,7 @@ class Patcher:
         except BaseException:
             self.restore()
             raise
+        self._te_key = te_key
         return len(changed)
 
     def restore(self) -> None:
@@ -145,6 +156,7 @@ class Patcher:
         self._unit_cache.clear()
         self._keyframed.clear()
         self._last.clear()
+        self._te_key = ()
 
     def changed_tensors(self) -> dict[str, torch.Tensor]:
         """ldm key → current tensor for every weight/bias of every layer the active networks touch."""
@@ -159,6 +171,12 @@ class Patcher:
     @property
     def active_layers(self) -> list[str]:
         return sorted(self._applied)
+
+    def te_state_key(self) -> tuple[tuple[str, str, float, Optional[int]], ...]:
+        """Hashable description of what the active networks do to the text encoder, in prompt order
+        (name, file, te multiplier, dyn). It belongs in the conditioning cache key: a text encoded under
+        other te multipliers is another conditioning."""
+        return self._te_key
 
     # --- internals ------------------------------------------------------------------------------------
     def _track_keyframes(self, finals: Iterable[Activation]) -> None:
@@ -177,50 +195,69 @@ class Patcher:
         if self._unit_cache:
             self._unit_cache = {k: v for k, v in self._unit_cache.items() if k[1] in self._keyframed}
 
-    def _original(self, path: str, module: nn.Module) -> _Original:
+    def _original(self, path: str, module: nn.Module) -> tuple[_Original, bool]:
+        """The kept copy of a layer's tensors, and whether it was taken just now (layer still original)."""
         orig = self._originals.get(path)
-        if orig is None:
-            bias = getattr(module, "bias", None)
-            orig = _Original(module, module.weight.detach().clone(),
-                             None if bias is None else bias.detach().clone())
-            self._originals[path] = orig
-        return orig
+        if orig is not None:
+            return orig, False
+        bias = getattr(module, "bias", None)
+        orig = _Original(module, module.weight.detach().clone(), None if bias is None else bias.detach().clone())
+        self._originals[path] = orig
+        return orig, True
 
-    def _delta(self, path: str, net: Network, m: float, dyn: Optional[int], weight: torch.Tensor
-               ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def _unit(self, path: str, net: Network, dyn: Optional[int], weight: torch.Tensor
+              ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Multiplier-free update (scale·ΔW, extra bias) of a weight-independent module; cached per layer
+        once the network's multiplier has changed while active (keyframed)."""
         module = net.modules[path]
-        if id(net) in self._keyframed and module.weight_independent and module.dora_scale is None:
-            key = (path, id(net), dyn)
-            unit = self._unit_cache.get(key)
-            if unit is None:
-                unit = module.compute(weight, 1.0, dyn)
-                self._unit_cache[key] = unit
-            return unit[0] * m, None if unit[1] is None else unit[1] * m
-        return module.compute(weight, m, dyn)
+        if id(net) not in self._keyframed:
+            return module.compute(weight, 1.0, dyn)
+        key = (path, id(net), dyn)
+        unit = self._unit_cache.get(key)
+        if unit is None:
+            unit = module.compute(weight, 1.0, dyn)
+            self._unit_cache[key] = unit
+        return unit
 
     def _merge(self, path: str, entries: tuple[Entry, ...]) -> None:
-        module = entries[0][0].modules[path].layer
-        orig = self._original(path, module)
-        w = orig.weight.to(torch.float32)
-        b = None if orig.bias is None else orig.bias.to(torch.float32)
+        module = self._by_path[path]
+        orig, pristine = self._original(path, module)
+        # Accumulate in float32, directly in the layer's own storage when the model is float32 (no extra
+        # full-size buffers); `orig` is never written, so an exception here is undone by restore().
+        if module.weight.dtype == torch.float32 and module.weight.is_contiguous():
+            w = module.weight.data
+            if not pristine:
+                w.copy_(orig.weight)
+        else:
+            w = orig.weight.to(torch.float32, copy=True)
+        b = None if orig.bias is None else orig.bias.to(torch.float32, copy=True)
         for net, m, dyn in entries:
+            nm = net.modules[path]
             try:
-                delta, ex_bias = self._delta(path, net, m, dyn, w)
-                if tuple(torch.broadcast_shapes(tuple(w.shape), tuple(delta.shape))) != tuple(w.shape):
-                    raise LayerSkipped(f"output with shape {list(w.shape)} doesn't match the broadcast shape "
-                                       f"{list(torch.broadcast_shapes(tuple(w.shape), tuple(delta.shape)))}")
+                if nm.add_into(w, m, dyn):
+                    continue
+                if nm.weight_independent and nm.dora_scale is None:
+                    # w + m·unit: one rounding fewer than A1111's (unit·m) then +, identical cached or not.
+                    delta, ex_bias = self._unit(path, net, dyn, w)
+                    _check_fits(w, delta)
+                    w.add_(delta, alpha=m)
+                    ex_bias = None if ex_bias is None else ex_bias * m
+                else:
+                    delta, ex_bias = nm.compute(w, m, dyn)
+                    _check_fits(w, delta)
+                    w.add_(delta)
             except LayerSkipped as e:
                 self.layer_errors.append(f"{net.name}: {path}: {e} (layer left as it was, as in A1111)")
                 continue
-            w = w + delta
             if ex_bias is not None:
                 if b is None:
-                    b = ex_bias.reshape(w.shape[0])
+                    b = ex_bias.reshape(w.shape[0]).clone()
                 elif ex_bias.numel() == b.numel():
                     b = b + ex_bias.reshape(b.shape)
                 else:
                     self.layer_errors.append(f"{net.name}: {path}: bias of {ex_bias.numel()} values does not fit")
-        module.weight.copy_(w)
+        if w.data_ptr() != module.weight.data_ptr():
+            module.weight.copy_(w)
         if orig.bias is not None:
             module.bias.copy_(b)
         elif b is not None:
@@ -241,3 +278,11 @@ class Patcher:
             orig.module.bias.copy_(orig.bias)
         elif getattr(orig.module, "bias", None) is not None:
             orig.module.bias = None
+
+
+def _check_fits(weight: torch.Tensor, delta: torch.Tensor) -> None:
+    # A1111 writes with copy_(W + ΔW): an update that broadcasts to a larger shape raises and the layer
+    # keeps its weight.
+    shape = tuple(torch.broadcast_shapes(tuple(weight.shape), tuple(delta.shape)))
+    if shape != tuple(weight.shape):
+        raise LayerSkipped(f"output with shape {list(weight.shape)} doesn't match the broadcast shape {list(shape)}")

@@ -200,9 +200,11 @@ class ImageRNG:
         return torch.stack([randn(self.shape, g, self.device) for g in self.generators])
 
 
-def image_seeds(seed: int, count: int) -> list[int]:
-    """A1111's `all_seeds` for one job without variation seeds: image i gets seed + i."""
+def image_seeds(seed: int, count: int, *, variation: bool = False) -> list[int]:
+    """A1111's `all_seeds` for one job: image i gets seed + i, or the same seed for all when a variation
+    seed is in use (subseed_strength != 0; the variation seeds themselves are then `image_seeds(subseed, count)`).
+    """
     seed = _check_seed(seed)
     if count < 1:
         raise ValueError(f"image count must be at least 1, got {count}")
-    return [_check_seed(seed + i) for i in range(count)]
+    return [seed] * count if variation else [_check_seed(seed + i) for i in range(count)]

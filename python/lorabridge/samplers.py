@@ -469,5 +469,5 @@ def infotext_params(state: SamplerState) -> dict[str, str]:
     if state.spec.kind == "k" and state.schedule_type is not None:
         params["Schedule type"] = state.schedule_type
     if state.spec.eta_default is not None and not math.isclose(state.eta, state.spec.eta_default):
-        params["Eta DDIM" if state.spec.kind == "timesteps" else "Eta"] = f"{state.eta:g}"
+        params["Eta DDIM" if state.spec.kind == "timesteps" else "Eta"] = str(float(state.eta))
     return params

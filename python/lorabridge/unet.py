@@ -8,7 +8,7 @@ initialising 860M parameters that are about to be overwritten by the checkpoint.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import torch

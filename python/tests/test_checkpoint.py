@@ -340,3 +340,49 @@ def test_conformance_weights_identical_from_ckpt_and_safetensors(shared_dir: Pat
     assert all(k.startswith(weights["key_prefix"]) for k in from_ckpt)
     _assert_same(from_ckpt, from_st)
     assert read_safetensors_metadata(base / weights["safetensors"]) == {"format": "pt"}
+
+
+def test_training_checkpoint_extras_load_without_their_libraries(tmp_path: Path) -> None:
+    # Full SD checkpoints carry numpy scalars and pytorch_lightning callback objects beside the weights;
+    # they load as inert data without importing (or running) anything.
+    import types
+
+    import numpy as np
+
+    mod = types.ModuleType("pytorch_lightning.callbacks.model_checkpoint")
+
+    class ModelCheckpoint:
+        def __init__(self) -> None:
+            self.best_model_path = "/x"
+
+    ModelCheckpoint.__module__ = mod.__name__
+    ModelCheckpoint.__qualname__ = "ModelCheckpoint"
+    mod.ModelCheckpoint = ModelCheckpoint  # type: ignore[attr-defined]
+    fakes = {"pytorch_lightning": types.ModuleType("pytorch_lightning"),
+             "pytorch_lightning.callbacks": types.ModuleType("pytorch_lightning.callbacks"), mod.__name__: mod}
+    assert not any(name in sys.modules for name in fakes)
+    sys.modules.update(fakes)
+    try:
+        path = tmp_path / "full.ckpt"
+        torch.save({"global_step": np.int64(470000), "callbacks": {ModelCheckpoint: ModelCheckpoint()},
+                    "model": {"w": torch.ones(2)}}, path)
+    finally:
+        for name in fakes:
+            del sys.modules[name]
+    obj = load_torch_file(path)
+    assert obj["global_step"] == 470000
+    (cb,) = obj["callbacks"].values()
+    assert cb.state == {"best_model_path": "/x"}
+    assert torch.equal(load_state_dict(path)["w"], torch.ones(2))  # the "model" wrapper is unwrapped too
+
+
+def test_legacy_storage_larger_than_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "big.pt"
+    torch.save({"w": torch.zeros(3)}, path, _use_new_zipfile_serialization=False)
+    data = path.read_bytes()
+    # the persistent id tuple ends with numel 3 (BININT1 3) then the view metadata None
+    patched = data.replace(b"K\x03Nt", b"J\x00\x00\x00\x40Nt", 1)
+    assert patched != data
+    path.write_bytes(patched)
+    with pytest.raises(CheckpointError, match="larger than the file"):
+        load_state_dict(path)

@@ -124,3 +124,24 @@ def test_unet_odd_latent_size_and_half_batch_consistency():
         one = unet(x[1:], torch.tensor([500.0]), ctx[1:])
     assert both.shape == x.shape
     torch.testing.assert_close(both[1:], one, atol=1e-5, rtol=1e-4)
+
+
+def test_conformance_command_line(shared_dir, tmp_path):
+    repo = Path(__file__).resolve().parents[2]
+    env = {"PYTHONPATH": str(repo / "python"), "PATH": "/usr/bin:/bin"}
+    res = subprocess.run([sys.executable, "-m", "lorabridge.conformance", "models",
+                          str(shared_dir / "conformance/models/manifest.json"), str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert _checker(shared_dir, tmp_path).returncode == 0
+
+
+def test_blocked_explicit_attention_equals_single_block(monkeypatch):
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(2, 37, 12, generator=g) for _ in range(3))
+    for causal in (False, True):
+        whole = attn_mod.attention(q, k, v, heads=3, causal=causal, use_sdpa=False)
+        monkeypatch.setattr(attn_mod, "_BLOCK_ELEMENTS", 2 * 3 * 37 * 5)  # 5 query rows per block
+        blocked = attn_mod.attention(q, k, v, heads=3, causal=causal, use_sdpa=False)
+        monkeypatch.undo()
+        torch.testing.assert_close(blocked, whole, atol=1e-6, rtol=1e-6)

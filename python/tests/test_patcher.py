@@ -106,20 +106,21 @@ def test_only_changed_layers_are_recomputed(model: StableDiffusion, networks: li
     p.restore()
 
 
-def test_keyframed_cache_is_bit_identical_to_a_fresh_merge(model: StableDiffusion, networks: list[Network]) -> None:
-    p = Patcher(model)
-    lora, locon, ia3 = networks[0], networks[1], networks[4]
+def test_keyframed_cache_is_bit_identical_to_a_fresh_merge(model: StableDiffusion, networks: list[Network],
+                                                           shared_dir: Path) -> None:
+    other = _model(shared_dir)  # a second copy of the same weights, merged from scratch every step
+    p, fresh = Patcher(model), Patcher(other)
+    lora, loha, ia3, full = networks[0], networks[2], networks[4], networks[5]
+    rebound = {id(n): fresh.load(n.source, n.name) for n in (lora, loha, ia3, full)}
     for step in range(12):
         m = 0.1 * step - 0.3
-        acts = [Activation(lora, m, 1.0 - m), Activation(ia3, 0.5), Activation(locon, 1.0, m)]
+        acts = [Activation(lora, m, 1.0 - m), Activation(ia3, 0.5), Activation(loha, 1.0, m), Activation(full, m)]
         p.apply(acts)
-        keyframed = {k: v.clone() for k, v in p.changed_tensors().items()}
-        fresh = Patcher(model)
-        p.restore()
-        fresh.apply(acts)
-        assert all(torch.equal(keyframed[k], v) for k, v in fresh.changed_tensors().items())
         fresh.restore()
-        p.apply(acts)
+        fresh.apply([Activation(rebound[id(a.network)], a.te, a.unet, a.dyn) for a in acts])
+        got, want = p.changed_tensors(), fresh.changed_tensors()
+        assert got.keys() == want.keys()
+        assert all(torch.equal(got[k], want[k]) for k in want)
     assert p._unit_cache, "keyframed networks should use cached unit updates"
     p.restore()
 
@@ -135,11 +136,10 @@ def test_exception_inside_merge_restores_every_layer(model: StableDiffusion, net
     snap = snapshot(model)
     p = Patcher(model)
     p.apply([Activation(networks[0], 1.0), Activation(networks[5], 0.7)])
-    layer = p.layers[keymap.a1111_layer_name(Q_PATH)][1]
     bad = Network("bad", "<test>")
+    # Layers are merged in path order: the text-encoder layers before this one succeed, the UNet ones wait.
     bad.modules["cond_stage_model.transformer.text_model.final_layer_norm"] = _Exploding(
         "x", p.layers["transformer_text_model_final_layer_norm"][1], {})
-    bad.modules["zzz"] = _Exploding("x", layer, {})  # sorted last: every other layer is merged first
     with pytest.raises(ZeroDivisionError):
         p.apply([Activation(networks[1], 1.0), Activation(bad, 1.0), Activation(networks[2], 0.4)])
     assert_identical(model, snap)
@@ -226,3 +226,27 @@ def test_nan_values_leave_model_untouched(model: StableDiffusion, tmp_path: Path
     with pytest.raises(NetworkError, match=rf"nan\.safetensors: {Q}\.lora_up\.weight contains NaN or infinite"):
         Patcher(model).load(path)
     assert_identical(model, snap)
+
+
+def test_te_state_key_tracks_text_encoder_multipliers(model: StableDiffusion, networks: list[Network]) -> None:
+    p = Patcher(model)
+    lora, oft = networks[0], networks[8]  # both touch text-encoder layers
+    p.apply([Activation(lora, 0.5, 1.0)])
+    key = p.te_state_key()
+    p.apply([Activation(lora, 0.5, 0.2)])  # unet-only change: same conditioning
+    assert p.te_state_key() == key
+    p.apply([Activation(lora, 0.7, 0.2)])
+    assert p.te_state_key() != key
+    p.apply([Activation(lora, 0.7), Activation(oft, 1.0)])
+    swapped = p.te_state_key()
+    p.apply([Activation(oft, 1.0), Activation(lora, 0.7)])
+    assert p.te_state_key() != swapped  # order matters for order-dependent types
+    p.apply([])
+    assert p.te_state_key() == ()
+
+
+def test_network_loaded_for_another_model_is_refused(model: StableDiffusion, networks: list[Network],
+                                                     shared_dir: Path) -> None:
+    other = Patcher(_model(shared_dir))
+    with pytest.raises(ValueError, match="loaded for another model"):
+        other.apply([Activation(networks[0], 1.0)])

@@ -180,3 +180,4 @@ def test_errors() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         image_seeds(1, 0)
     assert image_seeds(3735928559, 2) == [3735928559, 3735928560]
+    assert image_seeds(7, 3, variation=True) == [7, 7, 7]

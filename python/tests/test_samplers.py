@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lorabridge.rng import RNG_SOURCES, ImageRNG, image_seeds
-from lorabridge.samplers import SAMPLERS, SamplerOptions, SamplerState, cfg_denoise, sample
+from lorabridge.samplers import SAMPLERS, SamplerOptions, SamplerState, cfg_denoise, infotext_params, sample
 
 SHAPE = (4, 8, 8)
 WIDTH = 64  # tokens' channel width of the toy conditioning
@@ -91,6 +91,35 @@ def test_harness_output_passes_the_checker(shared_dir: Path, tmp_path: Path) -> 
     assert f"{len(manifest['cases'])}/{len(manifest['cases'])} cases within tolerance" in result.stdout
 
 
+def _one_case_manifest(shared_dir: Path, tmp_path: Path, **changes: dict) -> Path:
+    base, manifest = _manifest(shared_dir)
+    case_id = next(iter(manifest["cases"]))
+    m = dict(manifest, cases={case_id: manifest["cases"][case_id]})
+    m["model"] = dict(manifest["model"], weights=str(base / manifest["model"]["weights"]),
+                      alphas_cumprod=str(base / manifest["model"]["alphas_cumprod"]))
+    m["inputs"] = {k: str(base / v) if isinstance(v, str) and v.endswith(".npy") else v
+                   for k, v in manifest["inputs"].items()}
+    for key, value in changes.items():
+        m[key] = dict(m[key], **value)
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(m))
+    return path
+
+
+def test_harness_failure_paths(shared_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lorabridge.conformance import samplers as harness
+
+    ok = _one_case_manifest(shared_dir, tmp_path)
+    assert harness.run(ok, tmp_path / "ok") == 0
+    wrong_config = _one_case_manifest(shared_dir, tmp_path, model={"config": {"model_channels": 64}})
+    assert harness.run(wrong_config, tmp_path / "a") == 2
+    assert "model_channels: manifest 64, inferred 32" in capsys.readouterr().err
+    unsupported = _one_case_manifest(shared_dir, tmp_path, options={"s_min_uncond": 0.5})
+    assert harness.run(unsupported, tmp_path / "b") == 1
+    assert "s_min_uncond=0.5 is not supported" in capsys.readouterr().err
+    assert not list((tmp_path / "b").glob("*.npy"))
+
+
 def test_checker_fails_on_a_wrong_latent(shared_dir: Path, tmp_path: Path) -> None:
     """The checker call above can fail: a perturbed latent is rejected."""
     base, manifest = _manifest(shared_dir)
@@ -145,6 +174,14 @@ def test_s_churn_uses_the_euler_draws() -> None:
     assert not torch.equal(base, churn) and not torch.equal(churn, other_seed_ensd)
 
 
+def test_ddim_eta_uses_the_draws() -> None:
+    plain = _state("DDIM", [5], steps=6).run(COND, UNCOND, 7.0)
+    eta = _state("DDIM", [5], steps=6, options=SamplerOptions(eta=0.5)).run(COND, UNCOND, 7.0)
+    eta_ensd = _state("DDIM", [5], steps=6, ensd=3, options=SamplerOptions(eta=0.5)).run(COND, UNCOND, 7.0)
+    assert torch.isfinite(eta).all()
+    assert not torch.equal(plain, eta) and not torch.equal(eta, eta_ensd)
+
+
 def test_sample_equals_stepping() -> None:
     model = ToyEps()
     x = sample(model, "DPM++ 2M", 6, COND, UNCOND, 6.5, seed=77, batch_size=2, width=64, height=64,
@@ -193,6 +230,15 @@ def test_one_model_call_of_2b_with_cond_rows_first_even_at_cfg_1() -> None:
     assert x.shape == (4, *SHAPE) and t.shape == (4,)
     assert torch.equal(ctx[:2], cond_b) and torch.equal(ctx[2], UNCOND[0]) and torch.equal(ctx[3], UNCOND[0])
     assert torch.equal(x[:2], x[2:])
+
+
+def test_batch_cond_uncond_off_splits_the_call() -> None:
+    model = ToyEps()
+    off = _state("Euler", [1, 2], steps=3, model=model, options=SamplerOptions(batch_cond_uncond=False))
+    off.run(COND, UNCOND, 7.0)
+    assert [c[0].shape[0] for c in model.calls] == [2, 2] * 3
+    on = _state("Euler", [1, 2], steps=3).run(COND, UNCOND, 7.0)
+    torch.testing.assert_close(off.x, on, rtol=1e-5, atol=1e-5)
 
 
 def test_timesteps_given_to_the_model() -> None:
@@ -246,7 +292,7 @@ def test_different_cond_and_uncond_lengths() -> None:
         *[x - s.view(-1, 1, 1, 1) * ToyEps()(x / (s.view(-1, 1, 1, 1) ** 2 + 1) ** 0.5,
                                              ref.schedule.sigma_to_t(s), ctx.expand(2, -1, -1))
           for ctx in (long_cond, UNCOND)]))
-    torch.testing.assert_close(st.x, ref.x, rtol=0, atol=1e-5)
+    torch.testing.assert_close(st.x, ref.x, rtol=1e-5, atol=1e-5)
 
     # pad_cond_uncond_v0: uncond gets its last token vector repeated; one call.
     model = ToyEps()
@@ -264,6 +310,16 @@ def test_different_cond_and_uncond_lengths() -> None:
     assert len(model.calls) == 1 and torch.equal(model.calls[0][2][0, 77:], empty[0])
     with pytest.raises(ValueError, match="empty_chunk"):
         _state("Euler", [1], steps=1, options=SamplerOptions(pad_cond_uncond=True)).step(long_cond, UNCOND, 7.0)
+
+
+def test_infotext_params(shared_dir: Path) -> None:
+    _, manifest = _manifest(shared_dir)
+    for case_id, case in manifest["cases"].items():
+        st = _state(case["sampler"], [1], steps=2, scheduler=case["scheduler"])
+        assert infotext_params(st) == case["infotext_params"], case_id
+    assert infotext_params(_state("Euler a", [1], options=SamplerOptions(eta=0.5))) == {"Eta": "0.5"}
+    assert infotext_params(_state("DDIM", [1], options=SamplerOptions(eta=0.25))) == {"Eta DDIM": "0.25"}
+    assert infotext_params(_state("Euler", [1], scheduler="Uniform")) == {"Schedule type": "Uniform"}
 
 
 def test_sgm_noise_multiplier() -> None:

@@ -21,7 +21,7 @@ public enum LoraNotFoundBehavior
 /// <summary>Where the catalog looks and how it resolves names.</summary>
 public sealed class CatalogOptions
 {
-    /// <summary>An A1111 install; supplies <c>models/Lora</c>, <c>models/LyCORIS</c> and <c>models/Stable-diffusion</c> when the lists below are empty.</summary>
+    /// <summary>An A1111 install; its <c>models/Lora</c>, <c>models/LyCORIS</c> and <c>models/Stable-diffusion</c> are scanned before the folders listed below.</summary>
     public string? WebUiDir { get; set; }
 
     /// <summary>LoRA folders, scanned in order (A1111: <c>--lora-dir</c>, then <c>--lyco-dir-backcompat</c>).</summary>
@@ -39,15 +39,18 @@ public sealed class CatalogOptions
     /// <summary>Missing-LoRA behaviour.</summary>
     public LoraNotFoundBehavior NotFound { get; set; } = LoraNotFoundBehavior.Error;
 
-    /// <summary>LoRA folders in effect.</summary>
-    public IReadOnlyList<string> EffectiveLoraDirs => LoraDirs.Count > 0 || WebUiDir is null
+    /// <summary>LoRA folders in effect: the A1111 ones (when <see cref="WebUiDir"/> is set), then <see cref="LoraDirs"/>.</summary>
+    public IReadOnlyList<string> EffectiveLoraDirs => Full(WebUiDir is null
         ? LoraDirs
-        : [Path.Combine(WebUiDir, "models", "Lora"), Path.Combine(WebUiDir, "models", "LyCORIS")];
+        : [Path.Combine(WebUiDir, "models", "Lora"), Path.Combine(WebUiDir, "models", "LyCORIS"), .. LoraDirs]);
 
-    /// <summary>Checkpoint folders in effect.</summary>
-    public IReadOnlyList<string> EffectiveCheckpointDirs => CheckpointDirs.Count > 0 || WebUiDir is null
+    /// <summary>Checkpoint folders in effect: the A1111 one (when <see cref="WebUiDir"/> is set), then <see cref="CheckpointDirs"/>.</summary>
+    public IReadOnlyList<string> EffectiveCheckpointDirs => Full(WebUiDir is null
         ? CheckpointDirs
-        : [Path.Combine(WebUiDir, "models", "Stable-diffusion")];
+        : [Path.Combine(WebUiDir, "models", "Stable-diffusion"), .. CheckpointDirs]);
+
+    // Absolute paths, so listings and errors do not depend on the working directory.
+    private static string[] Full(IEnumerable<string> dirs) => dirs.Select(Path.GetFullPath).ToArray();
 }
 
 /// <summary>A LoRA name that resolved to nothing; the message lists the closest names.</summary>
@@ -217,6 +220,26 @@ public sealed class LoraCatalog
     {
         var h = HashOf(entry);
         return h.Length > 12 ? h[..12] : h;
+    }
+
+    /// <summary>
+    /// The infotext value of <c>Lora hashes</c> as A1111's <c>extra_networks_lora.activate</c> writes it:
+    /// "mentioned: shorthash, ..." in first-mention order, with ':' and ',' removed from the mentioned names.
+    /// Null when there is nothing to write.
+    /// </summary>
+    public string? LoraHashesInfotext(IEnumerable<(string Requested, LoraEntry Entry)> used)
+    {
+        var order = new List<string>();
+        var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (requested, entry) in used)
+        {
+            string key = requested.Replace(":", "").Replace(",", "");
+            string shortHash = ShortHashOf(entry);
+            if (shortHash.Length == 0 || requested.Length == 0) continue;
+            if (!hashes.ContainsKey(key)) order.Add(key);
+            hashes[key] = shortHash;
+        }
+        return order.Count == 0 ? null : string.Join(", ", order.Select(k => $"{k}: {hashes[k]}"));
     }
 
     /// <summary>A warning when the LoRA was made for another family than the checkpoint; null when they match or either is unknown.</summary>

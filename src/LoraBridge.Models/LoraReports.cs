@@ -48,8 +48,8 @@ public static partial class LoraReports
         return new LoraRow(e.Name, catalog.AliasOf(e), e.NetworkType, e.Analysis?.RankText ?? "", e.Family.ToString(), e.Size, shortHash, e.FilePath, e.Error);
     }
 
-    /// <summary>A plain-text table with a header line; columns are padded to their widest cell.</summary>
-    public static string FormatTable(IReadOnlyList<LoraRow> rows)
+    /// <summary>A plain-text table with a header line; columns are padded to their widest cell. <paramref name="searched"/> names the folders in the "nothing found" line.</summary>
+    public static string FormatTable(IReadOnlyList<LoraRow> rows, IReadOnlyList<string>? searched = null)
     {
         string[] head = ["NAME", "ALIAS", "TYPE", "RANK", "BASE", "SIZE", "HASH"];
         var cells = rows.Select(r => new[] { r.Name, r.Alias, r.Type, r.Rank, r.Family, HumanSize(r.Size), r.ShortHash ?? "" }).ToList();
@@ -59,7 +59,12 @@ public static partial class LoraReports
         Line(head);
         foreach (var c in cells) Line(c);
         foreach (var r in rows.Where(r => r.Error is not null)) sb.AppendLine("error: " + r.Error);
-        if (rows.Count == 0) sb.AppendLine("(no LoRA files found)");
+        if (rows.Count == 0)
+        {
+            sb.AppendLine(searched is { Count: 0 }
+                ? "(no LoRA files found: no LoRA folder is configured; pass --webui-dir)"
+                : searched is null ? "(no LoRA files found)" : "(no LoRA files found in " + string.Join(", ", searched) + ")");
+        }
         return sb.ToString();
     }
 

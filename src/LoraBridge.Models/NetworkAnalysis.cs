@@ -149,9 +149,8 @@ public sealed record NetworkAnalysis(string NetworkType, IReadOnlyList<long> Ran
         // A LoCon file also patches the linear layers with plain LoRA groups, and DoRA files may leave some layers
         // undecomposed; the file is named after what distinguishes it.
         if (kinds.Contains("dora")) kinds.RemoveAll(k => k is "lora" or "locon");
-        if (kinds.Contains("locon")) kinds.Remove("lora");
-        if (kinds.Contains("dora")) kinds.Insert(0, "dora");
-        return string.Join('+', kinds.Distinct().OrderBy(k => Array.IndexOf(KindOrder, k)));
+        else if (kinds.Contains("locon")) kinds.Remove("lora");
+        return string.Join('+', kinds.OrderBy(k => Array.IndexOf(KindOrder, k)));
     }
 
     private static BaseFamily FamilyFromKeys(Dictionary<string, Dictionary<string, TensorInfo>> groups)

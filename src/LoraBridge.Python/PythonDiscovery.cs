@@ -143,15 +143,15 @@ print("\n@@LORABRIDGE_PROBE@@" + json.dumps(r))
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (source, path) in candidates)
         {
-            if (found)
-            {
-                list.Add(new(source, path, CandidateStatus.NotTried, "an earlier candidate was chosen", null));
-                continue;
-            }
             if (explicitGiven && source != PythonSource.Explicit)
             {
                 // An explicit choice is authoritative: falling back silently would run a different Python than asked for.
                 list.Add(new(source, path, CandidateStatus.NotTried, "an explicit executable is configured", null));
+                continue;
+            }
+            if (found)
+            {
+                list.Add(new(source, path, CandidateStatus.NotTried, "an earlier candidate was chosen", null));
                 continue;
             }
             if (source == PythonSource.Path && path == NotOnPath)

@@ -12,11 +12,11 @@ namespace LoraBridge.Tokenizers;
 /// <c>&lt;/w&gt;</c> word ends. Thread-safe after construction.
 /// </summary>
 /// <remarks>
-/// The BPE is written here rather than taken from Microsoft.ML.Tokenizers' BpeTokenizer because that model has no
-/// byte-level (bytes_to_unicode) alphabet and applies its end-of-word suffix to every pre-token, so reproducing CLIP
-/// would need a custom normalizer that rewrites text into byte symbols plus a custom pre-tokenizer replaying CLIP's
-/// regex with IGNORECASE semantics on that rewritten text — more code than the ~60 lines of merging below, with offsets
-/// that no longer refer to the user's text. Both the normalisation and pre-tokenization here must be CPython-exact anyway.
+/// The BPE is written here instead of using Microsoft.ML.Tokenizers: its BpeTokenizer (2.0.1, ByteLevel = true,
+/// EndOfWordSuffix = "&lt;/w&gt;", with this class's normaliser and pre-tokenizer plugged in) does reproduce all 622
+/// public reference lines, but it encoded the public corpus at 0.82 M tokens/s against 4.46 M tokens/s here (warm
+/// caches, same machine, same run), and it cannot build openai's vocabulary from <c>bpe_simple_vocab_16e6.txt.gz</c>.
+/// The normalisation and the pre-tokenizer must be CPython-exact in any case, so only ~50 lines of merging are saved by it.
 /// </remarks>
 public sealed class ClipTokenizer
 {

@@ -93,6 +93,21 @@ public sealed class CatalogTests : IDisposable
     }
 
     [Fact]
+    public void ExtraFoldersAreScannedAfterTheWebUiOnes()
+    {
+        var extra = Path.Combine(_w.Root, "demo-loras");
+        St.Lora(Path.Combine(extra, "demo.safetensors"));
+        St.Lora(Path.Combine(_w.Lora, "user.safetensors"));
+        var c = _w.Catalog(o => o.LoraDirs.Add(extra));
+        Assert.Equal([_w.Lora, _w.Lycoris, extra], c.Options.EffectiveLoraDirs);
+        Assert.Equal(["user", "demo"], c.Loras.Select(e => e.Name));
+        var onlyExtra = new LoraCatalog(new CatalogOptions { LoraDirs = [extra] });
+        Assert.Equal(["demo"], onlyExtra.Loras.Select(e => e.Name));
+        var none = new LoraCatalog(new CatalogOptions());
+        Assert.Contains("no LoRA folder is configured", Assert.Throws<LoraNotFoundException>(() => none.Find("x")).Message);
+    }
+
+    [Fact]
     public void SameStemInTwoFoldersLaterOneWinsLookup()
     {
         St.Lora(Path.Combine(_w.Lora, "a", "dup.safetensors"), seed: 1);
@@ -181,7 +196,8 @@ public sealed class CatalogTests : IDisposable
         Assert.Contains("Lora not found: detail_tweeker", e.Message);
         Assert.Contains(_w.Lora, e.Message);
 
-        Assert.Equal(["detail_slider", "detail_tweaker"], c.Suggest("detail").OrderBy(x => x));
+        // Prefix matches first (closest first), then substring matches.
+        Assert.Equal(["detail_slider", "detail_tweaker", "add_detail"], c.Suggest("detail"));
         Assert.Empty(c.Suggest("qqqqqqqqqq"));
         Assert.Throws<LoraNotFoundException>(() => c.Resolve(["add_detail", "nope"]));
     }

@@ -135,6 +135,19 @@ public sealed class HashTests : IDisposable
     }
 
     [Fact]
+    public void LoraHashesInfotextUsesMentionedNamesAndShortHashes()
+    {
+        var a = St.Lora(Path.Combine(_w.Lora, "a.safetensors"), new Dictionary<string, string> { ["ss_output_name"] = "al:ias,x" }, seed: 1);
+        var b = St.Lora(Path.Combine(_w.Lora, "b.safetensors"), seed: 2);
+        var c = _w.Catalog();
+        var ha = AddnetByHand(File.ReadAllBytes(a))[..12];
+        var hb = AddnetByHand(File.ReadAllBytes(b))[..12];
+        var r = c.Resolve(["al:ias,x", "b", "a"]);
+        Assert.Equal($"aliasx: {ha}, b: {hb}, a: {ha}", c.LoraHashesInfotext(r.Found));
+        Assert.Null(c.LoraHashesInfotext([]));
+    }
+
+    [Fact]
     public void DamagedCacheFileOnlyCostsRecomputation()
     {
         St.Lora(Path.Combine(_w.Lora, "d.safetensors"));

@@ -72,7 +72,9 @@ public sealed class ReportTests : IDisposable
     [Fact]
     public void EmptyFolderSaysSo()
     {
-        Assert.Contains("no LoRA files found", LoraReports.FormatTable(LoraReports.List(_w.Catalog())));
+        var c = _w.Catalog();
+        Assert.Contains("no LoRA files found in " + _w.Lora, LoraReports.FormatTable(LoraReports.List(c), c.Options.EffectiveLoraDirs));
+        Assert.Contains("pass --webui-dir", LoraReports.FormatTable([], []));
         Assert.Equal("[]", LoraReports.FormatJson([]).Trim());
     }
 

@@ -11,12 +11,14 @@ output name selects what to return (see ``_unet_outputs``, ``_vae_outputs``, ``_
 
 ``--weights all`` (default) computes every case from each weights file and fails if the formats disagree
 beyond the case tolerance, writing the first format's outputs; ``--weights ckpt`` / ``safetensors`` uses only
-that format, so the checker can be run once per format.
+that format, so the checker can be run once per format (through the generic dispatcher: set
+``LORABRIDGE_CONFORMANCE_WEIGHTS=ckpt``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -171,13 +173,18 @@ def _hooked(module: nn.Module, names: list[str]) -> tuple[dict[str, torch.Tensor
     return seen, handles
 
 
-def compute_case(model: StableDiffusion, case: Mapping[str, Any], base: Path) -> dict[str, np.ndarray]:
+def choose_part(model: StableDiffusion, case: Mapping[str, Any]) -> str:
+    """The part the case calls: the only one the weights hold, or the one named by ``weights.key_prefix``."""
     prefix = case.get("weights", {}).get("key_prefix")
     parts = model.parts
     chosen = [p for p in parts if _arch.PREFIXES[p] == prefix] or parts
     if len(chosen) != 1:
         raise CaseError(f"weights hold {parts}; cannot tell which to call (no matching key_prefix)")
-    part = chosen[0]
+    return chosen[0]
+
+
+def compute_case(model: StableDiffusion, case: Mapping[str, Any], base: Path) -> dict[str, np.ndarray]:
+    part = choose_part(model, case)
     inputs = {n: torch.from_numpy(np.load(base / spec["file"])) for n, spec in case.get("inputs", {}).items()}
     outputs = case.get("outputs", {})
     inter = case.get("intermediates", {}) or {}
@@ -206,11 +213,10 @@ def compute_case(model: StableDiffusion, case: Mapping[str, Any], base: Path) ->
     return arrays
 
 
-def _config_for(model: StableDiffusion, part: str) -> Any:
-    return getattr(model.architecture, part)
-
-
-def run(manifest: Path, out_dir: Path, weights: str = "all", cases: Optional[list[str]] = None) -> int:
+def run(manifest: Path, out_dir: Path, weights: Optional[str] = None, cases: Optional[list[str]] = None) -> int:
+    """Write every case's outputs; 0 when all cases ran. ``weights`` defaults to $LORABRIDGE_CONFORMANCE_WEIGHTS
+    or ``all`` (the env var lets ``python3 -m lorabridge.conformance models`` run one format)."""
+    weights = weights or os.environ.get("LORABRIDGE_CONFORMANCE_WEIGHTS") or "all"
     manifest = Path(manifest)
     out_dir = Path(out_dir)
     base = manifest.parent
@@ -228,11 +234,11 @@ def run(manifest: Path, out_dir: Path, weights: str = "all", cases: Optional[lis
             per_format: dict[str, dict[str, np.ndarray]] = {}
             for fmt, path in files.items():
                 model = StableDiffusion.from_state_dict(load_state_dict(path), dtype=torch.float32)
-                for part in model.parts:
-                    problems = check_config(part, _config_for(model, part), case.get("config", {}))
-                    if problems:
-                        raise CaseError(f"{path.name}: inferred {part} config disagrees with the manifest: "
-                                        + "; ".join(problems))
+                part = choose_part(model, case)
+                problems = check_config(part, getattr(model.architecture, part), case.get("config", {}))
+                if problems:
+                    raise CaseError(f"{path.name}: inferred {part} config disagrees with the manifest: "
+                                    + "; ".join(problems))
                 per_format[fmt] = compute_case(model, case, base)
             first_fmt, first = next(iter(per_format.items()))
             tol = case.get("tolerance", {})
@@ -256,7 +262,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m lorabridge.conformance.models")
     ap.add_argument("manifest", type=Path)
     ap.add_argument("out_dir", type=Path)
-    ap.add_argument("--weights", default="all", help="ckpt, safetensors or all (default: every listed format)")
+    ap.add_argument("--weights", default=None, help="ckpt, safetensors or all (default: every listed format)")
     ap.add_argument("--case", nargs="*")
     a = ap.parse_args(argv)
     return run(a.manifest, a.out_dir, a.weights, a.case)

@@ -62,6 +62,10 @@ class NetworkModule:
         if self.dora_scale is not None:
             _broadcasts_to(self.dora_scale.shape, weight_shape, "dora_scale")
 
+    def add_into(self, weight: torch.Tensor, multiplier: float, dyn: Optional[int]) -> bool:
+        """Add this module's update to ``weight`` in place by a fused route, if the type has one."""
+        return False
+
     # --- shared ---------------------------------------------------------------------------------------
     def calc_scale(self) -> float:
         if self.scale is not None:

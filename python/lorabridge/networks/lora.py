@@ -39,6 +39,19 @@ class LoraModule(NetworkModule):
         self.down = down.to(torch.float32)
         self.mid = None if mid is None else mid.to(torch.float32)
         self.dim = int(self.down.shape[0])
+        self.up2 = self.up.reshape(self.up.shape[0], -1).contiguous()
+        self.down2 = self.down.reshape(self.down.shape[0], -1).contiguous()
+
+    def add_into(self, weight: torch.Tensor, multiplier: float, dyn: Optional[int]) -> bool:
+        """W += (scale·m)·up@down as one GEMM (no full-size temporaries). A1111 rounds (up@down)·scale·m
+        in three steps; the difference is a rounding of the update, far inside the conformance tolerance."""
+        if self.mid is not None or self.dora_scale is not None or self.bias is not None or not weight.is_contiguous():
+            return False
+        up2, down2 = self.up2, self.down2
+        if dyn is not None:
+            up2, down2 = up2[:, :dyn], down2[:dyn, :]
+        weight.view(up2.shape[0], -1).addmm_(up2, down2, alpha=self.calc_scale() * multiplier)
+        return True
 
     def check_shapes(self, weight_shape: torch.Size) -> None:
         super().check_shapes(weight_shape)

@@ -1,0 +1,153 @@
+using System.Collections;
+using System.CommandLine;
+using LoraBridge.Python;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace LoraBridge.Cli;
+
+/// <summary>Options every command accepts, and the generic host a command's action runs in.</summary>
+public static class CliHost
+{
+    /// <summary>Exit code when the user cancelled (Ctrl+C), as shells report SIGINT.</summary>
+    public const int CancelledExitCode = 130;
+
+    /// <summary><c>--python PATH</c> → <c>LoraBridge:Python:Executable</c>.</summary>
+    public static readonly Option<string> Python = new("--python")
+    { Description = "Python interpreter to embed (skips discovery)", Recursive = true, HelpName = "path" };
+
+    /// <summary><c>--webui-dir DIR</c> → <c>LoraBridge:WebUiDir</c>.</summary>
+    public static readonly Option<string> WebUiDir = new("--webui-dir")
+    { Description = "An existing AUTOMATIC1111 stable-diffusion-webui folder; its venv is tried first", Recursive = true, HelpName = "dir" };
+
+    /// <summary><c>--torch-threads N</c> → <c>LoraBridge:TorchThreads</c>.</summary>
+    public static readonly Option<int?> TorchThreads = new("--torch-threads")
+    { Description = "CPU threads for torch (default: all cores)", Recursive = true, HelpName = "n" };
+
+    /// <summary><c>--data-dir DIR</c> → <c>LoraBridge:DataDir</c>.</summary>
+    public static readonly Option<string> DataDir = new("--data-dir")
+    { Description = "LoraBridge's own data folder (default ~/.local/share/lorabridge)", Recursive = true, HelpName = "dir" };
+
+    /// <summary><c>--verbose</c>: debug logging.</summary>
+    public static readonly Option<bool> Verbose = new("--verbose", "-v")
+    { Description = "Log debug details to stderr", Recursive = true };
+
+    /// <summary>Adds the global options to the root command.</summary>
+    public static void AddGlobalOptions(RootCommand root)
+    {
+        root.Add(Python);
+        root.Add(WebUiDir);
+        root.Add(TorchThreads);
+        root.Add(DataDir);
+        root.Add(Verbose);
+    }
+
+    /// <summary>
+    /// Builds the host for one command: content root = the app's folder (so it works from any working directory),
+    /// appsettings.json, <c>LORABRIDGE_</c> environment variables and the parsed command line bound into
+    /// <see cref="LoraBridgeOptions"/>; console logging to stderr; the Python services from <see cref="ServiceCollectionExtensions.AddLoraBridgePython"/>.
+    /// </summary>
+    public static IHost Build(ParseResult parse)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            ContentRootPath = AppContext.BaseDirectory,
+            ApplicationName = "lorabridge",
+        });
+        builder.Configuration.AddInMemoryCollection(PrefixedEnvironment());
+        builder.Configuration.AddInMemoryCollection(CommandLineSettings(parse));
+
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.IncludeScopes = false; });
+        builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+
+        builder.Services.AddOptions<LoraBridgeOptions>()
+            .Bind(builder.Configuration.GetSection(LoraBridgeOptions.Section))
+            .Validate(o => o.TorchThreads is null or >= 0, "LoraBridge:TorchThreads must be 0 (all cores) or a positive thread count");
+        builder.Services.AddLoraBridgePython(sp => sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value.ToRuntimeOptions());
+        return builder.Build();
+    }
+
+    /// <summary>
+    /// Runs a command's action inside a freshly built host and maps the failures every command shares to exit codes:
+    /// no usable Python → 3 with the reason; bad configuration → 2; Ctrl+C → 130. Disposing the host shuts Python down.
+    /// </summary>
+    public static async Task<int> RunAsync(ParseResult parse, CancellationToken ct, Func<IServiceProvider, CancellationToken, Task<int>> action)
+    {
+        IHost host;
+        try
+        {
+            host = Build(parse);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or FormatException or InvalidDataException)
+        {
+            await Console.Error.WriteLineAsync($"error: invalid configuration: {ex.Message}");
+            return 2;
+        }
+        try
+        {
+            // Bind now, so a bad value fails here with its key rather than deep inside a command.
+            _ = host.Services.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or OptionsValidationException)
+        {
+            host.Dispose();
+            await Console.Error.WriteLineAsync($"error: invalid configuration: {ex.Message}");
+            return 2;
+        }
+        using (host)
+        {
+            try
+            {
+                return await action(host.Services, ct);
+            }
+            catch (PythonRuntimeUnavailableException ex)
+            {
+                await Console.Error.WriteLineAsync($"error: {ex.Message}");
+                return 3;
+            }
+            catch (OptionsValidationException ex)
+            {
+                await Console.Error.WriteLineAsync($"error: invalid configuration: {ex.Message}");
+                return 2;
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                await Console.Error.WriteLineAsync("cancelled");
+                return CancelledExitCode;
+            }
+        }
+    }
+
+    // LORABRIDGE_PYTHON__EXECUTABLE=/x → LoraBridge:PYTHON:EXECUTABLE (configuration keys ignore case).
+    private static Dictionary<string, string?> PrefixedEnvironment()
+    {
+        const string prefix = "LORABRIDGE_";
+        var result = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (DictionaryEntry e in Environment.GetEnvironmentVariables())
+        {
+            var key = (string)e.Key;
+            if (key.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) && key.Length > prefix.Length)
+                result[LoraBridgeOptions.Section + ":" + key[prefix.Length..].Replace("__", ":", StringComparison.Ordinal)] = e.Value as string;
+        }
+        return result;
+    }
+
+    private static Dictionary<string, string?> CommandLineSettings(ParseResult parse)
+    {
+        var s = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        if (parse.GetValue(Python) is { } python) s["LoraBridge:Python:Executable"] = python;
+        if (parse.GetValue(WebUiDir) is { } webui) s["LoraBridge:WebUiDir"] = webui;
+        if (parse.GetValue(TorchThreads) is { } threads) s["LoraBridge:TorchThreads"] = threads.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (parse.GetValue(DataDir) is { } data) s["LoraBridge:DataDir"] = data;
+        if (parse.GetValue(Verbose))
+        {
+            s["Logging:LogLevel:Default"] = "Debug";
+            s["Logging:LogLevel:Microsoft"] = "Warning";
+        }
+        return s;
+    }
+}

@@ -1,0 +1,26 @@
+using System.CommandLine;
+using LoraBridge.Cli.Commands;
+
+namespace LoraBridge.Cli;
+
+/// <summary>
+/// The one place command groups are registered. A group is a static class in <c>Commands/</c> with
+/// <c>public static void Register(RootCommand root)</c>; its actions reach the host's services through
+/// <see cref="CliHost.RunAsync"/> (options, <c>PythonBridge</c>, logging).
+/// </summary>
+public static class CommandCatalog
+{
+    /// <summary>Builds the root command with the global options and every group.</summary>
+    public static RootCommand Create()
+    {
+        var root = new RootCommand("LoraBridge: Stable Diffusion 1.x with A1111-style prompts and LoRA, driven from .NET over an embedded Python/torch.");
+        CliHost.AddGlobalOptions(root);
+
+        RuntimeCommands.Register(root);   // doctor, setup
+        DiagnosticCommands.Register(root); // hidden: python-loop
+        // PromptCommands.Register(root);
+        // LoraCommands.Register(root);
+        // GenerateCommands.Register(root);
+        return root;
+    }
+}

@@ -1,0 +1,51 @@
+using LoraBridge.Python;
+
+namespace LoraBridge.Cli;
+
+/// <summary>
+/// The application's settings: section <c>LoraBridge</c> of appsettings.json, <c>LORABRIDGE_…</c> environment
+/// variables (<c>__</c> separates levels, e.g. <c>LORABRIDGE_PYTHON__EXECUTABLE</c>) and the command line, later
+/// sources winning.
+/// </summary>
+public sealed class LoraBridgeOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "LoraBridge";
+
+    /// <summary>Interpreter settings (<c>LoraBridge:Python:…</c>).</summary>
+    public PythonSettings Python { get; set; } = new();
+
+    /// <summary>An A1111 (stable-diffusion-webui) install to reuse: its <c>venv</c> and, later, its model folders (<c>--webui-dir</c>).</summary>
+    public string? WebUiDir { get; set; }
+
+    /// <summary>torch CPU threads (<c>--torch-threads</c>); unset or 0 means all cores.</summary>
+    public int? TorchThreads { get; set; }
+
+    /// <summary>Where LoraBridge keeps its own files (the venv made by <c>setup</c>, caches); default <c>~/.local/share/lorabridge</c> (<c>--data-dir</c>).</summary>
+    public string? DataDir { get; set; }
+
+    /// <summary>The data directory with the default applied.</summary>
+    public string EffectiveDataDir => string.IsNullOrWhiteSpace(DataDir)
+        ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify), "lorabridge")
+        : Path.GetFullPath(DataDir);
+
+    /// <summary>The settings the Python runtime needs.</summary>
+    public PythonRuntimeOptions ToRuntimeOptions() => new()
+    {
+        Executable = Python.Executable,
+        WebUiDir = WebUiDir,
+        DataDir = EffectiveDataDir,
+        TorchThreads = TorchThreads,
+        PackageDir = Python.PackageDir,
+    };
+}
+
+/// <summary>Settings under <c>LoraBridge:Python</c>.</summary>
+public sealed class PythonSettings
+{
+    /// <summary>The interpreter to use, skipping discovery (<c>--python</c>).</summary>
+    public string? Executable { get; set; }
+
+    /// <summary>Folder containing the <c>lorabridge</c> Python package; default: <c>python/</c> beside the executable.</summary>
+    public string? PackageDir { get; set; }
+}

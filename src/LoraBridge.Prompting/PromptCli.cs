@@ -1,0 +1,230 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace LoraBridge.Prompting;
+
+/// <summary>The logic behind <c>lorabridge prompt plan</c>; the command-line layer only forwards arguments.</summary>
+public static class PromptCli
+{
+    /// <summary>Writes the plan of one prompt as a readable table or as JSON. Returns 0, or 1 when the plan has errors.</summary>
+    public static int Plan(string prompt, int steps, int? hiresSteps, bool json, TextWriter output)
+    {
+        var plan = PromptPlan.Create(prompt, steps, hiresSteps);
+        if (json) output.WriteLine(PlanJson(plan, indented: true));
+        else WriteTable(plan, output);
+        return plan.IsOk ? 0 : 1;
+    }
+
+    /// <summary>
+    /// Reads lines <c>{"prompt","steps","hires_steps"}</c> and writes one object per line with the conformance
+    /// records' fields. A line that cannot be read gives <c>{"error": "..."}</c> with the line number, and exit code 2.
+    /// </summary>
+    public static int PlanJsonl(TextReader input, TextWriter output)
+    {
+        int lineNo = 0, bad = 0;
+        string? line;
+        while ((line = input.ReadLine()) is not null)
+        {
+            lineNo++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            if (!TryReadRequest(line, out var prompt, out int steps, out int? hires, out var problem))
+            {
+                bad++;
+                output.WriteLine(JsonSerializer.Serialize(new Dictionary<string, string> { ["error"] = $"stdin line {lineNo}: {problem}" }));
+                continue;
+            }
+            output.WriteLine(A1111Result.Compute(prompt!, steps, hires).ToJsonLine());
+        }
+        return bad == 0 ? 0 : 2;
+    }
+
+    private static bool TryReadRequest(string line, out string? prompt, out int steps, out int? hires, out string problem)
+    {
+        prompt = null; steps = 0; hires = null; problem = "";
+        try
+        {
+            using var doc = JsonDocument.Parse(line);
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) { problem = "expected a JSON object"; return false; }
+            if (!root.TryGetProperty("prompt", out var p) || p.ValueKind != JsonValueKind.String) { problem = "key \"prompt\" must be a string"; return false; }
+            if (!root.TryGetProperty("steps", out var s) || !s.TryGetInt32(out steps) || steps < 1) { problem = "key \"steps\" must be an integer >= 1"; return false; }
+            if (root.TryGetProperty("hires_steps", out var h) && h.ValueKind != JsonValueKind.Null)
+            {
+                if (!h.TryGetInt32(out int hv) || hv < 1) { problem = "key \"hires_steps\" must be null or an integer >= 1"; return false; }
+                hires = hv;
+            }
+            prompt = p.GetString();
+            return true;
+        }
+        catch (JsonException e)
+        {
+            problem = "invalid JSON: " + e.Message;
+            return false;
+        }
+    }
+
+    /// <summary>The plan as JSON: passes, AND parts with texts, ranges and fragments, LoRA tracks and changes, errors.</summary>
+    public static string PlanJson(PromptPlan plan, bool indented = false)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = indented }))
+        {
+            w.WriteStartObject();
+            w.WriteString("prompt", plan.Prompt);
+            w.WriteBoolean("extended", plan.UsesExtendedSyntax);
+            w.WritePropertyName("errors");
+            w.WriteStartArray();
+            foreach (var e in plan.Errors)
+            {
+                w.WriteStartObject();
+                w.WriteString("kind", e.PythonType);
+                w.WriteNumber("position", e.Position);
+                w.WriteString("message", e.Message);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WritePropertyName("passes");
+            w.WriteStartArray();
+            foreach (var pass in plan.Passes)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", pass.Name);
+                w.WriteNumber("steps", pass.Steps);
+                w.WritePropertyName("parts");
+                w.WriteStartArray();
+                foreach (var part in pass.Parts)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("text", part.Text);
+                    w.WritePropertyName("weight");
+                    A1111Result.WriteFloat(w, part.Weight);
+                    w.WritePropertyName("texts");
+                    w.WriteStartArray();
+                    foreach (var t in part.Texts)
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("text", t.Text);
+                        w.WritePropertyName("ranges");
+                        w.WriteStartArray();
+                        foreach (var r in t.Ranges)
+                        {
+                            w.WriteStartArray();
+                            w.WriteNumberValue(r.First);
+                            w.WriteNumberValue(r.Last);
+                            w.WriteEndArray();
+                        }
+                        w.WriteEndArray();
+                        w.WritePropertyName("fragments");
+                        w.WriteStartArray();
+                        foreach (var (text, weight) in t.WeightedFragments)
+                        {
+                            w.WriteStartArray();
+                            w.WriteStringValue(text);
+                            A1111Result.WriteFloat(w, weight);
+                            w.WriteEndArray();
+                        }
+                        w.WriteEndArray();
+                        w.WriteEndObject();
+                    }
+                    w.WriteEndArray();
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WritePropertyName("loras");
+                w.WriteStartArray();
+                foreach (var l in pass.Loras)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("name", l.Name);
+                    w.WritePropertyName("te");
+                    w.WriteStartArray();
+                    foreach (var v in l.Te) A1111Result.WriteFloat(w, v);
+                    w.WriteEndArray();
+                    w.WritePropertyName("unet");
+                    w.WriteStartArray();
+                    foreach (var v in l.Unet) A1111Result.WriteFloat(w, v);
+                    w.WriteEndArray();
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WritePropertyName("changes");
+                w.WriteStartArray();
+                foreach (var c in pass.Changes)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("step", c.Step);
+                    w.WritePropertyName("loras");
+                    w.WriteStartArray();
+                    foreach (var s in c.Loras)
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("name", s.Name);
+                        w.WritePropertyName("te");
+                        A1111Result.WriteFloat(w, s.Te);
+                        w.WritePropertyName("unet");
+                        A1111Result.WriteFloat(w, s.Unet);
+                        w.WriteEndObject();
+                    }
+                    w.WriteEndArray();
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray());
+    }
+
+    /// <summary>
+    /// A table per pass: one row per run of calls in which nothing changes, one column per AND part (its text) and
+    /// per LoRA (te/unet).
+    /// </summary>
+    public static void WriteTable(PromptPlan plan, TextWriter output)
+    {
+        output.WriteLine($"prompt: {plan.Prompt}");
+        if (plan.UsesExtendedSyntax) output.WriteLine("extended syntax: yes (LoRA scheduling/keyframes)");
+        foreach (var e in plan.Errors) output.WriteLine($"error: {e}");
+        foreach (var pass in plan.Passes)
+        {
+            output.WriteLine();
+            output.WriteLine($"{pass.Name} pass, {pass.Steps} steps (0-based denoiser calls)");
+            for (int k = 0; k < pass.Parts.Count; k++)
+                output.WriteLine($"  part {k + 1}: weight {PyText.FloatRepr(pass.Parts[k].Weight)}");
+            var header = new List<string> { "steps" };
+            header.AddRange(pass.Parts.Select((p, k) => pass.Parts.Count > 1 ? $"text {k + 1}" : "text"));
+            header.AddRange(pass.Loras.Select(l => $"{l.Name} te/unet"));
+            var rows = new List<List<string>>();
+            int start = 0;
+            for (int i = 1; i <= pass.Steps; i++)
+            {
+                if (i < pass.Steps && SameRow(pass, i - 1, i)) continue;
+                var row = new List<string> { start == i - 1 ? $"{start}" : $"{start}-{i - 1}" };
+                row.AddRange(pass.Parts.Select(p => Quote(p.TextAt(start))));
+                row.AddRange(pass.Loras.Select(l => $"{Num(l.Te[start])}/{Num(l.Unet[start])}"));
+                rows.Add(row);
+                start = i;
+            }
+            var widths = header.Select((h, c) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[c].Length))).ToList();
+            output.WriteLine("  " + string.Join(" | ", header.Select((h, c) => h.PadRight(widths[c]))));
+            output.WriteLine("  " + string.Join("-+-", widths.Select(wd => new string('-', wd))));
+            foreach (var r in rows)
+                output.WriteLine("  " + string.Join(" | ", r.Select((v, c) => v.PadRight(widths[c]))));
+        }
+    }
+
+    private static bool SameRow(PassPlan pass, int a, int b) =>
+        pass.Parts.All(p => p.TextAt(a) == p.TextAt(b))
+        && pass.Loras.All(l => l.Te[a].Equals(l.Te[b]) && l.Unet[a].Equals(l.Unet[b]));
+
+    private static string Quote(string? text)
+    {
+        if (text is null) return "(error)";
+        var t = text.Replace("\n", "\\n");
+        return "\"" + (t.Length > 60 ? t[..57] + "..." : t) + "\"";
+    }
+
+    private static string Num(double v) => v.ToString("0.###", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,143 @@
+using LoraBridge.Prompting;
+
+namespace LoraBridge.Prompting.Tests;
+
+public class PlanTests
+{
+    private static LoraTrack Lora(PassPlan pass, string name) => Assert.Single(pass.Loras, l => l.Name == name);
+
+    [Fact]
+    public void PlainPromptFollowsA1111()
+    {
+        var plan = PromptPlan.Create("a [cat:dog:5] <lora:foo:0.8:0.4> AND forest:0.7", 10);
+        Assert.False(plan.UsesExtendedSyntax);
+        Assert.True(plan.IsOk);
+        var pass = plan.Base;
+        Assert.Equal([1.0, 0.7], pass.Parts.Select(p => p.Weight));
+        var texts = pass.Parts[0].Texts;
+        // The AND split strips trailing whitespace from every part.
+        Assert.Equal(["a cat", "a dog"], texts.Select(t => t.Text));
+        // A1111 gives [5, 'a cat'] to denoiser calls 0..5.
+        Assert.Equal([new StepRange(0, 5)], texts[0].Ranges);
+        Assert.Equal([new StepRange(6, 9)], texts[1].Ranges);
+        var foo = Lora(pass, "foo");
+        Assert.All(foo.Te, v => Assert.Equal(0.8, v));
+        Assert.All(foo.Unet, v => Assert.Equal(0.4, v));
+        var change = Assert.Single(pass.Changes);
+        Assert.Equal(0, change.Step);
+        Assert.Equal(new LoraSetting("foo", 0.8, 0.4), Assert.Single(change.Loras));
+        Assert.Equal([("a cat", 1.0)], texts[0].WeightedFragments);
+    }
+
+    [Fact]
+    public void LastEntryCanCoverNoCall()
+    {
+        var part = PromptPlan.Create("[a:b:19]", 20).Base.Parts[0];
+        Assert.Equal([new StepRange(0, 19)], part.Texts[0].Ranges);
+        Assert.Empty(part.Texts[1].Ranges);
+    }
+
+    [Fact]
+    public void LoraSwitchInsideEdit()
+    {
+        var plan = PromptPlan.Create("photo [<lora:a:1>:<lora:b:1>:0.5]", 20);
+        Assert.True(plan.UsesExtendedSyntax);
+        var pass = plan.Base;
+        var a = Lora(pass, "a");
+        var b = Lora(pass, "b");
+        for (int i = 0; i < 20; i++)
+        {
+            Assert.Equal(i <= 10 ? 1.0 : 0.0, a.Te[i]);
+            Assert.Equal(i <= 10 ? 0.0 : 1.0, b.Unet[i]);
+        }
+        Assert.Equal([0, 11], pass.Changes.Select(c => c.Step));
+        Assert.Equal([new LoraSetting("a", 0, 0), new LoraSetting("b", 1, 1)], pass.Changes[1].Loras);
+        // The texts are what A1111 gives for the tag-free prompt.
+        Assert.Equal(["photo "], pass.Parts[0].Texts.Select(t => t.Text));
+    }
+
+    [Fact]
+    public void LoraDroppedAfterStep()
+    {
+        var pass = PromptPlan.Create("x [<lora:a:0.8>::10]", 20).Base;
+        var a = Lora(pass, "a");
+        Assert.Equal(0.8, a.Te[10]);
+        Assert.Equal(0.0, a.Te[11]);
+    }
+
+    [Fact]
+    public void KeyframesInterpolateLinearly()
+    {
+        var pass = PromptPlan.Create("<lora:a:0@0,1@0.5:unet=2@0,0@10>", 20).Base;
+        var a = Lora(pass, "a");
+        Assert.Equal(0.0, a.Te[0]);
+        Assert.Equal(0.5, a.Te[5], 12);
+        Assert.Equal(1.0, a.Te[10]);
+        Assert.Equal(1.0, a.Te[19]);
+        Assert.Equal(2.0, a.Unet[0]);
+        Assert.Equal(1.0, a.Unet[5], 12);
+        Assert.Equal(0.0, a.Unet[15]);
+        Assert.Equal(20, pass.Changes.Count(c => c.Loras.Any(l => l.Name == "a")) + 9); // 0..10 change, then constant
+    }
+
+    [Fact]
+    public void StartAndStopWindow()
+    {
+        var pass = PromptPlan.Create("<lora:a:0.5:start=4:stop=0.5>", 20).Base;
+        var a = Lora(pass, "a");
+        Assert.Equal([0, 0, 0, 0, 0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0, 0, 0, 0, 0, 0, 0, 0, 0], a.Te);
+    }
+
+    [Fact]
+    public void ExtensionsOffGivesA1111ValueError()
+    {
+        var off = PromptPlan.Create("<lora:a:0@0,1@0.5>", 10, extensions: false);
+        Assert.False(off.UsesExtendedSyntax);
+        Assert.Contains(off.Errors, e => e.Kind == PromptErrorKind.ValueError);
+        Assert.Empty(off.Base.Loras);
+    }
+
+    [Fact]
+    public void BadKeyframeIsATypedErrorWithPosition()
+    {
+        var plan = PromptPlan.Create("abc <lora:a:1@x>", 10);
+        var e = Assert.Single(plan.Errors);
+        Assert.Equal(PromptErrorKind.SyntaxError, e.Kind);
+        Assert.Equal(4, e.Position);
+        Assert.Contains("1@x", e.Message + "1@x");
+        Assert.Empty(plan.Base.Loras);
+    }
+
+    [Fact]
+    public void HiresPassUsesHiresScheduling()
+    {
+        var plan = PromptPlan.Create("[a:b:1.5] <lora:l:1:stop=1.5>", 10, 20);
+        var hires = plan.Hires!;
+        Assert.Equal(20, hires.Steps);
+        Assert.Equal(["a", "b"], hires.Parts[0].Texts.Select(t => t.Text));
+        Assert.Equal([new StepRange(0, 10)], hires.Parts[0].Texts[0].Ranges);
+        var l = Lora(hires, "l");
+        Assert.Equal(1.0, l.Te[10]);
+        Assert.Equal(0.0, l.Te[11]);
+    }
+
+    [Fact]
+    public void ErrorsAreReportedNotThrown()
+    {
+        var plan = PromptPlan.Create("(a:1.2.3) [b:c:1e999]", 10);
+        Assert.Contains(plan.Errors, e => e.Kind == PromptErrorKind.OverflowError && e.Position == 15);
+        var bad = PromptPlan.Create("x", 0);
+        Assert.False(bad.IsOk);
+        Assert.Empty(bad.Passes);
+    }
+
+    [Fact]
+    public void AttentionErrorReportedPerText()
+    {
+        var plan = PromptPlan.Create("(a:1.2.3)", 10);
+        var e = Assert.Single(plan.Errors);
+        Assert.Equal(PromptErrorKind.ValueError, e.Kind);
+        Assert.Equal(2, e.Position);
+        Assert.Empty(plan.Base.Parts[0].Texts[0].WeightedFragments);
+    }
+}
