@@ -1,0 +1,54 @@
+using LoraBridge.Prompting;
+
+namespace LoraBridge.Engine;
+
+/// <summary>
+/// The engine's view of the prompt engine: A1111's pipeline for the positive prompt (tags out, AND split,
+/// scheduling, LoRA tracks with LoraBridge's extensions) and for the negative prompt (scheduled as is, tags kept
+/// as text and no AND split, exactly as A1111 treats negative prompts).
+/// </summary>
+public sealed class A1111PromptPlanner : IPromptPlanner
+{
+    /// <inheritdoc />
+    public GenerationPlan Plan(string prompt, string negativePrompt, int steps)
+    {
+        var plan = PromptPlan.Create(prompt, steps);
+        if (!plan.IsOk) throw new PromptPlanException(Describe("prompt", plan.Errors));
+        var negative = Scheduler.Schedule(negativePrompt, new ScheduleOptions(steps));
+        if (!negative.IsOk) throw new PromptPlanException(Describe("negative prompt", [negative.Error!]));
+
+        var pass = plan.Base;
+        var calls = new List<StepConditioning>(pass.Steps);
+        for (int i = 0; i < pass.Steps; i++)
+        {
+            var positive = pass.Parts.Select(p => (p.TextAt(i) ?? "", p.Weight)).ToList();
+            var networks = pass.Loras
+                .Select(t => new NetworkSetting(t.Name, t.Te[i], t.Unet[i], null))
+                .Where(n => n.Te != 0 || n.Unet != 0)
+                .ToList();
+            calls.Add(new StepConditioning(positive, TextAt(negative.Value!, i), networks));
+        }
+        // Every text must tokenize; emphasis errors abort the generation in A1111 too.
+        foreach (var text in calls.SelectMany(c => c.Positive.Select(p => p.Text).Append(c.Negative)).Distinct())
+            _ = Attention(text);
+        return new GenerationPlan(calls, pass.Loras.Select(t => t.Name).Distinct().ToList());
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<(string Text, double Weight)> Attention(string text)
+    {
+        var parsed = LoraBridge.Prompting.Attention.Parse(text);
+        if (!parsed.IsOk) throw new PromptPlanException(Describe($"text \"{text}\"", [parsed.Error!]));
+        return parsed.Value!.Select(f => (f.Text, f.Weight)).ToList();
+    }
+
+    private static string TextAt(IReadOnlyList<ScheduleEntry> schedule, int step)
+    {
+        foreach (var e in schedule)
+            if (step <= e.EndAtStep) return e.Text;
+        return schedule[0].Text; // A1111's reconstruct_cond_batch falls back to the first entry
+    }
+
+    private static string Describe(string what, IReadOnlyList<PromptError> errors) =>
+        $"cannot use the {what}: " + string.Join("; ", errors.Select(e => $"{e.Message} (at character {e.Position + 1})"));
+}
