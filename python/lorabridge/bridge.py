@@ -239,5 +239,84 @@ def tensor_scale_(handle: int, factor: float) -> None:
 
 def shutdown_cleanup() -> None:
     """Drops every handle; the host calls it before finalizing (atexit does not run)."""
+    global _session
     _tensors.clear()
     _staging.clear()
+    _session = None
+
+
+# ------------------------------------------------------------------ generation (lorabridge.generation.Session)
+
+_session: Any = None  # lorabridge.generation.Session of the loaded checkpoint
+
+
+def _require_session() -> Any:
+    if _session is None:
+        raise RuntimeError("no checkpoint is loaded; call gen_load_checkpoint first")
+    return _session
+
+
+def gen_load_checkpoint(path: str) -> bool:
+    """Loads `path` unless it is already loaded; True when a load happened. A failed load keeps the old model."""
+    global _session
+    from .generation import Session
+
+    if _session is not None and _session.checkpoint == path:
+        return False
+    session = Session(path)
+    if _session is not None:
+        _session.restore()
+    _session = session
+    return True
+
+
+def gen_load_network(name: str, path: str) -> int:
+    return _require_session().load_network(name, path).layers
+
+
+def gen_set_networks(settings: list) -> int:
+    return _require_session().set_networks([(str(n), float(te), float(u), None if d is None else int(d)) for n, te, u, d in settings])
+
+
+def gen_restore() -> None:
+    if _session is not None:
+        _session.restore()
+
+
+def gen_encode(token_ids: list, weights: list, clip_skip: int) -> int:
+    return _require_session().encode(token_ids, weights, int(clip_skip))
+
+
+def gen_start(sampler: str, schedule: str, steps: int, seed: int, batch_size: int, width: int, height: int,
+              randn_source: str, eta_noise_seed_delta: int) -> tuple:
+    s = _require_session()
+    handle = s.start(sampler, schedule, steps, seed, batch_size, width, height, randn_source, eta_noise_seed_delta)
+    return handle, s.total_steps(handle), list(s.sampler_params(handle).items())
+
+
+def gen_step(handle: int, conds: list, uncond: int, cfg_scale: float) -> int:
+    return _require_session().step(int(handle), [(int(h), float(w)) for h, w in conds], int(uncond), float(cfg_scale))
+
+
+def gen_decode_png(handle: int, infotexts: list) -> list:
+    return _require_session().decode_png(int(handle), [str(t) for t in infotexts])
+
+
+def gen_release(handle: int) -> bool:
+    return _session is not None and _session.release(int(handle))
+
+
+def gen_weights_digest() -> str:
+    return _require_session().weights_digest()
+
+
+def ensure_demo_model(folder: str) -> str:
+    """The built-in demo checkpoint in `folder`, written on first use (its checkpoint file is written last)."""
+    from pathlib import Path
+
+    from . import demo
+
+    checkpoint = Path(folder) / "Stable-diffusion" / f"{demo.CHECKPOINT_NAME}.safetensors"
+    if not checkpoint.is_file():
+        demo.write_demo_model(folder)
+    return str(checkpoint)

@@ -103,6 +103,13 @@ public sealed partial class PythonBridge
         return r.As<string>();
     }, ct);
 
+    /// <summary>Writes the built-in demo model into <paramref name="folder"/> unless it is complete already; returns the checkpoint path.</summary>
+    public Task<string> EnsureDemoModelAsync(string folder, CancellationToken ct = default) => CallAsync(m =>
+    {
+        using var r = Invoke(m, "ensure_demo_model", new PyString(folder));
+        return r.As<string>();
+    }, ct);
+
     private static byte[] ReadBytes(PyObject bytes)
     {
         using var buffer = bytes.GetBuffer(PyBUF.SIMPLE);
