@@ -16,7 +16,6 @@ import argparse
 import csv
 import re
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -112,7 +111,6 @@ def bench_activation(repeats: int) -> None:
         ms = best_ms(activate, repeats)
         print(f"{'activate ' + str(n) + ' LoRA(s) from scratch':44s} {ms:9.1f} ms {ms / copy_ms:6.2f}x")
     patcher.restore()
-    restore_ms = best_ms(lambda: (patcher.apply([Activation(nets[0], 1.0)]), patcher.restore()), 1)
     # keyframed: multiplier changes every call; after the first change the unit updates are cached
     step = {"i": 0}
 
@@ -124,7 +122,6 @@ def bench_activation(repeats: int) -> None:
     ms = best_ms(keyframe, repeats)
     print(f"{'keyframed re-merge step (1 LoRA, cached)':44s} {ms:9.1f} ms {ms / copy_ms:6.2f}x")
     patcher.restore()
-    del restore_ms
 
 
 class SidePath:

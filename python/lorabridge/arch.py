@@ -88,8 +88,9 @@ def _indices(sd: Mapping[str, Any], pattern: str) -> list[int]:
 
 
 def _is_ignorable(key: str) -> bool:
-    return (key in SCHEDULE_BUFFERS or key.startswith("model_ema.") or key.endswith(".position_ids")
-            or key == "position_ids")
+    # loss.*: the VAE training loss (LPIPS/discriminator) some VAE files carry; A1111 drops it too.
+    return (key in SCHEDULE_BUFFERS or key.startswith(("model_ema.", "loss.", "first_stage_model.loss."))
+            or key.endswith(".position_ids") or key == "position_ids")
 
 
 def _normalise_clip_key(key: str) -> str:
@@ -108,8 +109,11 @@ def split_state_dict(sd: Mapping[str, torch.Tensor]) -> Architecture:
     for marker, what in UNSUPPORTED_MARKERS:
         hits = [k for k in sd if k.startswith(marker)]
         if hits:
+            parts = [f"{p} ({n} keys)" for p, pre in PREFIXES.items()
+                     for n in [sum(1 for k in sd if k.startswith(pre) and not k.startswith(marker))] if n]
             raise ArchitectureError(
                 f"unsupported checkpoint: found {what} ({len(hits)} keys, e.g. {_sample(hits, 3)}); "
+                f"also recognised: {', '.join(parts) or 'nothing else'}; "
                 f"LoraBridge supports SD1.x-family ldm checkpoints (UNet, KL VAE, CLIP text encoder)")
     bare_vae = not any(k.startswith(tuple(PREFIXES.values())) for k in sd) and any(
         k.startswith(("encoder.", "decoder.", "post_quant_conv.")) for k in sd)

@@ -49,7 +49,7 @@ def merged(patcher: Patcher, tensors: dict, path: str, te: float = 1.0, unet: fl
            dyn: int | None = None) -> torch.Tensor:
     net = load_network(tensors, patcher.layers, "t")
     patcher.apply([Activation(net, te, unet, dyn)])
-    module, _ = patcher.layers[keymap.a1111_layer_name(path)][1], None
+    module = patcher.layers[keymap.a1111_layer_name(path)][1]
     out = module.weight.detach().clone()
     patcher.restore()
     return out
@@ -108,8 +108,22 @@ def test_peft_and_diffusers_dotted_keys(model: StableDiffusion, patcher: Patcher
     dotted = "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q"
     assert torch.equal(merged(patcher, {f"{dotted}.lora.down.weight": down, f"{dotted}.lora.up.weight": up}, Q_PATH), kohya)
     assert torch.equal(merged(patcher, {f"{dotted}.lora_A.weight": down, f"{dotted}.lora_B.weight": up}, Q_PATH), kohya)
+    bare = dotted[len("unet."):]
+    assert torch.equal(merged(patcher, {f"{bare}.lora.down.weight": down, f"{bare}.lora.up.weight": up}, Q_PATH), kohya)
     assert torch.equal(merged(patcher, {f"{Q}.lora_A.weight": down, f"{Q}.lora_B.weight": up}, Q_PATH), kohya)
     assert not torch.equal(kohya, weight(model, Q_PATH))
+    processor = "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.processor"
+    out_path = Q_PATH.replace("to_q", "to_out.0")
+    out_kohya = merged(patcher, {f"{Q[:-4]}to_out_0.lora_down.weight": down, f"{Q[:-4]}to_out_0.lora_up.weight": up}, out_path)
+    assert torch.equal(merged(patcher, {f"{processor}.to_out_lora.down.weight": down,
+                                        f"{processor}.to_out_lora.up.weight": up}, out_path), out_kohya)
+    te = "text_encoder.text_model.encoder.layers.0.self_attn.q_proj"
+    te_path = T + "encoder.layers.0.self_attn.q_proj"
+    d32, u32 = g(4, 32), g(32, 4, seed=1)
+    te_kohya = merged(patcher, {"lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": d32,
+                                "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight": u32}, te_path)
+    assert torch.equal(merged(patcher, {f"{te}.lora_linear_layer.down.weight": d32,
+                                        f"{te}.lora_linear_layer.up.weight": u32}, te_path), te_kohya)
 
 
 # --- per-type math ----------------------------------------------------------------------------------------

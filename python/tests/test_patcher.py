@@ -10,7 +10,7 @@ import torch
 
 from lorabridge.checkpoint import load_state_dict, save_safetensors
 from lorabridge.model import StableDiffusion
-from lorabridge.networks import Network, NetworkError, NetworkModule, keymap, load_network
+from lorabridge.networks import Network, NetworkError, NetworkModule
 from lorabridge.patcher import Activation, Cancelled, Patcher
 
 LORA_FILES = ["lora_attn", "locon", "loha", "lokr", "ia3", "full", "norm", "glora", "oft", "boft", "dora", "oft_diag"]

@@ -73,7 +73,8 @@ public static class CliHost
 
     /// <summary>
     /// Runs a command's action inside a freshly built host and maps the failures every command shares to exit codes:
-    /// no usable Python → 3 with the reason; bad configuration → 2; Ctrl+C → 130. Disposing the host shuts Python down.
+    /// a Python exception → 1 (traceback with --verbose); bad configuration → 2; no usable Python → 3 with the reason;
+    /// Ctrl+C → 130. Disposing the host shuts Python down.
     /// </summary>
     public static async Task<int> RunAsync(ParseResult parse, CancellationToken ct, Func<IServiceProvider, CancellationToken, Task<int>> action)
     {
@@ -108,6 +109,13 @@ public static class CliHost
             {
                 await Console.Error.WriteLineAsync($"error: {ex.Message}");
                 return 3;
+            }
+            catch (PythonCallException ex)
+            {
+                await Console.Error.WriteLineAsync($"error: Python raised {ex.Message}");
+                host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("LoraBridge.Cli")
+                    .LogDebug("Python traceback:{NewLine}{Traceback}", Environment.NewLine, ex.PythonTraceback);
+                return 1;
             }
             catch (OptionsValidationException ex)
             {

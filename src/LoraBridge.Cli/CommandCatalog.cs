@@ -18,9 +18,11 @@ public static class CommandCatalog
 
         RuntimeCommands.Register(root);   // doctor, setup
         DiagnosticCommands.Register(root); // hidden: python-loop
-        // PromptCommands.Register(root);
-        // LoraCommands.Register(root);
-        // GenerateCommands.Register(root);
+        var prompt = PromptCommands.Create();          // prompt plan
+        prompt.Subcommands.Add(TokenizeCommand.Create()); // prompt tokenize
+        root.Subcommands.Add(prompt);
+        LoraCommands.Register(root);       // loras list, loras show
+        GenerateCommands.Register(root);   // generate, batch, info
         return root;
     }
 }

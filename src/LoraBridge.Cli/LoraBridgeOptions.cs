@@ -24,6 +24,18 @@ public sealed class LoraBridgeOptions
     /// <summary>Where LoraBridge keeps its own files (the venv made by <c>setup</c>, caches); default <c>~/.local/share/lorabridge</c> (<c>--data-dir</c>).</summary>
     public string? DataDir { get; set; }
 
+    /// <summary>Default checkpoint: a name as A1111 lists it, or a path (<c>--checkpoint</c>); unset uses the A1111 folder's first checkpoint, or the built-in demo model.</summary>
+    public string? Checkpoint { get; set; }
+
+    /// <summary>Folder with the CLIP tokenizer files (<c>vocab.json</c> + <c>merges.txt</c>), overriding discovery (<c>--tokenizer</c>).</summary>
+    public string? TokenizerDir { get; set; }
+
+    /// <summary>More LoRA folders, scanned after A1111's <c>models/Lora</c> and <c>models/LyCORIS</c>.</summary>
+    public List<string> LoraDirs { get; set; } = [];
+
+    /// <summary>Where images go (<c>--out</c>); default <c>outputs/txt2img-images/DATE</c> under the working directory, as A1111 lays it out.</summary>
+    public string? OutputDir { get; set; }
+
     /// <summary>The data directory with the default applied.</summary>
     public string EffectiveDataDir => string.IsNullOrWhiteSpace(DataDir)
         ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify), "lorabridge")

@@ -97,6 +97,9 @@ public sealed class GenerationEngine
     /// <summary>Conditionings held in the cache (for tests and diagnostics).</summary>
     public int CachedConditionings => _conditionings.Count;
 
+    /// <summary>How many times a checkpoint was actually loaded (a repeated job on the same file loads nothing).</summary>
+    public int CheckpointLoads { get; private set; }
+
     /// <summary>Runs <paramref name="request"/> on <paramref name="checkpoint"/>, writing one PNG per image.</summary>
     /// <exception cref="PromptPlanException">The prompt cannot be planned.</exception>
     /// <exception cref="OperationCanceledException">Cancelled; weights restored, no partial file.</exception>
@@ -108,7 +111,9 @@ public sealed class GenerationEngine
         var networks = plan.NetworkNames.Select(_resolveNetwork).ToList();
         long seed = request.Seed == -1 ? Random.Shared.NextInt64(0, 4294967294L) : request.Seed;
 
-        if (await _backend.LoadCheckpointAsync(checkpoint.Path, ct).ConfigureAwait(false) || _checkpointPath != checkpoint.Path)
+        bool loaded = await _backend.LoadCheckpointAsync(checkpoint.Path, ct).ConfigureAwait(false);
+        if (loaded) CheckpointLoads++;
+        if (loaded || _checkpointPath != checkpoint.Path)
         {
             // Another checkpoint: its encoder gives other conditionings and its patcher knows no networks yet.
             await DropConditioningsAsync(keep: null).ConfigureAwait(false);

@@ -75,7 +75,9 @@ public sealed class GenerationWorkspace
         if (_checkpoint is not null) return _checkpoint;
         string path = await ResolveCheckpointPathAsync(ct).ConfigureAwait(false);
         var entry = CheckpointEntry.Load(path, Path.GetDirectoryName(path)!);
-        var location = new TokenizerLocator().Locate(path, Settings.TokenizerDir);
+        // The demo model keeps its own vocabulary in <demo>/tokenizer, beside its A1111-style model folders.
+        var tokenizerDir = Settings.TokenizerDir ?? (UsesDemoModel ? Path.Combine(Settings.DataDir, DemoFolder, "tokenizer") : null);
+        var location = new TokenizerLocator().Locate(path, tokenizerDir);
         var chunker = new PromptChunker(ClipTokenizer.Load(location));
         return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Catalog.Hashes), chunker);
     }

@@ -33,6 +33,23 @@ public sealed record ExtraNetworkTag(
 /// <param name="TypeOrder">Tag types in order of first appearance (A1111's dict order).</param>
 public sealed record ExtraNetworkParse(string Prompt, IReadOnlyList<ExtraNetworkTag> Tags, IReadOnlyList<string> TypeOrder)
 {
+    /// <summary>
+    /// Maps an offset in a text derived from the original prompt by removing tags (or, for tags matching
+    /// <paramref name="keptAsOneChar"/>, replacing each with one character) back to the original prompt.
+    /// </summary>
+    public int ToOriginalOffset(int offset, Func<ExtraNetworkTag, bool>? keptAsOneChar = null)
+    {
+        int shift = 0;
+        foreach (var tag in Tags)
+        {
+            int kept = keptAsOneChar?.Invoke(tag) == true ? 1 : 0;
+            int derivedStart = tag.Start - shift;
+            if (offset < derivedStart + kept) break;
+            shift += tag.End - tag.Start - kept;
+        }
+        return offset + shift;
+    }
+
     /// <summary>Tags of one type, in prompt order.</summary>
     public IEnumerable<ExtraNetworkTag> OfType(string type) => Tags.Where(t => t.Type == type);
 }

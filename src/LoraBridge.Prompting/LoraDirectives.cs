@@ -25,10 +25,24 @@ public sealed record MultiplierCurve(IReadOnlyList<Keyframe> Keyframes)
     public bool IsKeyframed => Keyframes.Count > 1 || Keyframes[0].Time is not null;
 
     /// <summary>Value at 0-based call <paramref name="step"/>: linear between keyframes, held before the first and after the last.</summary>
-    public double At(int step, ScheduleOptions pass)
+    public double At(int step, ScheduleOptions pass) => IsKeyframed ? At(step, Points(pass)) : Keyframes[0].Value;
+
+    /// <summary>Values at calls 0 … <paramref name="count"/>-1.</summary>
+    public double[] Sample(int count, ScheduleOptions pass)
     {
-        if (!IsKeyframed) return Keyframes[0].Value;
-        var points = Keyframes.Select(k => (T: k.StepIn(pass), V: k.Value)).OrderBy(p => p.T).ToList();
+        var values = new double[count];
+        if (!IsKeyframed) { Array.Fill(values, Keyframes[0].Value); return values; }
+        var points = Points(pass);
+        for (int i = 0; i < count; i++) values[i] = At(i, points);
+        return values;
+    }
+
+    // Stable sort keeps the written order of keyframes at the same time (the later one wins after that time).
+    private List<(double T, double V)> Points(ScheduleOptions pass) =>
+        Keyframes.Select(k => (T: k.StepIn(pass), V: k.Value)).OrderBy(p => p.T).ToList();
+
+    private static double At(int step, List<(double T, double V)> points)
+    {
         if (step <= points[0].T) return points[0].V;
         for (int i = 1; i < points.Count; i++)
         {
@@ -142,15 +156,24 @@ public sealed record LoraDirective(ExtraNetworkTag Tag, string Name, MultiplierC
     /// <summary>Whether the start/stop window admits 0-based call <paramref name="step"/> (A1111's edit rule: before iff when ≥ 1 and step ≤ when).</summary>
     public bool InWindow(int step, ScheduleOptions pass)
     {
-        if (Stop is not null && !Before(Stop, step, pass)) return false;
-        if (Start is not null && Before(Start, step, pass)) return false;
+        if (Stop is not null && !Before(Switch(Stop, pass), step)) return false;
+        if (Start is not null && Before(Switch(Start, pass), step)) return false;
         return true;
     }
 
-    private static bool Before(string number, int step, ScheduleOptions pass)
+    /// <summary><see cref="InWindow"/> for calls 0 … <paramref name="count"/>-1.</summary>
+    public bool[] Window(int count, ScheduleOptions pass)
     {
-        // Only plain decimal numbers get here, so the switch step is finite.
-        int when = Scheduler.SwitchStep(number, pass) ?? int.MaxValue;
-        return when >= 1 && step <= when;
+        int? stop = Stop is null ? null : Switch(Stop, pass);
+        int? start = Start is null ? null : Switch(Start, pass);
+        var w = new bool[count];
+        for (int i = 0; i < count; i++)
+            w[i] = (stop is not { } sp || Before(sp, i)) && (start is not { } st || !Before(st, i));
+        return w;
     }
+
+    // Only plain decimal numbers get here; an infinite one (400 digits) never switches.
+    private static int Switch(string number, ScheduleOptions pass) => Scheduler.SwitchStep(number, pass) ?? int.MaxValue;
+
+    private static bool Before(int when, int step) => when >= 1 && step <= when;
 }

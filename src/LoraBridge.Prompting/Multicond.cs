@@ -50,18 +50,17 @@ public static class Multicond
         var num = new System.Text.StringBuilder();
         if (p < n && s[p] is '+' or '-') num.Append(s[p++]);
         int digits = 0, dots = 0;
-        bool digitAfterDot = false;
         while (p < n)
         {
             cp = PyText.CodePointAt(s, p, out len);
             int d = PyText.DecimalValue(cp);
-            if (d >= 0) { num.Append((char)('0' + d)); digits++; if (dots > 0) digitAfterDot = true; }
+            if (d >= 0) { num.Append((char)('0' + d)); digits++; }
             else if (cp == '.' && dots == 0) { num.Append('.'); dots++; }
             else break;
             p += len;
         }
-        // \d+\.? or \d*\.\d+
-        if (digits == 0 || (dots == 1 && !digitAfterDot && num.ToString().TrimStart('+', '-')[0] == '.')) return false;
+        // \d+\.? or \d*\.\d+ : at most one dot and at least one digit on either side of it.
+        if (digits == 0) return false;
         while (p < n && PyText.IsSpace(PyText.CodePointAt(s, p, out len))) p += len;
         if (p != n) return false;
         weight = double.Parse(num.ToString(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture);

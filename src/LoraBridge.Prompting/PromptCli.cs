@@ -62,6 +62,12 @@ public static class PromptCli
             problem = "invalid JSON: " + e.Message;
             return false;
         }
+        catch (InvalidOperationException e)
+        {
+            // e.g. a "\ud800" escape without its low surrogate
+            problem = "unreadable string: " + e.Message;
+            return false;
+        }
     }
 
     /// <summary>The plan as JSON: passes, AND parts with texts, ranges and fragments, LoRA tracks and changes, errors.</summary>

@@ -123,15 +123,20 @@ public sealed record PromptPlan(string Prompt, bool UsesExtendedSyntax, Activati
                 directives.Add(d.Value!);
             }
         }
-        else
-        {
-            foreach (var call in activation.Calls)
-                if (call.Error is not null) errors.Add(call.Error);
-        }
+        // A1111 prints activation errors and generates anyway; they are reported. In extended mode the LoRA tags
+        // were read above, so only hypernet errors remain.
+        foreach (var call in activation.Calls)
+            if (call.Error is not null && (!extended || call.Network != "lora")) errors.Add(call.Error);
+        var attention = new Dictionary<string, PromptResult<IReadOnlyList<AttentionFragment>>>();
         foreach (var (name, o) in opts)
         {
             string source = tagsInEdits ? placeholderPrompt! : en.Prompt;
-            var parts = BuildParts(source, o, errors);
+            int before = errors.Count;
+            var parts = BuildParts(source, o, errors, attention);
+            // Schedule errors point into the tag-free text; report them against the prompt as written.
+            for (int k = before; k < errors.Count; k++)
+                if (errors[k].Kind is PromptErrorKind.OverflowError or PromptErrorKind.RecursionError)
+                    errors[k] = errors[k] with { Position = en.ToOriginalOffset(errors[k].Position, tagsInEdits ? t => t.Type is "lora" or "lyco" : null) };
             IReadOnlyList<LoraTrack> tracks = extended
                 ? ExtendedTracks(directives ?? [], parts, o, tagsInEdits)
                 : ConstantTracks(activation.LoadedLoras, o.TotalSteps);
@@ -174,7 +179,8 @@ public sealed record PromptPlan(string Prompt, bool UsesExtendedSyntax, Activati
 
     private sealed record PartWork(AndPartPlan Plan, IReadOnlyList<ScheduleEntry>? RawSchedule);
 
-    private static List<PartWork> BuildParts(string source, ScheduleOptions o, List<PromptError> errors)
+    private static List<PartWork> BuildParts(string source, ScheduleOptions o, List<PromptError> errors,
+        Dictionary<string, PromptResult<IReadOnlyList<AttentionFragment>>> attention)
     {
         var list = new List<PartWork>();
         foreach (var part in Multicond.Split(source))
@@ -206,8 +212,10 @@ public sealed record PromptPlan(string Prompt, bool UsesExtendedSyntax, Activati
             var conditioning = new List<ConditioningText>();
             foreach (var (text, ranges) in texts)
             {
-                var frags = Attention.Parse(text);
-                if (!frags.IsOk) errors.Add(frags.Error! with { Message = frags.Error.Message + $" (in text \"{text}\")" });
+                bool fresh = !attention.TryGetValue(text, out var frags);
+                if (fresh) attention[text] = frags = Attention.Parse(text);
+                // The position of an emphasis error is an offset in the scheduled text, which the message quotes.
+                if (!frags.IsOk && fresh) errors.Add(frags.Error! with { Message = frags.Error.Message + $" (in scheduled text \"{text}\")" });
                 conditioning.Add(new ConditioningText(text, ranges, frags));
             }
             list.Add(new PartWork(new AndPartPlan(StripPlaceholders(part.Text), part.Weight,
@@ -248,27 +256,46 @@ public sealed record PromptPlan(string Prompt, bool UsesExtendedSyntax, Activati
     private static IReadOnlyList<LoraTrack> ExtendedTracks(List<LoraDirective> directives, List<PartWork> parts, ScheduleOptions o, bool placeholders)
     {
         int n = o.TotalSteps;
+        // Entry used by each call, per part (first entry with call <= end_at_step).
+        var entryOfCall = parts.Select(p => p.RawSchedule is { } raw ? EntryPerCall(raw, n) : null).ToList();
         var tracks = new List<(string Name, double[] Te, double[] Unet)>();
         for (int index = 0; index < directives.Count; index++)
         {
             var d = directives[index];
             var t = Track(tracks, d.Name, n);
             char mark = (char)(PlaceholderBase + index);
+            var present = new bool[n];
+            if (!placeholders) Array.Fill(present, true);
+            else
+                for (int k = 0; k < parts.Count; k++)
+                {
+                    if (parts[k].RawSchedule is not { } raw) continue;
+                    var has = raw.Select(e => e.Text.Contains(mark)).ToArray();
+                    for (int i = 0; i < n; i++) present[i] |= has[entryOfCall[k]![i]];
+                }
+            var window = d.Window(n, o);
+            var te = d.Te.Sample(n, o);
+            var unet = d.Unet.Sample(n, o);
             for (int i = 0; i < n; i++)
             {
-                bool present = !placeholders || parts.Any(p => p.RawSchedule is { } raw && TextAt(raw, i).Contains(mark));
-                if (!present || !d.InWindow(i, o)) continue;
-                t.Te[i] += d.Te.At(i, o);
-                t.Unet[i] += d.Unet.At(i, o);
+                if (!present[i] || !window[i]) continue;
+                t.Te[i] += te[i];
+                t.Unet[i] += unet[i];
             }
         }
         return tracks.Select(t => new LoraTrack(t.Name, t.Te, t.Unet)).ToList();
     }
 
-    private static string TextAt(IReadOnlyList<ScheduleEntry> schedule, int step)
+    private static int[] EntryPerCall(IReadOnlyList<ScheduleEntry> schedule, int n)
     {
-        foreach (var e in schedule) if (step <= e.EndAtStep) return e.Text;
-        return schedule[^1].Text;
+        var map = new int[n];
+        int e = 0;
+        for (int i = 0; i < n; i++)
+        {
+            while (e < schedule.Count - 1 && i > schedule[e].EndAtStep) e++;
+            map[i] = e;
+        }
+        return map;
     }
 
     private static IReadOnlyList<LoraChange> Changes(IReadOnlyList<LoraTrack> tracks, int n)

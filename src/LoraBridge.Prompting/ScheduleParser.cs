@@ -52,6 +52,9 @@ public sealed class ScheduleParser
     /// <summary>Parses <paramref name="text"/>; never throws. A RecursionError result is reported for too-deep nesting.</summary>
     public static PromptResult<ScheduleTree> Parse(string text)
     {
+        // Most prompts have no syntax at all: one plain token (or nothing).
+        if (text.AsSpan().IndexOfAny(SyntaxChars) < 0)
+            return PromptResult<ScheduleTree>.Ok(new ScheduleTree(text, true, text.Length == 0 ? [] : [new TextNode(0, text.Length, text, false)], 0));
         var p = new ScheduleParser(text);
         int openers = 0;
         foreach (char c in text) if (c is '[' or '(') openers++;
@@ -84,6 +87,8 @@ public sealed class ScheduleParser
         }
         return 0;
     }
+
+    private static readonly System.Buffers.SearchValues<char> SyntaxChars = System.Buffers.SearchValues.Create("[]():|\\");
 
     private static bool IsStray(char c) => c is '[' or ']' or '(' or ')' or ':';
 

@@ -42,7 +42,7 @@ public static class Scheduler
                 var when = SwitchStep(edit.Number, options);
                 if (when is null)
                     return PromptResult<IReadOnlyList<ScheduleEntry>>.Fail(new PromptError(PromptErrorKind.OverflowError, edit.NumberStart,
-                        $"edit step '{edit.Number}' at {edit.NumberStart} is infinite (A1111 raises OverflowError in int())"));
+                        $"edit step '{edit.Number}' is infinite (A1111 raises OverflowError in int())"));
                 whens[edit] = when.Value;
                 if (when.Value >= 1) set.Add(when.Value);
             }

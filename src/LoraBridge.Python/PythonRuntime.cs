@@ -21,6 +21,7 @@ public sealed class PythonRuntime : IDisposable
 {
     private static readonly Lock s_startLock = new();
     private static PythonRuntime? s_current;
+    private static bool s_bootFailed;
 
     private readonly BlockingCollection<WorkItem> _queue = new();
     private readonly Thread _thread;
@@ -29,6 +30,7 @@ public sealed class PythonRuntime : IDisposable
     // Serializes interrupt requests against finalization, so no thread takes the GIL of a finalized interpreter.
     private readonly Lock _interruptLock = new();
     private volatile WorkItem? _current;
+    private TaskCompletionSource? _startup;
     private ulong _pythonThreadId;
     private bool _finalized;
     private int _disposed;
@@ -94,6 +96,8 @@ public sealed class PythonRuntime : IDisposable
             if (s_current is not null)
                 throw new InvalidOperationException(
                     "The Python runtime was already started in this process; CPython and torch can be initialized only once. Reuse PythonRuntime.Current.");
+            if (s_bootFailed)
+                throw new InvalidOperationException("Booting Python failed earlier in this process and CPython cannot be initialized twice; restart the process.");
             var rt = new PythonRuntime(interpreter, packageDir, options.EffectiveTorchThreads, logger);
             var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             rt._startup = started;
@@ -102,16 +106,16 @@ public sealed class PythonRuntime : IDisposable
             {
                 started.Task.GetAwaiter().GetResult();
             }
-            catch (Exception ex) when (ex is not PythonRuntimeUnavailableException)
+            catch (Exception ex)
             {
+                s_bootFailed = true;
+                if (ex is PythonRuntimeUnavailableException) throw;
                 throw new PythonRuntimeUnavailableException($"Booting {interpreter.Executable} ({interpreter.LibPython}) failed: {ex.Message}");
             }
             s_current = rt;
             return rt;
         }
     }
-
-    private TaskCompletionSource? _startup;
 
     /// <summary>
     /// Finds the folder holding <c>lorabridge/bridge.py</c>: the configured one, else <c>&lt;app dir&gt;/python</c>
@@ -289,6 +293,8 @@ public sealed class PythonRuntime : IDisposable
     /// </summary>
     public void Dispose()
     {
+        if (IsOnPythonThread)
+            throw new InvalidOperationException("The Python runtime cannot be disposed from its own thread (it would wait for itself).");
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _queue.CompleteAdding();
         if (_current is { } running) RequestInterrupt(running);

@@ -5,6 +5,8 @@ using LoraBridge.Benchmarks;
 var benchmarks = new SortedDictionary<string, Func<string[], int>>(StringComparer.OrdinalIgnoreCase)
 {
     // one line per benchmark: ["name"] = Class.Run,
+    ["python-bridge"] = PythonBridgeBenchmark.Run,
+    ["prompt"] = PromptBenchmark.Run,
     ["tokenizer"] = TokenizerBenchmark.Run,
 };
 

@@ -92,7 +92,6 @@ public sealed class CliTests : IDisposable
 
         Assert.True(code == 130, $"exit {code}\nstdout:\n{cli.Stdout}\nstderr:\n{cli.Stderr}");
         Assert.Matches(@"python loop interrupted after \d+ iterations", cli.Stdout); // KeyboardInterrupt reached the loop
-        Assert.Contains("cancelled", cli.Stderr);
         Assert.Matches(@"Python runtime shut down in \d+ ms", cli.Stderr);
     }
 
@@ -100,7 +99,7 @@ public sealed class CliTests : IDisposable
     public async Task SetupDryRunPlansPipInstallIntoAnExplicitPythonWithoutTorch()
     {
         var venv = Path.Combine(_cwd, "bare-venv");
-        var (venvCode, venvOut, _) = await RunProcess("/usr/bin/python3", ["-m", "venv", "--without-pip", venv]);
+        var (venvCode, venvOut) = await RunProcess("/usr/bin/python3", ["-m", "venv", "--without-pip", venv]);
         Assert.True(venvCode == 0, venvOut);
         var python = Path.Combine(venv, "bin", "python");
 

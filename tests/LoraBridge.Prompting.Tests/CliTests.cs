@@ -43,6 +43,18 @@ public class CliTests
     }
 
     [Fact]
+    public void LoneSurrogatesNeitherCrashInputNorOutput()
+    {
+        var output = new StringWriter();
+        Assert.Equal(2, PromptCli.PlanJsonl(new StringReader("{\"prompt\":\"a \\ud800 b\",\"steps\":3}"), output));
+        Assert.Contains("stdin line 1", output.ToString());
+        var line = A1111Result.Compute("a \ud800 (b)", 3, null).ToJsonLine();
+        using var doc = JsonDocument.Parse(line);
+        Assert.Equal(3, doc.RootElement.GetProperty("steps").GetInt32());
+        _ = PromptCli.PlanJson(PromptPlan.Create("x \udc00 <lora:\ud800:1>", 3));
+    }
+
+    [Fact]
     public void TableShowsTextsAndLoraMultipliers()
     {
         var output = new StringWriter();

@@ -77,7 +77,34 @@ public class PlanTests
         Assert.Equal(2.0, a.Unet[0]);
         Assert.Equal(1.0, a.Unet[5], 12);
         Assert.Equal(0.0, a.Unet[15]);
-        Assert.Equal(20, pass.Changes.Count(c => c.Loras.Any(l => l.Name == "a")) + 9); // 0..10 change, then constant
+        Assert.Equal(Enumerable.Range(0, 11), pass.Changes.Select(c => c.Step)); // ramps until call 10, then constant
+    }
+
+    [Fact]
+    public void LoraAddedByEditAndAlternated()
+    {
+        var late = Lora(PromptPlan.Create("x [:<lora:a:1>:5]", 20).Base, "a");
+        Assert.Equal(0.0, late.Te[5]);
+        Assert.Equal(1.0, late.Te[6]);
+        var pass = PromptPlan.Create("x [<lora:a:1>|<lora:b:0.5>]", 4).Base;
+        // Entries [1,a] [2,b] [3,a] [4,b]: calls 0 and 1 both use the first (A1111's i <= end_at_step rule).
+        Assert.Equal([1.0, 1, 0, 1], Lora(pass, "a").Te);
+        Assert.Equal([0, 0, 0.5, 0], Lora(pass, "b").Unet);
+    }
+
+    [Fact]
+    public void DuplicateLorasAddUp()
+    {
+        var pass = PromptPlan.Create("<lora:a:0.5> <lora:a:0.25:stop=2>", 4).Base;
+        Assert.Equal([0.75, 0.75, 0.75, 0.5], Lora(pass, "a").Te);
+    }
+
+    [Fact]
+    public void HypernetErrorsReportedInExtendedMode()
+    {
+        var plan = PromptPlan.Create("<hypernet:h:x> <lora:a:1:stop=2>", 4);
+        Assert.True(plan.UsesExtendedSyntax);
+        Assert.Contains(plan.Errors, e => e.Kind == PromptErrorKind.ValueError && e.Position == 0);
     }
 
     [Fact]
@@ -126,6 +153,11 @@ public class PlanTests
     {
         var plan = PromptPlan.Create("(a:1.2.3) [b:c:1e999]", 10);
         Assert.Contains(plan.Errors, e => e.Kind == PromptErrorKind.OverflowError && e.Position == 15);
+        // Positions refer to the prompt as written, tags included.
+        var tagged = PromptPlan.Create("<lora:a:1> [b:c:1e999]", 10);
+        Assert.Contains(tagged.Errors, e => e.Kind == PromptErrorKind.OverflowError && e.Position == 16);
+        var scheduledTag = PromptPlan.Create("[<lora:a:1>::2] [b:c:1e999]", 10);
+        Assert.Contains(scheduledTag.Errors, e => e.Kind == PromptErrorKind.OverflowError && e.Position == 21);
         var bad = PromptPlan.Create("x", 0);
         Assert.False(bad.IsOk);
         Assert.Empty(bad.Passes);

@@ -71,9 +71,14 @@ public sealed class RuntimeTests(PythonFixture fx)
     [InlineData(BusyLoopKind.Torch)]
     public async Task CancellingALongPythonLoopInterruptsIt(BusyLoopKind kind)
     {
+        Assert.True(await Bridge.BusyLoopAsync(0.001) > 0); // last state is now "completed", not a leftover "interrupted"
+        using var started = new ManualResetEventSlim();
         using var cts = new CancellationTokenSource();
+        // Items run in arrival order: once the first has run, the Python thread moves straight on to the loop.
+        _ = fx.Runtime.InvokeAsync(started.Set);
         var loop = Bridge.BusyLoopAsync(600, kind, cts.Token);
-        await Task.Delay(500);
+        Assert.True(started.Wait(TimeSpan.FromSeconds(60)));
+        await Task.Delay(300);
         Assert.False(loop.IsCompleted);
         cts.Cancel();
 

@@ -160,6 +160,8 @@ _DOTTED_PARTS = (
     (".lora.up.weight", "lora_up.weight"),
     ("_lora.down.weight", "lora_down.weight"),
     ("_lora.up.weight", "lora_up.weight"),
+    (".lora_linear_layer.down.weight", "lora_down.weight"),
+    (".lora_linear_layer.up.weight", "lora_up.weight"),
     (".lora_A.weight", "lora_A.weight"),
     (".lora_B.weight", "lora_B.weight"),
     (".lora_A.default.weight", "lora_A.weight"),
@@ -176,6 +178,9 @@ _DOTTED_PREFIXES = (
     ("text_encoder.", "lora_te_"),
     ("lora_unet.", "lora_unet_"),
     ("lora_te.", "lora_te_"),
+    ("down_blocks.", "lora_unet_down_blocks_"),  # diffusers UNet files without the "unet." prefix
+    ("mid_block.", "lora_unet_mid_block_"),
+    ("up_blocks.", "lora_unet_up_blocks_"),
 )
 
 
@@ -186,7 +191,11 @@ def _dotted_to_kohya(key: str) -> str | None:
         rest = key[len(prefix):]
         for suffix, part in _DOTTED_PARTS:
             if rest.endswith(suffix):
-                module = rest[: -len(suffix)].replace(".processor", "")
+                module = rest[: -len(suffix)]
+                if ".processor." in module:  # attention-processor LoRA: attn1.processor.to_out -> attn1.to_out.0
+                    module = module.replace(".processor.", ".")
+                    if module.endswith(".to_out"):
+                        module += ".0"
                 return f"{kohya}{module.replace('.', '_')}.{part}"
     return None
 

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LoraBridge.Engine;
 using LoraBridge.Models;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -22,7 +23,8 @@ public static class LoraCommands
     {
         using var host = CliHost.Build(parse);
         var o = host.Services.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
-        return new LoraCatalog(new CatalogOptions { WebUiDir = o.WebUiDir, DataDir = o.EffectiveDataDir });
+        // The same folders generation uses, the demo LoRAs included.
+        return GenerationWorkspace.CreateCatalog(new WorkspaceSettings { WebUiDir = o.WebUiDir, DataDir = o.EffectiveDataDir, LoraDirs = o.LoraDirs });
     }
 
     /// <summary>Builds the <c>loras</c> command group.</summary>

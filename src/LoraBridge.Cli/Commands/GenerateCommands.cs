@@ -1,0 +1,316 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using LoraBridge.Batch;
+using LoraBridge.Engine;
+using LoraBridge.Models;
+using LoraBridge.Python;
+using LoraBridge.Tokenizers;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Spectre.Console;
+
+namespace LoraBridge.Cli.Commands;
+
+/// <summary><c>generate</c> (one prompt), <c>batch</c> (a Scriban template of jobs) and <c>info</c> (read infotext back).</summary>
+public static class GenerateCommands
+{
+    /// <summary>Image size used with the built-in demo model when <c>--size</c> is not given: it runs in seconds on a CPU.</summary>
+    public const string DemoSize = "128x128";
+
+    private sealed class GenerationOptions
+    {
+        public readonly Option<string> Negative = new("--negative", "-n") { Description = "Negative prompt", DefaultValueFactory = _ => "" };
+        public readonly Option<int> Steps = new("--steps") { Description = "Sampling steps", DefaultValueFactory = _ => 20 };
+        public readonly Option<string> Sampler = new("--sampler") { Description = "Euler, Euler a, DPM++ 2M or DDIM", DefaultValueFactory = _ => "Euler a" };
+        public readonly Option<string> Schedule = new("--schedule") { Description = "Schedule type: Automatic or Karras", DefaultValueFactory = _ => "Automatic" };
+        public readonly Option<double> Cfg = new("--cfg") { Description = "CFG scale", DefaultValueFactory = _ => 7.0 };
+        public readonly Option<long> Seed = new("--seed") { Description = "Seed (-1: random)", DefaultValueFactory = _ => -1 };
+        public readonly Option<string?> Size = new("--size") { Description = $"WIDTHxHEIGHT (default 512x512; {DemoSize} with the demo model)" };
+        public readonly Option<int> BatchSize = new("--batch-size") { Description = "Images per sampler run", DefaultValueFactory = _ => 1 };
+        public readonly Option<int> BatchCount = new("--batch-count") { Description = "Sampler runs", DefaultValueFactory = _ => 1 };
+        public readonly Option<int> ClipSkip = new("--clip-skip") { Description = "1 = last CLIP layer, 2 = penultimate", DefaultValueFactory = _ => 1 };
+        public readonly Option<string> RandnSource = new("--randn-source") { Description = "GPU, CPU or NV (A1111's random number source)", DefaultValueFactory = _ => "GPU" };
+        public readonly Option<string?> Checkpoint = new("--checkpoint") { Description = "Checkpoint name or path (default: configured, else the demo model)" };
+        public readonly Option<string?> Out = new("--out", "-o") { Description = "Output folder (default outputs/txt2img-images/DATE)" };
+        public readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "Folder with the CLIP tokenizer files" };
+
+        public void AddTo(Command command)
+        {
+            foreach (var o in new Option[] { Negative, Steps, Sampler, Schedule, Cfg, Seed, Size, BatchSize, BatchCount, ClipSkip, RandnSource, Checkpoint, Out, Tokenizer })
+                command.Options.Add(o);
+        }
+
+        public WorkspaceSettings Workspace(ParseResult parse, LoraBridgeOptions o) => new()
+        {
+            WebUiDir = o.WebUiDir,
+            DataDir = o.EffectiveDataDir,
+            Checkpoint = parse.GetValue(Checkpoint) ?? o.Checkpoint,
+            TokenizerDir = parse.GetValue(Tokenizer) ?? o.TokenizerDir,
+            LoraDirs = o.LoraDirs,
+        };
+
+        public GenerationRequest Request(ParseResult parse, string prompt, LoraBridgeOptions o, bool demo)
+        {
+            var (w, h) = ParseSize(parse.GetValue(Size) ?? (demo ? DemoSize : "512x512"));
+            return new GenerationRequest
+            {
+                Prompt = prompt,
+                NegativePrompt = parse.GetValue(Negative) ?? "",
+                Steps = parse.GetValue(Steps),
+                Sampler = parse.GetValue(Sampler)!,
+                Schedule = parse.GetValue(Schedule)!,
+                CfgScale = parse.GetValue(Cfg),
+                Seed = parse.GetValue(Seed),
+                Width = w,
+                Height = h,
+                BatchSize = parse.GetValue(BatchSize),
+                BatchCount = parse.GetValue(BatchCount),
+                ClipSkip = parse.GetValue(ClipSkip),
+                RandnSource = parse.GetValue(RandnSource)!,
+                OutputDir = Path.GetFullPath(parse.GetValue(Out) ?? o.OutputDir
+                    ?? Path.Combine("outputs", "txt2img-images", DateTime.Now.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture))),
+            };
+        }
+    }
+
+    /// <summary>Adds <c>generate</c>, <c>batch</c> and <c>info</c>.</summary>
+    public static void Register(RootCommand root)
+    {
+        root.Subcommands.Add(CreateGenerate());
+        root.Subcommands.Add(CreateBatch());
+        root.Subcommands.Add(CreateInfo());
+    }
+
+    /// <summary>Parses <c>WIDTHxHEIGHT</c>.</summary>
+    /// <exception cref="ArgumentException">Not two positive integers.</exception>
+    public static (int Width, int Height) ParseSize(string size)
+    {
+        var parts = size.ToLowerInvariant().Split('x');
+        if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var w)
+            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var h) && w > 0 && h > 0)
+            return (w, h);
+        throw new ArgumentException($"--size must look like 512x512, got '{size}'");
+    }
+
+    private static Command CreateGenerate()
+    {
+        var prompt = new Argument<string>("prompt") { Description = "Prompt in the A1111 prompt language, e.g. \"a lighthouse <lora:demo_style:0.8>\"" };
+        var options = new GenerationOptions();
+        var command = new Command("generate", "Generate images from a prompt (txt2img), writing A1111-named PNGs with infotext");
+        command.Arguments.Add(prompt);
+        options.AddTo(command);
+        command.SetAction((parse, ct) => CliHost.RunAsync(parse, ct, async (sp, token) =>
+        {
+            var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
+            var workspace = new GenerationWorkspace(options.Workspace(parse, o), sp.GetRequiredService<PythonBridge>());
+            return await RunJobsAsync(workspace, [options.Request(parse, parse.GetValue(prompt)!, o, workspace.UsesDemoModel)], token);
+        }));
+        return command;
+    }
+
+    private static Command CreateBatch()
+    {
+        var file = new Argument<FileInfo>("template") { Description = "Scriban template (.sbn): one prompt per line, or job lines from the `job` helper" };
+        var data = new Option<FileInfo?>("--data") { Description = "Rows for the template's `data` variable (.json array or .csv)" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Render and list the jobs without generating" };
+        var grid = new Option<bool>("--grid") { Description = "Compose a labelled contact sheet of the jobs' X/Y cells" };
+        var options = new GenerationOptions();
+        var command = new Command("batch", "Render a Scriban template into jobs and run them with one model load; writes a JSON Lines manifest");
+        command.Arguments.Add(file);
+        command.Options.Add(data);
+        command.Options.Add(dryRun);
+        command.Options.Add(grid);
+        options.AddTo(command);
+        command.SetAction(async (parse, ct) =>
+        {
+            var template = parse.GetValue(file)!;
+            IReadOnlyList<BatchJob> jobs;
+            try
+            {
+                var rows = parse.GetValue(data) is { } d ? BatchData.Load(d.FullName) : null;
+                jobs = BatchTemplate.Render(File.ReadAllText(template.FullName), template.FullName, rows);
+            }
+            catch (Exception ex) when (ex is BatchTemplateException or IOException or UnauthorizedAccessException)
+            {
+                await Console.Error.WriteLineAsync($"error: {ex.Message}");
+                return 1;
+            }
+            Console.Out.WriteLine($"{jobs.Count} job{(jobs.Count == 1 ? "" : "s")} from {template.Name}");
+            if (parse.GetValue(dryRun))
+            {
+                foreach (var (job, i) in jobs.Select((j, i) => (j, i)))
+                    Console.Out.WriteLine($"{i + 1,4}  {(job.Seed is { } s ? $"seed {s}  " : "")}{job.Prompt}");
+                return 0;
+            }
+            return await CliHost.RunAsync(parse, ct, async (sp, token) =>
+            {
+                var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
+                var workspace = new GenerationWorkspace(options.Workspace(parse, o), sp.GetRequiredService<PythonBridge>());
+                var defaults = options.Request(parse, "", o, workspace.UsesDemoModel);
+                var requests = jobs.Select(j => Apply(defaults, j)).ToList();
+                return await RunJobsAsync(workspace, requests, token, jobs, parse.GetValue(grid));
+            });
+        });
+        return command;
+    }
+
+    private static GenerationRequest Apply(GenerationRequest d, BatchJob j) => d with
+    {
+        Prompt = j.Prompt,
+        NegativePrompt = j.NegativePrompt ?? d.NegativePrompt,
+        Seed = j.Seed ?? d.Seed,
+        Steps = j.Steps ?? d.Steps,
+        CfgScale = j.CfgScale ?? d.CfgScale,
+        Sampler = j.Sampler ?? d.Sampler,
+        Schedule = j.Schedule ?? d.Schedule,
+        Width = j.Width ?? d.Width,
+        Height = j.Height ?? d.Height,
+    };
+
+    private static async Task<int> RunJobsAsync(GenerationWorkspace workspace, IReadOnlyList<GenerationRequest> requests, CancellationToken ct,
+        IReadOnlyList<BatchJob>? jobs = null, bool grid = false)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        var all = new List<(int Job, GeneratedImage Image)>();
+        try
+        {
+            var checkpoint = await workspace.PrepareAsync(ct);
+            Console.Error.WriteLine($"checkpoint: {checkpoint.Path}{(workspace.UsesDemoModel ? " (built-in demo model)" : "")}");
+            for (int i = 0; i < requests.Count; i++)
+            {
+                var label = requests.Count > 1 ? $"job {i + 1}/{requests.Count}" : "generating";
+                var images = await RunWithProgressAsync(console, label, p => workspace.GenerateAsync(requests[i], p, ct));
+                foreach (var w in workspace.Warnings.Distinct()) Console.Error.WriteLine($"warning: {w}");
+                workspace.Warnings.Clear();
+                foreach (var image in images)
+                {
+                    Console.Out.WriteLine(image.Path);
+                    all.Add((i, image));
+                }
+            }
+        }
+        catch (Exception ex) when (ex is PromptPlanException or LoraNotFoundException or TokenizerNotFoundException or FileNotFoundException
+            or ArgumentException or PythonCallException or ModelFileException)
+        {
+            await Console.Error.WriteLineAsync($"error: {ex.Message}");
+            return 1;
+        }
+
+        if (jobs is not null && all.Count > 0)
+        {
+            var outDir = Path.GetDirectoryName(all[0].Image.Path)!;
+            var stamp = DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+            var manifest = Path.Combine(outDir, $"batch-{stamp}.jsonl");
+            await File.WriteAllLinesAsync(manifest, all.Select(r => JsonSerializer.Serialize(new
+            {
+                job = r.Job + 1,
+                line = jobs[r.Job].Line,
+                prompt = requests[r.Job].Prompt,
+                seed = r.Image.Seed,
+                file = r.Image.Path,
+                x = jobs[r.Job].X,
+                y = jobs[r.Job].Y,
+            })), ct);
+            Console.Out.WriteLine($"manifest: {manifest}");
+            if (grid)
+            {
+                var cells = all.Where(r => jobs[r.Job].X is not null || jobs[r.Job].Y is not null)
+                    .GroupBy(r => r.Job).Select(g => g.First())
+                    .Select(r => new GridCell(jobs[r.Job].X ?? "", jobs[r.Job].Y ?? "", File.ReadAllBytes(r.Image.Path))).ToList();
+                if (cells.Count == 0)
+                {
+                    Console.Error.WriteLine("warning: --grid: no job has x or y labels (use the xy helper and job {x: …, y: …})");
+                }
+                else
+                {
+                    var (png, layout) = GridComposer.Compose(cells);
+                    var gridPath = Path.Combine(outDir, $"grid-{stamp}.png");
+                    await File.WriteAllBytesAsync(gridPath, png, ct);
+                    Console.Out.WriteLine($"grid: {gridPath} ({layout.Columns.Count}x{layout.Rows.Count} cells, {layout.Width}x{layout.Height} px)");
+                }
+            }
+        }
+        Console.Out.WriteLine($"{requests.Count} job{(requests.Count == 1 ? "" : "s")}, {all.Count} image{(all.Count == 1 ? "" : "s")}, {workspace.Engine.CheckpointLoads} checkpoint load{(workspace.Engine.CheckpointLoads == 1 ? "" : "s")}");
+        return 0;
+    }
+
+    private static async Task<IReadOnlyList<GeneratedImage>> RunWithProgressAsync(IAnsiConsole console, string label,
+        Func<IProgress<GenerationProgress>, Task<IReadOnlyList<GeneratedImage>>> run)
+    {
+        if (Console.IsErrorRedirected)
+        {
+            // Not a terminal: plain lines a log can keep.
+            return await run(new Progress<GenerationProgress>(p => Console.Error.WriteLine(Describe(label, p))));
+        }
+        IReadOnlyList<GeneratedImage> result = [];
+        await console.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .StartAsync(async ctx =>
+            {
+                var task = ctx.AddTask(label);
+                result = await run(new SynchronousProgress(p =>
+                {
+                    task.MaxValue = p.TotalSteps * p.BatchCount;
+                    task.Value = p.Batch * p.TotalSteps + p.Step;
+                    task.Description = Describe(label, p);
+                }));
+            });
+        return result;
+    }
+
+    private static string Describe(string label, GenerationProgress p) => string.Create(CultureInfo.InvariantCulture,
+        $"{label}: batch {p.Batch + 1}/{p.BatchCount} step {p.Step}/{p.TotalSteps} ({p.StepsPerSecond:0.0} it/s, ETA {p.Remaining.TotalSeconds:0}s)");
+
+    // Progress<T> posts to the thread pool, so its lines could arrive after the job's output; report inline instead.
+    private sealed class SynchronousProgress(Action<GenerationProgress> report) : IProgress<GenerationProgress>
+    {
+        public void Report(GenerationProgress value) => report(value);
+    }
+
+    private static Command CreateInfo()
+    {
+        var image = new Argument<FileInfo>("image") { Description = "PNG written by LoraBridge or A1111" };
+        var json = new Option<bool>("--json") { Description = "Write JSON" };
+        var command = new Command("info", "Show the generation parameters stored in a PNG (A1111's PNG Info)");
+        command.Arguments.Add(image);
+        command.Options.Add(json);
+        command.SetAction(parse =>
+        {
+            var path = parse.GetValue(image)!.FullName;
+            IReadOnlyDictionary<string, string> chunks;
+            try
+            {
+                chunks = PngText.Read(path);
+            }
+            catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"error: {ex.Message}");
+                return 1;
+            }
+            if (!chunks.TryGetValue("parameters", out var text))
+            {
+                Console.Error.WriteLine($"error: {path} has no 'parameters' text (not written by A1111 or LoraBridge)");
+                return 1;
+            }
+            var info = Infotext.Parse(text);
+            if (parse.GetValue(json))
+            {
+                Console.Out.WriteLine(JsonSerializer.Serialize(new
+                {
+                    prompt = info.Prompt,
+                    negative_prompt = info.NegativePrompt,
+                    parameters = info.Parameters.ToDictionary(p => p.Key, p => p.Value),
+                }, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+            }
+            else
+            {
+                Console.Out.WriteLine($"Prompt: {info.Prompt}");
+                if (info.NegativePrompt.Length > 0) Console.Out.WriteLine($"Negative prompt: {info.NegativePrompt}");
+                foreach (var (k, v) in info.Parameters) Console.Out.WriteLine($"{k}: {v}");
+            }
+            return 0;
+        });
+        return command;
+    }
+}
