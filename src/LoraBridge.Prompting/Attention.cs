@@ -59,7 +59,7 @@ public static class Attention
                     {
                         if (!PyText.TryParseFloat(weightText!, out double w))
                             return PromptResult<IReadOnlyList<AttentionFragment>>.Fail(new PromptError(PromptErrorKind.ValueError, i,
-                                $"emphasis weight '{weightText}' at {i} is not a valid Python float"));
+                                $"emphasis weight '{weightText}' is not a valid Python float"));
                         int open = round[^1];
                         round.RemoveAt(round.Count - 1);
                         Multiply(open, w);

@@ -206,7 +206,7 @@ public static class ExtraNetworks
         lora = null;
         var pos = tag.Positional;
         if (pos.Count == 0)
-            return new PromptError(PromptErrorKind.IndexError, tag.Start, $"<{tag.Type}:...> at {tag.Start} has no positional argument for the LoRA name");
+            return new PromptError(PromptErrorKind.IndexError, tag.Start, $"<{tag.Type}:...> has no positional argument for the LoRA name", PromptErrorSource.Network);
         double te = 1.0;
         if (pos.Count > 1 && !Float(pos[1], tag, "te multiplier", out te, out var e1)) return e1;
         if (tag.TryGetNamed("te", out var teNamed) && !Float(teNamed, tag, "te=", out te, out var e2)) return e2;
@@ -235,7 +235,7 @@ public static class ExtraNetworks
     }
 
     private static PromptError ValueError(ExtraNetworkTag tag, string what, string text, string kind) =>
-        new(PromptErrorKind.ValueError, tag.Start, $"<{tag.Type}:...> at {tag.Start}: {what} '{text}' is not a valid Python {kind}");
+        new(PromptErrorKind.ValueError, tag.Start, $"<{tag.Type}:...>: {what} '{text}' is not a valid Python {kind}", PromptErrorSource.Network);
 
     private static ActivationCall ActivateHypernet(List<ExtraNetworkTag> tags)
     {

@@ -63,7 +63,7 @@ public sealed record MultiplierCurve(IReadOnlyList<Keyframe> Keyframes)
         {
             return PyText.TryParseFloat(text, out double c)
                 ? PromptResult<MultiplierCurve>.Ok(new MultiplierCurve([new Keyframe(c, null)]))
-                : PromptResult<MultiplierCurve>.Fail(new PromptError(PromptErrorKind.ValueError, position, $"multiplier '{text}' at {position} is not a number"));
+                : PromptResult<MultiplierCurve>.Fail(new PromptError(PromptErrorKind.ValueError, position, $"multiplier '{text}' is not a number"));
         }
         var frames = new List<Keyframe>();
         foreach (var part in text.Split(','))
@@ -71,13 +71,13 @@ public sealed record MultiplierCurve(IReadOnlyList<Keyframe> Keyframes)
             int at = part.IndexOf('@');
             if (at < 0)
                 return PromptResult<MultiplierCurve>.Fail(new PromptError(PromptErrorKind.SyntaxError, position,
-                    $"keyframe '{part}' at {position} needs the form value@step (e.g. 0@0,1@0.5)"));
+                    $"keyframe '{part}' needs the form value@step (e.g. 0@0,1@0.5)"));
             var time = PyText.Strip(part[(at + 1)..]);
             if (!PyText.TryParseFloat(part[..at], out double v))
-                return PromptResult<MultiplierCurve>.Fail(new PromptError(PromptErrorKind.SyntaxError, position, $"keyframe value '{part[..at]}' at {position} is not a number"));
+                return PromptResult<MultiplierCurve>.Fail(new PromptError(PromptErrorKind.SyntaxError, position, $"keyframe value '{part[..at]}' is not a number"));
             if (!IsStepNumber(time))
                 return PromptResult<MultiplierCurve>.Fail(new PromptError(PromptErrorKind.SyntaxError, position,
-                    $"keyframe time '{time}' at {position} must be a step (10) or a fraction with a dot (0.5)"));
+                    $"keyframe time '{time}' must be a step (10) or a fraction with a dot (0.5)"));
             frames.Add(new Keyframe(v, time));
         }
         return PromptResult<MultiplierCurve>.Ok(new MultiplierCurve(frames));
@@ -122,7 +122,7 @@ public sealed record LoraDirective(ExtraNetworkTag Tag, string Name, MultiplierC
     public static PromptResult<LoraDirective> Read(ExtraNetworkTag tag)
     {
         if (tag.Positional.Count == 0)
-            return PromptResult<LoraDirective>.Fail(new PromptError(PromptErrorKind.IndexError, tag.Start, $"LoRA tag at {tag.Start} has no name"));
+            return PromptResult<LoraDirective>.Fail(new PromptError(PromptErrorKind.IndexError, tag.Start, "LoRA tag has no name"));
         var te = new MultiplierCurve([new Keyframe(1.0, null)]);
         if (tag.Positional.Count > 1 && !Curve(tag.Positional[1], tag, ref te, out var e1)) return Fail(e1!);
         if (tag.TryGetNamed("te", out var teText) && !Curve(teText, tag, ref te, out var e2)) return Fail(e2!);
@@ -133,12 +133,12 @@ public sealed record LoraDirective(ExtraNetworkTag Tag, string Name, MultiplierC
         if (tag.TryGetNamed("start", out var s))
         {
             start = PyText.Strip(s);
-            if (!MultiplierCurve.IsStepNumber(start)) return Fail(new PromptError(PromptErrorKind.SyntaxError, tag.Start, $"start='{s}' at {tag.Start} must be a step (10) or a fraction (0.5)"));
+            if (!MultiplierCurve.IsStepNumber(start)) return Fail(new PromptError(PromptErrorKind.SyntaxError, tag.Start, $"start='{s}' must be a step (10) or a fraction (0.5)"));
         }
         if (tag.TryGetNamed("stop", out var t))
         {
             stop = PyText.Strip(t);
-            if (!MultiplierCurve.IsStepNumber(stop)) return Fail(new PromptError(PromptErrorKind.SyntaxError, tag.Start, $"stop='{t}' at {tag.Start} must be a step (10) or a fraction (0.5)"));
+            if (!MultiplierCurve.IsStepNumber(stop)) return Fail(new PromptError(PromptErrorKind.SyntaxError, tag.Start, $"stop='{t}' must be a step (10) or a fraction (0.5)"));
         }
         return PromptResult<LoraDirective>.Ok(new LoraDirective(tag, tag.Positional[0], te, unet, start, stop));
     }

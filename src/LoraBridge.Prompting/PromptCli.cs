@@ -85,6 +85,7 @@ public static class PromptCli
             {
                 w.WriteStartObject();
                 w.WriteString("kind", e.PythonType);
+                w.WriteString("source", e.Source.ToString().ToLowerInvariant());
                 w.WriteNumber("position", e.Position);
                 w.WriteString("message", e.Message);
                 w.WriteEndObject();

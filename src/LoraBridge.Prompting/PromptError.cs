@@ -15,11 +15,23 @@ public enum PromptErrorKind
     SyntaxError,
 }
 
+/// <summary>Which part of the pipeline an error comes from.</summary>
+public enum PromptErrorSource
+{
+    /// <summary>Prompt editing or emphasis; A1111 aborts the generation.</summary>
+    Prompt,
+    /// <summary>Arguments of a LoRA/hypernet tag; A1111 prints the error, unloads that network type and generates anyway.</summary>
+    Network,
+    /// <summary>The request itself (step counts).</summary>
+    Request,
+}
+
 /// <summary>A typed error with the offset in the text it refers to.</summary>
 /// <param name="Kind">Error kind; for A1111 constructs, the Python exception type.</param>
 /// <param name="Position">UTF-16 offset in the text the error refers to.</param>
 /// <param name="Message">Readable explanation.</param>
-public sealed record PromptError(PromptErrorKind Kind, int Position, string Message)
+/// <param name="Source">Pipeline stage that reported it.</param>
+public sealed record PromptError(PromptErrorKind Kind, int Position, string Message, PromptErrorSource Source = PromptErrorSource.Prompt)
 {
     /// <summary>The Python exception name, as conformance records show it.</summary>
     public string PythonType => Kind.ToString();

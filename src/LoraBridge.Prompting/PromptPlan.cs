@@ -72,7 +72,11 @@ public sealed record PassPlan(string Name, int Steps, ScheduleOptions Options, I
 /// <param name="UsesExtendedSyntax">True when extended syntax was found and applied.</param>
 /// <param name="Activation">A1111's activation of the prompt's tags (what A1111 itself would load).</param>
 /// <param name="Passes">Base pass, then the hires pass if requested.</param>
-/// <param name="Errors">Typed errors (schedule, emphasis, LoRA arguments, extended syntax).</param>
+/// <param name="Errors">
+/// Typed errors: schedule overflow/recursion and emphasis weights (A1111 aborts the generation), bad step counts, and
+/// LoRA/hypernet tags whose arguments cannot be read, extended syntax included (A1111 prints those, unloads that network
+/// type and generates anyway; the plan's LoRA tracks show that outcome, see <see cref="ErrorIsFatalInA1111"/>).
+/// </param>
 public sealed record PromptPlan(string Prompt, bool UsesExtendedSyntax, ActivationResult Activation,
     IReadOnlyList<PassPlan> Passes, IReadOnlyList<PromptError> Errors)
 {
@@ -82,6 +86,9 @@ public sealed record PromptPlan(string Prompt, bool UsesExtendedSyntax, Activati
 
     /// <summary>True when nothing failed.</summary>
     public bool IsOk => Errors.Count == 0;
+
+    /// <summary>True for errors that abort A1111's generation (as opposed to network-argument errors it only prints).</summary>
+    public static bool ErrorIsFatalInA1111(PromptError error) => error.Source != PromptErrorSource.Network;
 
     /// <summary>The base pass.</summary>
     public PassPlan Base => Passes[0];
@@ -101,7 +108,7 @@ public sealed record PromptPlan(string Prompt, bool UsesExtendedSyntax, Activati
         var activation = ExtraNetworks.Activate(en);
         if (steps < 1 || hiresSteps is < 1)
         {
-            errors.Add(new PromptError(PromptErrorKind.ValueError, 0, $"steps must be at least 1 (steps={steps}, hires steps={hiresSteps?.ToString() ?? "none"})"));
+            errors.Add(new PromptError(PromptErrorKind.ValueError, 0, $"steps must be at least 1 (steps={steps}, hires steps={hiresSteps?.ToString() ?? "none"})", PromptErrorSource.Request));
             return new PromptPlan(prompt, false, activation, [], errors);
         }
         var loraTags = en.Tags.Where(t => t.Type is "lora" or "lyco").ToList();
@@ -119,7 +126,7 @@ public sealed record PromptPlan(string Prompt, bool UsesExtendedSyntax, Activati
             foreach (var tag in loraTags)
             {
                 var d = LoraDirective.Read(tag);
-                if (!d.IsOk) { errors.Add(d.Error!); directives = null; break; } // as in A1111, one bad tag unloads every LoRA
+                if (!d.IsOk) { errors.Add(d.Error! with { Source = PromptErrorSource.Network }); directives = null; break; } // as in A1111, one bad tag unloads every LoRA
                 directives.Add(d.Value!);
             }
         }
