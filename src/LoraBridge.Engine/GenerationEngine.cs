@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using LoraBridge.Models;
 using LoraBridge.Tokenizers;
 
 namespace LoraBridge.Engine;
@@ -44,7 +45,8 @@ public sealed record GenerationRequest
 /// <param name="Name">Name written as "Model" in infotext (file stem).</param>
 /// <param name="ShortHash">A1111's "Model hash" (10 hex characters), when known.</param>
 /// <param name="Chunker">Tokenizer and A1111 chunking for this checkpoint's text encoder.</param>
-public sealed record CheckpointContext(string Path, string Name, string? ShortHash, PromptChunker Chunker);
+/// <param name="Family">Base-model family, to warn about LoRAs made for another one.</param>
+public sealed record CheckpointContext(string Path, string Name, string? ShortHash, PromptChunker Chunker, BaseFamily Family = BaseFamily.Unknown);
 
 /// <summary>A network file the prompt refers to, found in the catalog.</summary>
 /// <param name="Name">The name as written in the prompt.</param>

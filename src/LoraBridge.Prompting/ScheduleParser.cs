@@ -24,15 +24,16 @@ public sealed class ScheduleParser
 
     // The group parser recurses once per bracket level. Texts with many openers are parsed on a thread with a
     // large stack; beyond MaxParseDepth the parser stops descending and reports RecursionError.
-    private const int InlineOpeners = 400;
-    private const int MaxParseDepth = 200_000;
-    private const int BigStackBytes = 512 * 1024 * 1024;
+    private const int InlineDepth = 1000;
+    private const int MaxParseDepth = 100_000;
+    private const long MaxStackBytes = 512L * 1024 * 1024;
 
     private readonly string s;
     private readonly int n;
     private readonly int[] plainEnd;
     private readonly Dictionary<int, ScheduleNode?> groups = new();
     private bool tooDeep;
+    private int depthLimit = MaxParseDepth;
 
     private ScheduleParser(string text)
     {
@@ -56,14 +57,25 @@ public sealed class ScheduleParser
         if (text.AsSpan().IndexOfAny(SyntaxChars) < 0)
             return PromptResult<ScheduleTree>.Ok(new ScheduleTree(text, true, text.Length == 0 ? [] : [new TextNode(0, text.Length, text, false)], 0));
         var p = new ScheduleParser(text);
-        int openers = 0;
-        foreach (char c in text) if (c is '[' or '(') openers++;
+        // Group recursion is bounded by the bracket depth; only very deep texts need a thread with a big stack.
+        int depth = 0, maxDepth = 0;
+        foreach (char c in text)
+        {
+            if (c is '[' or '(') maxDepth = Math.Max(maxDepth, ++depth);
+            else if (c is ']' or ')' && depth > 0) depth--;
+        }
         ScheduleTree tree;
-        if (openers <= InlineOpeners) tree = p.ParseTop();
+        if (maxDepth <= InlineDepth)
+        {
+            // The bracket depth bounds the recursion; the limit is a second guard for the default thread stack.
+            p.depthLimit = 2 * InlineDepth;
+            tree = p.ParseTop();
+        }
         else
         {
             ScheduleTree? result = null;
-            var thread = new Thread(() => result = p.ParseTop(), BigStackBytes);
+            int stack = (int)Math.Min(MaxStackBytes, 1L * 1024 * 1024 + 4096L * Math.Min(maxDepth, MaxParseDepth));
+            var thread = new Thread(() => result = p.ParseTop(), stack);
             thread.Start();
             thread.Join();
             tree = result!;
@@ -94,44 +106,40 @@ public sealed class ScheduleParser
 
     private ScheduleTree ParseTop()
     {
+        // A prompt item starting at k is a chain of elements: Element(k), then Element(its end), ... Which
+        // positions the top level can reach, and which element chains end where, is all the resolution needs.
         var reach = new bool[n + 1];
-        var ends = new List<int>?[n + 1];
-        var elems = new List<ScheduleNode>?[n + 1];
-        var startsEndingAt = new List<int>?[n + 1]; // ascending prompt starts per prompt end
+        var first = new ScheduleNode?[n + 1];
+        var lastStartEndingAt = new int[n + 1]; // largest reachable element start per element end (0 = none)
         reach[0] = true;
         for (int k = 0; k < n; k++)
         {
             if (!reach[k]) continue;
             if (IsStray(s[k])) reach[k + 1] = true;
-            var (list, _) = Sequence(k, 0);
-            if (list.Count == 0) continue;
-            elems[k] = list;
-            var e = new List<int>(list.Count);
-            foreach (var node in list)
-            {
-                e.Add(node.End);
-                reach[node.End] = true;
-                (startsEndingAt[node.End] ??= []).Add(k);
-            }
-            ends[k] = e;
+            var node = Element(k, 0);
+            if (node is null) continue;
+            first[k] = node;
+            reach[node.End] = true;
+            lastStartEndingAt[node.End] = k;
         }
         if (n > 0 && !reach[n])
             return new ScheduleTree(s, false, [new TextNode(0, n, s, false)], 0);
 
+        var chainFromZero = new bool[n + 1];
+        for (var node = first[0]; node is not null; node = first[node.End]) chainFromZero[node.End] = true;
         var strayPrefix = new int[n + 1];
         for (int i = 0; i < n; i++) strayPrefix[i + 1] = strayPrefix[i] + (IsStray(s[i]) ? 1 : 0);
         bool AllStray(int a, int b) => strayPrefix[b] - strayPrefix[a] == b - a;
-        bool PromptEndsAt(int k, int j) => ends[k] is { } e && e.BinarySearch(j) >= 0;
 
         // Items chosen right to left: (start, end, isPrompt).
         var items = new List<(int Start, int End, bool IsPrompt)>();
         int jj = n;
         while (jj > 0)
         {
-            if (PromptEndsAt(0, jj)) { items.Add((0, jj, true)); break; }
+            if (chainFromZero[jj]) { items.Add((0, jj, true)); break; }
             if (AllStray(0, jj)) { items.Add((0, jj, false)); break; }
-            int pick = -1;
-            if (startsEndingAt[jj] is { } starts && starts[^1] >= 1) pick = starts[^1];
+            // The latest start of a prompt ending at jj is the start of the single element ending there.
+            int pick = lastStartEndingAt[jj] >= 1 ? lastStartEndingAt[jj] : -1;
             if (pick >= 0) { items.Add((pick, jj, true)); jj = pick; continue; }
             for (int k = jj - 1; k >= 1 && pick < 0; k--)
             {
@@ -147,18 +155,21 @@ public sealed class ScheduleParser
         foreach (var (start, end, isPrompt) in items)
         {
             if (isPrompt)
-            {
-                foreach (var node in elems[start]!)
-                {
-                    if (node.End > end) break;
+                for (var node = first[start]; node is not null && node.End <= end; node = first[node.End])
                     nodes.Add(node);
-                }
-            }
             else nodes.Add(new TextNode(start, end, s[start..end], true));
         }
         int depth = 0;
         foreach (var node in nodes) depth = Math.Max(depth, DepthOf(node));
         return new ScheduleTree(s, true, nodes, depth);
+    }
+
+    // One element of a prompt at i: a valid group or a plain run; null where no element can start.
+    private ScheduleNode? Element(int i, int depth)
+    {
+        if (s[i] is '[' or '(') return Group(i, depth + 1);
+        int e = plainEnd[i];
+        return e > i ? new TextNode(i, e, s[i..e], false) : null;
     }
 
     private static int DepthOf(ScheduleNode node)
@@ -190,23 +201,10 @@ public sealed class ScheduleParser
     private (List<ScheduleNode> Nodes, int Stop) Sequence(int i, int depth)
     {
         var list = new List<ScheduleNode>();
-        while (i < n)
+        while (i < n && Element(i, depth) is { } node)
         {
-            char c = s[i];
-            if (c is '[' or '(')
-            {
-                var g = Group(i, depth + 1);
-                if (g is null) break;
-                list.Add(g);
-                i = g.End;
-            }
-            else if (plainEnd[i] > i)
-            {
-                int e = plainEnd[i];
-                list.Add(new TextNode(i, e, s[i..e], false));
-                i = e;
-            }
-            else break;
+            list.Add(node);
+            i = node.End;
         }
         return (list, i);
     }
@@ -215,7 +213,7 @@ public sealed class ScheduleParser
     {
         if (groups.TryGetValue(p, out var cached)) return cached;
         ScheduleNode? result = null;
-        if (depth > MaxParseDepth) tooDeep = true;
+        if (depth > depthLimit) tooDeep = true;
         else result = s[p] == '(' ? Round(p, depth) : Square(p, depth);
         groups[p] = result;
         return result;

@@ -33,6 +33,8 @@ public static class Scheduler
         int steps = options.TotalSteps;
         if (!tree.Parsed)
             return PromptResult<IReadOnlyList<ScheduleEntry>>.Ok([new ScheduleEntry(steps, tree.Source)]);
+        if (tree.Depth == 0) // only text: nothing to schedule
+            return PromptResult<IReadOnlyList<ScheduleEntry>>.Ok([new ScheduleEntry(steps, tree.Source)]);
         var whens = new Dictionary<EditNode, int>(ReferenceEqualityComparer.Instance);
         var set = new SortedSet<int> { steps };
         foreach (var node in PromptSyntax.Walk(tree.Nodes))

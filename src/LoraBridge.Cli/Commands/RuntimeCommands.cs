@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
+using LoraBridge.Engine;
 using LoraBridge.Python;
+using LoraBridge.Tokenizers;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
@@ -72,6 +74,8 @@ public static class RuntimeCommands
             problems.AddRange(DescribeNoRuntime(report, options));
         }
 
+        ReportModel(output, options, problems);
+
         output.WriteLine(problems.Count == 0 ? "missing:  nothing" : "missing:");
         foreach (var (problem, commands) in problems)
         {
@@ -80,6 +84,30 @@ public static class RuntimeCommands
         }
         output.WriteLine(usable ? "status:   usable" : "status:   NOT usable (fix the items above, or run `lorabridge setup`)");
         return usable ? 0 : 1;
+    }
+
+    /// <summary>Which checkpoint generation would use and which CLIP tokenizer files belong to it.</summary>
+    private static void ReportModel(TextWriter output, LoraBridgeOptions options, List<(string Problem, IReadOnlyList<string> Commands)> problems)
+    {
+        var settings = new WorkspaceSettings { WebUiDir = options.WebUiDir, DataDir = options.EffectiveDataDir, Checkpoint = options.Checkpoint, TokenizerDir = options.TokenizerDir, LoraDirs = options.LoraDirs };
+        var sources = new ModelSources(settings);
+        try
+        {
+            var checkpoint = sources.FindConfiguredCheckpoint();
+            if (checkpoint is null)
+            {
+                output.WriteLine($"model:    built-in demo model ({sources.DemoDir}, created on first use)");
+                output.WriteLine($"tokenizer: the demo model's own vocabulary ({Path.Combine(sources.DemoDir, "tokenizer")})");
+                return;
+            }
+            output.WriteLine($"model:    {checkpoint}");
+            var tokenizer = sources.LocateTokenizer(checkpoint);
+            output.WriteLine($"tokenizer: {tokenizer.Directory} ({tokenizer.Reason})");
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or TokenizerNotFoundException)
+        {
+            problems.Add((ex.Message, []));
+        }
     }
 
     private static IReadOnlyList<string> InstallCommands(PythonProbe python, string debianPackage, string pipRequirement)

@@ -1,0 +1,79 @@
+using LoraBridge.Models;
+using LoraBridge.Tokenizers;
+
+namespace LoraBridge.Engine;
+
+/// <summary>Where models come from: an A1111 install, extra folders, an explicit checkpoint, LoraBridge's data folder.</summary>
+public sealed record WorkspaceSettings
+{
+    /// <summary>An A1111 stable-diffusion-webui folder whose <c>models/</c> folders are used.</summary>
+    public string? WebUiDir { get; init; }
+    /// <summary>LoraBridge's data folder: the demo model, the hash cache.</summary>
+    public required string DataDir { get; init; }
+    /// <summary>Checkpoint name (as A1111 lists it) or path; null for the configured default or the demo model.</summary>
+    public string? Checkpoint { get; init; }
+    /// <summary>Folder with the CLIP tokenizer files, overriding discovery.</summary>
+    public string? TokenizerDir { get; init; }
+    /// <summary>More LoRA folders.</summary>
+    public IReadOnlyList<string> LoraDirs { get; init; } = [];
+    /// <summary>A1111's behaviour for unknown LoRA names instead of an error.</summary>
+    public LoraNotFoundBehavior LoraNotFound { get; init; } = LoraNotFoundBehavior.Error;
+}
+
+/// <summary>
+/// The files a generation would use, found without starting Python: the catalog, the configured checkpoint (or the
+/// built-in demo model) and its tokenizer. <c>doctor</c> and <c>loras</c> use it directly; generation through
+/// <see cref="GenerationWorkspace"/>.
+/// </summary>
+public sealed class ModelSources
+{
+    /// <summary>Sub-folder of the data folder holding the demo model, its tokenizer and its LoRAs.</summary>
+    public const string DemoFolder = "demo";
+
+    /// <summary>Builds the catalog over the settings' folders.</summary>
+    public ModelSources(WorkspaceSettings settings)
+    {
+        Settings = settings;
+        Catalog = new LoraCatalog(new CatalogOptions
+        {
+            WebUiDir = settings.WebUiDir,
+            LoraDirs = [.. settings.LoraDirs, Path.Combine(DemoDir, "Lora")],
+            DataDir = settings.DataDir,
+            NotFound = settings.LoraNotFound,
+        });
+    }
+
+    /// <summary>The settings in use.</summary>
+    public WorkspaceSettings Settings { get; }
+
+    /// <summary>LoRA and checkpoint catalog: A1111 folders, configured folders, the demo LoRAs.</summary>
+    public LoraCatalog Catalog { get; }
+
+    /// <summary>The demo model's folder under the data folder.</summary>
+    public string DemoDir => Path.Combine(Settings.DataDir, DemoFolder);
+
+    /// <summary>True when the built-in demo model is in use (no checkpoint configured, and no A1111 folder with one).</summary>
+    public bool UsesDemoModel => Settings.Checkpoint is null && (Settings.WebUiDir is null || Catalog.Checkpoints.Count == 0);
+
+    /// <summary>The configured checkpoint's path (a path, an A1111 name, or the A1111 folder's first), or null for the demo model.</summary>
+    /// <exception cref="FileNotFoundException">A configured checkpoint that does not exist.</exception>
+    public string? FindConfiguredCheckpoint()
+    {
+        if (Settings.Checkpoint is { } wanted)
+        {
+            if (File.Exists(wanted)) return Path.GetFullPath(wanted);
+            return Catalog.FindCheckpoint(wanted)?.FilePath
+                ?? throw new FileNotFoundException($"checkpoint '{wanted}' is neither a file nor a checkpoint in {string.Join(", ", Catalog.Options.EffectiveCheckpointDirs)}", wanted);
+        }
+        return Settings.WebUiDir is not null ? Catalog.Checkpoints.FirstOrDefault()?.FilePath : null;
+    }
+
+    /// <summary>Where the CLIP tokenizer of <paramref name="checkpointPath"/> comes from.</summary>
+    /// <exception cref="TokenizerNotFoundException">None found; the message says where to get the files.</exception>
+    public TokenizerLocation LocateTokenizer(string checkpointPath)
+    {
+        // The demo model keeps its own vocabulary in <demo>/tokenizer, beside its A1111-style model folders.
+        var explicitDir = Settings.TokenizerDir ?? (UsesDemoModel ? Path.Combine(DemoDir, "tokenizer") : null);
+        return new TokenizerLocator().Locate(checkpointPath, explicitDir);
+    }
+}
