@@ -66,7 +66,7 @@ public sealed record PassPlan(string Name, int Steps, ScheduleOptions Options, I
 /// The per-step plan of one prompt: conditioning texts per AND part and LoRA multipliers per step, for the base pass
 /// and optionally the hires pass. Without extended syntax it is exactly A1111 v1.10.1's behaviour; with it, LoRA tags
 /// inside prompt editing are scheduled, multipliers may be keyframed and <c>start=</c>/<c>stop=</c> bound a LoRA
-/// (see PROMPT_SYNTAX.md). Never throws for any prompt.
+/// (see docs/PROMPT_SYNTAX.md). Never throws for any prompt.
 /// </summary>
 /// <param name="Prompt">The prompt.</param>
 /// <param name="UsesExtendedSyntax">True when extended syntax was found and applied.</param>
