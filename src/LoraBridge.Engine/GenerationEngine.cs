@@ -124,7 +124,10 @@ public sealed class GenerationEngine
         }
         foreach (var network in networks)
         {
-            if (_loadedNetworks.Add(network.Name)) await _backend.LoadNetworkAsync(network.Name, network.Path, ct).ConfigureAwait(false);
+            // Marked loaded only once the load succeeded: a failed or cancelled load must be retried by the next job.
+            if (_loadedNetworks.Contains(network.Name)) continue;
+            await _backend.LoadNetworkAsync(network.Name, network.Path, ct).ConfigureAwait(false);
+            _loadedNetworks.Add(network.Name);
         }
 
         var images = new List<GeneratedImage>();

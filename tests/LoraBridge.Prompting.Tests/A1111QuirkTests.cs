@@ -56,6 +56,16 @@ public class A1111QuirkTests
         Assert.Equal("error:RecursionError", Sched(nested, 10));
     }
 
+    [Fact]
+    public void LongPromptsScheduleCorrectly()
+    {
+        var groups = string.Concat(Enumerable.Repeat("(a)[b:c:5]:", 3000));
+        var r = Scheduler.Schedule(groups, new ScheduleOptions(10)).Value!;
+        Assert.Equal([5, 10], r.Select(e => e.EndAtStep));
+        Assert.Equal(string.Concat(Enumerable.Repeat("(a)b:", 3000)), r[0].Text);
+        Assert.Equal(string.Concat(Enumerable.Repeat("(a)c:", 3000)), r[1].Text);
+    }
+
     private static string Att(string text)
     {
         var r = Attention.Parse(text);

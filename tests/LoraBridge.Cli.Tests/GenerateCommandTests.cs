@@ -1,0 +1,85 @@
+using System.Text.Json;
+
+namespace LoraBridge.Cli.Tests;
+
+/// <summary>A temporary folder with one LoraBridge data folder, so the demo model is created once per test class.</summary>
+public sealed class CliDataFixture : IDisposable
+{
+    public string Root { get; } = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), $"lorabridge-cli-gen-{Guid.NewGuid():N}")).FullName;
+    public string DataDir => Path.Combine(Root, "data");
+
+    /// <summary>Options every generating run gets: Debian's Python with torch (the first python3 on PATH may lack it), a small torch pool, the class's data folder.</summary>
+    public string[] Common => ["--python", "/usr/bin/python3", "--torch-threads", "2", "--data-dir", DataDir];
+
+    public string NewDir(string tag) => Path.Combine(Root, $"{tag}-{Guid.NewGuid():N}");
+
+    public void Dispose() => Directory.Delete(Root, recursive: true);
+}
+
+/// <summary><c>generate</c> and <c>info</c> as a user runs them: child processes on the built-in demo model.</summary>
+public sealed class GenerateCommandTests(CliDataFixture f) : IClassFixture<CliDataFixture>
+{
+    [Fact]
+    public async Task GenerateWritesAPngWhoseInfotextInfoReadsBack()
+    {
+        var outDir = f.NewDir("out");
+        const string prompt = "a lighthouse, stormy sea <lora:demo_style:0.8>";
+        var (code, stdout, stderr) = await CliProcess.RunAsync(
+            ["generate", prompt, "--negative", "blurry, low quality", "--seed", "5", "--steps", "3", "--size", "64x64", "--out", outDir, .. f.Common], f.Root);
+
+        Assert.True(code == 0, $"exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        var png = Path.Combine(outDir, "00000-5.png");
+        Assert.Contains(png, stdout);
+        Assert.True(File.Exists(png));
+        Assert.Contains("1 job, 1 image, 1 checkpoint load", stdout);
+        Assert.Contains("(built-in demo model)", stderr);
+        Assert.Matches(@"step 3/3 \(", stderr); // plain progress lines when stderr is not a terminal
+
+        var (infoCode, json, infoErr) = await CliProcess.RunAsync(["info", png, "--json"], f.Root);
+        Assert.True(infoCode == 0, $"exit {infoCode}\n{json}\n{infoErr}");
+        using var doc = JsonDocument.Parse(json);
+        var root = doc.RootElement;
+        Assert.Equal(prompt, root.GetProperty("prompt").GetString());
+        Assert.Equal("blurry, low quality", root.GetProperty("negative_prompt").GetString());
+        var p = root.GetProperty("parameters");
+        Assert.Equal("3", p.GetProperty("Steps").GetString());
+        Assert.Equal("Euler a", p.GetProperty("Sampler").GetString());
+        Assert.Equal("5", p.GetProperty("Seed").GetString());
+        Assert.Equal("64x64", p.GetProperty("Size").GetString());
+        Assert.Equal("lorabridge-demo", p.GetProperty("Model").GetString());
+        Assert.Matches("^[0-9a-f]{10}$", p.GetProperty("Model hash").GetString());
+        Assert.Matches("^demo_style: [0-9a-f]{12}$", p.GetProperty("Lora hashes").GetString());
+
+        var (plainCode, plain, _) = await CliProcess.RunAsync(["info", png], f.Root);
+        Assert.Equal(0, plainCode);
+        Assert.Contains($"Prompt: {prompt}\nNegative prompt: blurry, low quality\nSteps: 3\nSampler: Euler a\n", plain.ReplaceLineEndings("\n"));
+    }
+
+    [Fact]
+    public async Task UnknownLoraExitsOneNamingCloseMatchesAndWritesNothing()
+    {
+        var outDir = f.NewDir("out");
+        var (code, stdout, stderr) = await CliProcess.RunAsync(
+            ["generate", "a lighthouse <lora:demo_styel:1>", "--seed", "1", "--steps", "2", "--size", "64x64", "--out", outDir, .. f.Common], f.Root);
+
+        Assert.True(code == 1, $"exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        Assert.Contains("error: Lora not found: demo_styel. Closest: demo_style", stderr);
+        Assert.False(Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any());
+    }
+
+    [Fact]
+    public async Task InfoOnANonPngExitsOneNamingTheFile()
+    {
+        var text = Path.Combine(f.Root, "notes.png");
+        File.WriteAllText(text, "not an image\n");
+        var (code, stdout, stderr) = await CliProcess.RunAsync(["info", text], f.Root);
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.Contains($"error: {text}: not a PNG file (bad signature)", stderr);
+
+        var missing = Path.Combine(f.Root, "missing.png");
+        (code, _, stderr) = await CliProcess.RunAsync(["info", missing], f.Root);
+        Assert.Equal(1, code);
+        Assert.Contains(missing, stderr);
+    }
+}
