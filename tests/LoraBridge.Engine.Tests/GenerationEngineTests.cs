@@ -24,7 +24,17 @@ internal sealed class RecordingBackend : IGenerationBackend
         if (load) Calls.Add($"load {path}");
         return Task.FromResult(load);
     }
-    public Task LoadNetworkAsync(string name, string path, CancellationToken ct) { Calls.Add($"network {name}"); return Task.CompletedTask; }
+    public bool FailNextNetworkLoad { get; set; }
+    public Task LoadNetworkAsync(string name, string path, CancellationToken ct)
+    {
+        Calls.Add($"network {name}");
+        if (FailNextNetworkLoad)
+        {
+            FailNextNetworkLoad = false;
+            throw new InvalidDataException($"{path}: corrupt");
+        }
+        return Task.CompletedTask;
+    }
     public Task SetNetworksAsync(IReadOnlyList<NetworkSetting> networks, CancellationToken ct)
     {
         NetworkCommands.Add(networks.ToList());
@@ -159,6 +169,18 @@ public sealed class GenerationEngineTests : IDisposable
         Assert.Equal(1, backend.Restores);
         Assert.Empty(Directory.GetFiles(_out));
         Assert.Equal(3, backend.Live.Count); // only the cached conditionings remain
+    }
+
+    [Fact]
+    public async Task ANetworkWhoseLoadFailedIsLoadedAgainByTheNextJob()
+    {
+        var backend = new RecordingBackend { FailNextNetworkLoad = true };
+        var engine = Engine(backend);
+        await Assert.ThrowsAsync<InvalidDataException>(() => engine.GenerateAsync(Request(), Checkpoint()));
+        Assert.Empty(Directory.GetFiles(_out));
+        await engine.GenerateAsync(Request(), Checkpoint());
+        Assert.Equal(2, backend.Calls.Count(c => c == "network style"));
+        Assert.Equal(2, Directory.GetFiles(_out).Length);
     }
 
     [Fact]
