@@ -23,6 +23,7 @@ public static class CommandCatalog
         root.Subcommands.Add(prompt);
         LoraCommands.Register(root);       // loras list, loras show
         GenerateCommands.Register(root);   // generate, batch, info
+        TuiCommand.Register(root);         // tui
         return root;
     }
 }

@@ -82,4 +82,15 @@ public sealed class GenerateCommandTests(CliDataFixture f) : IClassFixture<CliDa
         Assert.Equal(1, code);
         Assert.Contains(missing, stderr);
     }
+
+    [Fact]
+    public async Task TuiWithoutATerminalExitsOneAndSaysWhy()
+    {
+        // The test runner's stdio are pipes, never a terminal.
+        var (code, stdout, stderr) = await CliProcess.RunAsync(["tui", "--data-dir", Path.Combine(f.Root, "tui-data")], f.Root);
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.Contains("terminal", stderr);
+        Assert.False(Directory.Exists(Path.Combine(f.Root, "tui-data", "demo")));
+    }
 }

@@ -1,0 +1,52 @@
+using System.CommandLine;
+using System.Globalization;
+using LoraBridge.Engine;
+using LoraBridge.Python;
+using LoraBridge.Tui;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace LoraBridge.Cli.Commands;
+
+/// <summary><c>tui</c>: the interactive terminal UI (prompt editor, live plan, LoRA list, generation with progress).</summary>
+public static class TuiCommand
+{
+    /// <summary>Adds <c>tui</c>.</summary>
+    public static void Register(RootCommand root)
+    {
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Checkpoint name or path (default: configured, else the demo model)" };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Folder with the CLIP tokenizer files" };
+        var output = new Option<string?>("--out", "-o") { Description = "Output folder (default outputs/txt2img-images/DATE)" };
+        var command = new Command("tui", "Interactive terminal UI: edit a prompt with a live per-step plan, insert LoRAs and generate");
+        command.Options.Add(checkpoint);
+        command.Options.Add(tokenizer);
+        command.Options.Add(output);
+        command.SetAction(async (parse, ct) =>
+        {
+            if (!TuiApp.HasTerminal)
+            {
+                await Console.Error.WriteLineAsync("error: lorabridge tui needs a terminal on stdin and stdout (use 'lorabridge generate' in scripts)");
+                return 1;
+            }
+            return await CliHost.RunAsync(parse, ct, (sp, token) =>
+            {
+                var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
+                var workspace = new GenerationWorkspace(new WorkspaceSettings
+                {
+                    WebUiDir = o.WebUiDir,
+                    DataDir = o.EffectiveDataDir,
+                    Checkpoint = parse.GetValue(checkpoint) ?? o.Checkpoint,
+                    TokenizerDir = parse.GetValue(tokenizer) ?? o.TokenizerDir,
+                    LoraDirs = o.LoraDirs,
+                }, sp.GetRequiredService<PythonBridge>());
+                var outputDir = Path.GetFullPath(parse.GetValue(output) ?? o.OutputDir
+                    ?? Path.Combine("outputs", "txt2img-images", DateTime.Now.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)));
+                var vm = new GeneratorViewModel(outputDir, workspace.UsesDemoModel ? GenerateCommands.DemoSize : "512x512");
+                var log = Path.Combine(o.EffectiveDataDir, "tui.log");
+                TuiApp.Run(vm, new WorkspaceGenerator(workspace), log);
+                return Task.FromResult(0);
+            });
+        });
+        root.Subcommands.Add(command);
+    }
+}

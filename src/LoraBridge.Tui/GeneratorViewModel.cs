@@ -1,0 +1,279 @@
+using System.Diagnostics;
+using System.Globalization;
+using LoraBridge.Engine;
+using LoraBridge.Prompting;
+
+namespace LoraBridge.Tui;
+
+/// <summary>Where a generation job stands.</summary>
+public enum JobState
+{
+    /// <summary>No job; Generate is possible.</summary>
+    Idle,
+    /// <summary>A job is sampling (or loading the model).</summary>
+    Running,
+    /// <summary>Cancel was requested; the engine is stopping and restoring the LoRA weights.</summary>
+    Cancelling,
+}
+
+/// <summary>What a generator returns: the images and the warnings the workspace gathered for the job.</summary>
+/// <param name="Images">Written images.</param>
+/// <param name="Warnings">Warnings such as a LoRA made for another model family.</param>
+public sealed record JobResult(IReadOnlyList<GeneratedImage> Images, IReadOnlyList<string> Warnings);
+
+/// <summary>Runs one request; <see cref="WorkspaceGenerator"/> is the real one.</summary>
+public delegate Task<JobResult> Generator(GenerationRequest request, IProgress<GenerationProgress> progress, CancellationToken ct);
+
+/// <summary>
+/// The state and logic of the TUI without any Terminal.Gui type: the form's field texts, their validation into a
+/// <see cref="GenerationRequest"/>, the plan panel's text and the job state machine (idle → running → cancelling → idle).
+/// Not thread-safe: every member is meant to be used on the UI thread; <see cref="GenerateAsync"/> marshals its
+/// updates there through the <c>post</c> callback it is given.
+/// </summary>
+public sealed class GeneratorViewModel
+{
+    /// <summary>Samplers the engine implements.</summary>
+    public static readonly IReadOnlyList<string> Samplers = ["Euler a", "Euler", "DPM++ 2M", "DDIM"];
+
+    private CancellationTokenSource? _cts;
+    private Task _work = Task.CompletedTask;
+    private readonly List<GeneratedImage> _images = [];
+    private readonly Stopwatch _clock = new();
+
+    /// <summary>Creates the model with defaults for the given output folder and image size.</summary>
+    public GeneratorViewModel(string outputDir, string defaultSize = "512x512")
+    {
+        OutputDir = outputDir;
+        SizeText = defaultSize;
+    }
+
+    /// <summary>Positive prompt (A1111 prompt language).</summary>
+    public string Prompt { get; set; } = "";
+    /// <summary>Negative prompt.</summary>
+    public string NegativePrompt { get; set; } = "";
+    /// <summary>Steps field text.</summary>
+    public string StepsText { get; set; } = "20";
+    /// <summary>CFG scale field text.</summary>
+    public string CfgText { get; set; } = "7";
+    /// <summary>Seed field text (-1: random).</summary>
+    public string SeedText { get; set; } = "-1";
+    /// <summary>Size field text, <c>WIDTHxHEIGHT</c>.</summary>
+    public string SizeText { get; set; }
+    /// <summary>Sampler field text; one of <see cref="Samplers"/>.</summary>
+    public string Sampler { get; set; } = "Euler a";
+    /// <summary>Folder the images are written to.</summary>
+    public string OutputDir { get; }
+
+    /// <summary>Job state.</summary>
+    public JobState State { get; private set; } = JobState.Idle;
+    /// <summary>0..1 progress of the running job over all batches.</summary>
+    public double ProgressFraction { get; private set; }
+    /// <summary>One-line status for the status line.</summary>
+    public string StatusText { get; private set; } = "ready";
+    /// <summary>Every image written in this session, oldest first.</summary>
+    public IReadOnlyList<GeneratedImage> Images => _images;
+
+    /// <summary>Raised after a job changes <see cref="State"/>, progress, status or <see cref="Images"/>.</summary>
+    public event Action? Changed;
+
+    /// <summary>The steps field as a number for the plan panel, or null when it is not a positive integer.</summary>
+    public int? PlanSteps => int.TryParse(StepsText.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var s) && s >= 1 ? s : null;
+
+    /// <summary>The plan panel's text for the current prompt and steps; field problems are shown instead of a plan.</summary>
+    public string PlanText(int textWidth = 40)
+    {
+        if (PlanSteps is not { } steps) return $"steps: '{StepsText}' is not a positive whole number";
+        var text = PromptText.RenderPlan(PromptPlan.Create(Prompt, steps), textWidth);
+        var negative = Scheduler.Schedule(NegativePrompt, new ScheduleOptions(steps));
+        if (!negative.IsOk) text = "error: " + PromptText.DescribeError(NegativePrompt, negative.Error!, "negative prompt") + "\n" + text;
+        return text;
+    }
+
+    /// <summary>
+    /// Validates every field and the prompts (as the engine's planner would) and builds the request.
+    /// </summary>
+    /// <returns>The request, or null with one message per problem, each naming its field (and line/column for prompts).</returns>
+    public (GenerationRequest? Request, IReadOnlyList<string> Errors) BuildRequest()
+    {
+        var errors = new List<string>();
+        var steps = PlanSteps;
+        if (steps is null) errors.Add($"steps: '{StepsText}' is not a positive whole number");
+        else if (steps > 1000) errors.Add($"steps: {steps} is more than 1000");
+        if (!double.TryParse(CfgText.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var cfg) || !double.IsFinite(cfg) || cfg < 0)
+            errors.Add($"cfg: '{CfgText}' is not a number ≥ 0");
+        if (!long.TryParse(SeedText.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var seed) || seed < -1)
+            errors.Add($"seed: '{SeedText}' is not -1 (random) or a whole number ≥ 0");
+        var size = ParseSize(SizeText);
+        if (size is null) errors.Add($"size: '{SizeText}' is not WIDTHxHEIGHT with both multiples of 8, e.g. 512x512");
+        var sampler = Samplers.FirstOrDefault(s => string.Equals(s, Sampler.Trim(), StringComparison.OrdinalIgnoreCase));
+        if (sampler is null) errors.Add($"sampler: '{Sampler}' is not one of {string.Join(", ", Samplers)}");
+        if (steps is { } n)
+        {
+            var plan = PromptPlan.Create(Prompt, n);
+            errors.AddRange(plan.Errors.Select(e => PromptText.DescribeError(Prompt, e).Split('\n')[0]));
+            var negative = Scheduler.Schedule(NegativePrompt, new ScheduleOptions(n));
+            if (!negative.IsOk) errors.Add(PromptText.DescribeError(NegativePrompt, negative.Error!, "negative prompt").Split('\n')[0]);
+        }
+        if (errors.Count > 0) return (null, errors);
+        return (new GenerationRequest
+        {
+            Prompt = Prompt,
+            NegativePrompt = NegativePrompt,
+            Steps = steps!.Value,
+            CfgScale = cfg,
+            Seed = seed,
+            Width = size!.Value.Width,
+            Height = size.Value.Height,
+            Sampler = sampler!,
+            OutputDir = OutputDir,
+        }, errors);
+    }
+
+    /// <summary>Parses <c>WIDTHxHEIGHT</c> with both sides positive multiples of 8 (the VAE's factor); null otherwise.</summary>
+    public static (int Width, int Height)? ParseSize(string text)
+    {
+        var parts = text.Trim().ToLowerInvariant().Split('x');
+        if (parts.Length == 2
+            && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var w)
+            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var h)
+            && w > 0 && h > 0 && w % 8 == 0 && h % 8 == 0)
+            return (w, h);
+        return null;
+    }
+
+    /// <summary>
+    /// Starts a job when idle and the form is valid, runs <paramref name="generate"/> on the thread pool and applies its
+    /// progress and outcome through <paramref name="post"/> (the UI's dispatcher). Failures end up in
+    /// <see cref="StatusText"/>, never as exceptions: the UI must survive a failed job.
+    /// </summary>
+    /// <returns>False (with the reason in <see cref="StatusText"/>) when no job was started; otherwise true once the job has ended.</returns>
+    public Task<bool> GenerateAsync(Generator generate, Action<Action> post)
+    {
+        if (State != JobState.Idle) return Refuse("a job is already running (Esc cancels it)");
+        var (request, errors) = BuildRequest();
+        if (request is null) return Refuse("cannot generate: " + string.Join("; ", errors));
+        return RunAsync("starting (the first job loads the model)…", (progress, ct) => generate(request, progress, ct), Complete, post);
+    }
+
+    /// <summary>
+    /// Runs the workspace's preparation (finding the checkpoint, creating the demo model and its LoRAs on first use) as a
+    /// job, so that Generate waits for it and the LoRA list can be reloaded when it ends.
+    /// </summary>
+    /// <param name="prepare">Returns a description of the checkpoint in use.</param>
+    /// <param name="post">The UI's dispatcher.</param>
+    /// <returns>False when a job was already running.</returns>
+    public Task<bool> PrepareAsync(Func<CancellationToken, Task<string>> prepare, Action<Action> post)
+    {
+        if (State != JobState.Idle) return Refuse("a job is already running (Esc cancels it)");
+        return RunAsync("preparing the checkpoint…", (_, ct) => prepare(ct), name => End("ready: " + name), post);
+    }
+
+    private Task<bool> Refuse(string status)
+    {
+        StatusText = status;
+        Changed?.Invoke();
+        return Task.FromResult(false);
+    }
+
+    private async Task<bool> RunAsync<T>(string startStatus, Func<IProgress<GenerationProgress>, CancellationToken, Task<T>> work,
+        Action<T> complete, Action<Action> post)
+    {
+        var cts = _cts = new CancellationTokenSource();
+        State = JobState.Running;
+        ProgressFraction = 0;
+        StatusText = startStatus;
+        _clock.Restart();
+        Changed?.Invoke();
+
+        var progress = new CallbackProgress(p => post(() => Report(cts, p)));
+        Action finish;
+        try
+        {
+            var running = Task.Run(() => work(progress, cts.Token));
+            _work = running;
+            var result = await running.ConfigureAwait(false);
+            finish = () => complete(result);
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            finish = () => { ProgressFraction = 0; End($"cancelled after {Elapsed()}"); };
+        }
+        // Any failure (prompt, missing LoRA, Python) is shown on the status line; the session goes on.
+        catch (Exception ex)
+        {
+            var message = ex.Message;
+            finish = () => { ProgressFraction = 0; End("error: " + message); };
+        }
+        post(() =>
+        {
+            finish();
+            cts.Dispose();
+            _cts = null;
+        });
+        return true;
+    }
+
+    /// <summary>Requests cancellation of the running job; false when there is none (or it is already cancelling).</summary>
+    public bool Cancel()
+    {
+        if (State != JobState.Running || _cts is null) return false;
+        State = JobState.Cancelling;
+        StatusText = "cancelling… (the engine restores the LoRA weights)";
+        _cts.Cancel();
+        Changed?.Invoke();
+        return true;
+    }
+
+    /// <summary>
+    /// Waits until the current job's work has returned (its outcome may still be queued for the UI). The UI calls it on
+    /// exit after <see cref="Cancel"/>, so that Python is not shut down under a running sampler.
+    /// </summary>
+    /// <returns>False when the work was still running after <paramref name="timeout"/>.</returns>
+    public bool WaitForJob(TimeSpan timeout)
+    {
+        try
+        {
+            return _work.Wait(timeout);
+        }
+        catch (AggregateException)
+        {
+            return true;   // the job failed; its error was reported through post
+        }
+    }
+
+    private void Report(CancellationTokenSource job, GenerationProgress p)
+    {
+        // A report queued before the job ended may arrive after it; it belongs to a finished job then.
+        if (State != JobState.Running || !ReferenceEquals(job, _cts)) return;
+        var total = Math.Max(1, p.TotalSteps * p.BatchCount);
+        ProgressFraction = Math.Clamp((double)(p.Batch * p.TotalSteps + p.Step) / total, 0, 1);
+        StatusText = string.Create(CultureInfo.InvariantCulture,
+            $"batch {p.Batch + 1}/{p.BatchCount}, step {p.Step}/{p.TotalSteps} ({p.StepsPerSecond:0.0} it/s, ETA {p.Remaining.TotalSeconds:0}s)");
+        Changed?.Invoke();
+    }
+
+    private void Complete(JobResult result)
+    {
+        _images.AddRange(result.Images);
+        var done = $"done: {result.Images.Count} image{(result.Images.Count == 1 ? "" : "s")} in {Elapsed()}";
+        if (result.Images.Count > 0) done += string.Create(CultureInfo.InvariantCulture, $", seed {result.Images[0].Seed}");
+        foreach (var w in result.Warnings.Distinct()) done += $"; warning: {w}";
+        ProgressFraction = 1;
+        End(done);
+    }
+
+    private void End(string status)
+    {
+        State = JobState.Idle;
+        StatusText = status;
+        Changed?.Invoke();
+    }
+
+    private string Elapsed() => string.Create(CultureInfo.InvariantCulture, $"{_clock.Elapsed.TotalSeconds:0.0}s");
+
+    // Progress<T> would post to a captured context; the caller's post callback decides the thread instead.
+    private sealed class CallbackProgress(Action<GenerationProgress> report) : IProgress<GenerationProgress>
+    {
+        public void Report(GenerationProgress value) => report(value);
+    }
+}

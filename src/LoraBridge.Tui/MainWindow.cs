@@ -1,0 +1,192 @@
+using System.Collections.ObjectModel;
+using System.Drawing;
+using Terminal.Gui.App;
+using Terminal.Gui.Input;
+using Terminal.Gui.ViewBase;
+using Terminal.Gui.Views;
+
+namespace LoraBridge.Tui;
+
+// Terminal.Gui 2.5 marks TextView obsolete in favour of EditorView from a separate package (tui-cs/Editor) that is
+// not in Directory.Packages.props; TextView still ships, works and is what the pinned version offers.
+#pragma warning disable CS0618
+
+/// <summary>
+/// The LoraBridge window: prompt editor, negative prompt, generation fields, LoRA list, live plan panel, job controls
+/// and the generated files. All logic lives in <see cref="GeneratorViewModel"/>; this class only binds views to it.
+/// </summary>
+public sealed class MainWindow : Window
+{
+    private readonly GeneratorViewModel _vm;
+    private readonly Generator _generator;
+    private readonly Func<bool, IReadOnlyList<string>> _loras;
+    private readonly Action<Action> _post;
+    private readonly ObservableCollection<string> _loraItems = [];
+    private readonly ObservableCollection<string> _fileItems = [];
+
+    /// <summary>Builds the window.</summary>
+    /// <param name="vm">State and logic.</param>
+    /// <param name="generator">Runs a job (on a background thread).</param>
+    /// <param name="loras">LoRA aliases; the argument asks for a rescan of the folders.</param>
+    /// <param name="post">Runs an action on the UI thread (<c>IApplication.Invoke</c>).</param>
+    public MainWindow(GeneratorViewModel vm, Generator generator, Func<bool, IReadOnlyList<string>> loras, Action<Action> post)
+    {
+        _vm = vm;
+        _generator = generator;
+        _loras = loras;
+        _post = post;
+        Title = "LoraBridge  (Ctrl+G generate · Esc cancel · Ctrl+L LoRA list · Ctrl+Q quit)";
+
+        var left = new View { X = 0, Y = 0, Width = Dim.Percent(68), Height = Dim.Fill(), CanFocus = true };
+        PromptEditor = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), WordWrap = true, TabKeyAddsTab = false, Text = vm.Prompt };
+        var promptFrame = new FrameView { Title = "Prompt", X = 0, Y = 0, Width = Dim.Fill(), Height = 8 };
+        promptFrame.Add(PromptEditor);
+
+        var negLabel = new Label { Text = "Negative:", X = 0, Y = Pos.Bottom(promptFrame) };
+        NegativeField = new TextField { X = Pos.Right(negLabel) + 1, Y = Pos.Top(negLabel), Width = Dim.Fill(), Text = vm.NegativePrompt };
+        // Subview order is the Tab order: prompt, negative prompt, fields, buttons, plan.
+        left.Add(promptFrame, negLabel, NegativeField);
+
+        var row = Pos.Bottom(negLabel) + 1;
+        StepsField = Field(left, "Steps:", 0, row, 5, vm.StepsText);
+        CfgField = Field(left, "CFG:", Pos.Right(StepsField) + 2, row, 5, vm.CfgText);
+        SeedField = Field(left, "Seed:", Pos.Right(CfgField) + 2, row, 12, vm.SeedText);
+        SizeField = Field(left, "Size:", Pos.Right(SeedField) + 2, row, 9, vm.SizeText);
+        SamplerField = Field(left, "Sampler:", Pos.Right(SizeField) + 2, row, 10, vm.Sampler);
+
+        GenerateButton = new Button { Text = "_Generate", X = 0, Y = row + 2, IsDefault = false };
+        CancelButton = new Button { Text = "_Cancel", X = Pos.Right(GenerateButton) + 2, Y = Pos.Top(GenerateButton), Enabled = false };
+        Progress = new ProgressBar { X = Pos.Right(CancelButton) + 2, Y = Pos.Top(GenerateButton), Width = Dim.Fill(), Height = 1 };
+        Status = new Label { X = 0, Y = Pos.Bottom(GenerateButton) + 1, Width = Dim.Fill(), Height = 2, Text = vm.StatusText };
+
+        PlanView = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), ReadOnly = true, WordWrap = false, TabKeyAddsTab = false };
+        var planFrame = new FrameView { Title = "Plan (per denoiser call)", X = 0, Y = Pos.Bottom(Status), Width = Dim.Fill(), Height = Dim.Fill() };
+        planFrame.Add(PlanView);
+        left.Add(GenerateButton, CancelButton, Progress, Status, planFrame);
+
+        LoraList = new ListView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill() };
+        LoraList.SetSource(_loraItems);
+        var loraFrame = new FrameView { Title = "LoRAs (Enter inserts)", X = Pos.Right(left), Y = 0, Width = Dim.Fill(), Height = Dim.Percent(45) };
+        loraFrame.Add(LoraList);
+        FileList = new ListView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill() };
+        FileList.SetSource(_fileItems);
+        var filesFrame = new FrameView { Title = "Generated", X = Pos.Right(left), Y = Pos.Bottom(loraFrame), Width = Dim.Fill(), Height = Dim.Fill() };
+        filesFrame.Add(FileList);
+        Add(left, loraFrame, filesFrame);
+
+        PromptEditor.ContentsChanged += (_, _) => { _vm.Prompt = PromptEditor.Text; RefreshPlan(); };
+        NegativeField.TextChanged += (_, _) => { _vm.NegativePrompt = NegativeField.Text; RefreshPlan(); };
+        StepsField.TextChanged += (_, _) => { _vm.StepsText = StepsField.Text; RefreshPlan(); };
+        CfgField.TextChanged += (_, _) => _vm.CfgText = CfgField.Text;
+        SeedField.TextChanged += (_, _) => _vm.SeedText = SeedField.Text;
+        SizeField.TextChanged += (_, _) => _vm.SizeText = SizeField.Text;
+        SamplerField.TextChanged += (_, _) => _vm.Sampler = SamplerField.Text;
+        GenerateButton.Accepting += (_, e) => { e.Handled = true; StartGeneration(); };
+        CancelButton.Accepting += (_, e) => { e.Handled = true; _vm.Cancel(); };
+        LoraList.Accepting += (_, e) => { e.Handled = true; InsertSelectedLora(); };
+        _vm.Changed += RefreshJob;
+
+        ReloadLoras(rescan: false);
+        RefreshPlan();
+        RefreshJob();
+    }
+
+    /// <summary>The prompt editor.</summary>
+    public TextView PromptEditor { get; }
+    /// <summary>The negative prompt.</summary>
+    public TextField NegativeField { get; }
+    /// <summary>Steps.</summary>
+    public TextField StepsField { get; }
+    /// <summary>CFG scale.</summary>
+    public TextField CfgField { get; }
+    /// <summary>Seed.</summary>
+    public TextField SeedField { get; }
+    /// <summary>Size.</summary>
+    public TextField SizeField { get; }
+    /// <summary>Sampler.</summary>
+    public TextField SamplerField { get; }
+    /// <summary>Starts a job.</summary>
+    public Button GenerateButton { get; }
+    /// <summary>Cancels the job.</summary>
+    public Button CancelButton { get; }
+    /// <summary>Job progress.</summary>
+    public ProgressBar Progress { get; }
+    /// <summary>Status line.</summary>
+    public Label Status { get; }
+    /// <summary>The live plan panel.</summary>
+    public TextView PlanView { get; }
+    /// <summary>LoRA aliases.</summary>
+    public ListView LoraList { get; }
+    /// <summary>Files written in this session, newest first.</summary>
+    public ListView FileList { get; }
+
+    /// <summary>Handles the window's keys: Ctrl+G generates, Esc cancels a job, Ctrl+L focuses the LoRA list, Ctrl+Q quits.</summary>
+    /// <returns>True when the key was one of them.</returns>
+    public bool HandleKey(Key key, Action quit)
+    {
+        if (key == Key.G.WithCtrl) StartGeneration();
+        else if (key == Key.Esc) _vm.Cancel();
+        else if (key == Key.Q.WithCtrl) quit();
+        else if (key == Key.L.WithCtrl) LoraList.SetFocus();
+        else return false;
+        return true;
+    }
+
+    /// <summary>Starts a job from the form (ignored while one runs: the status line says so).</summary>
+    public void StartGeneration() => _ = _vm.GenerateAsync(_generator, _post);
+
+    /// <summary>Inserts the selected LoRA's tag at the prompt editor's cursor.</summary>
+    public void InsertSelectedLora()
+    {
+        if (LoraList.SelectedItem is not int i || i < 0 || i >= _loraItems.Count) return;
+        var text = PromptEditor.Text;
+        var cursor = PromptEditor.InsertionPoint;
+        var (updated, offset) = PromptText.InsertLora(text, PromptText.Offset(text, cursor.Y, cursor.X), _loraItems[i]);
+        PromptEditor.Text = updated;
+        var (line, column) = PromptText.LineColumn(updated, offset);
+        PromptEditor.InsertionPoint = new Point(column, line);
+        _vm.Prompt = updated;
+        RefreshPlan();
+        PromptEditor.SetFocus();
+    }
+
+    private static TextField Field(View parent, string label, Pos x, Pos y, int width, string text)
+    {
+        var l = new Label { Text = label, X = x, Y = y };
+        var f = new TextField { X = Pos.Right(l) + 1, Y = y, Width = width, Text = text };
+        parent.Add(l, f);
+        return f;
+    }
+
+    private void ReloadLoras(bool rescan)
+    {
+        var selected = LoraList.SelectedItem is int i && i >= 0 && i < _loraItems.Count ? _loraItems[i] : null;
+        _loraItems.Clear();
+        foreach (var alias in _loras(rescan)) _loraItems.Add(alias);
+        if (selected is not null && _loraItems.IndexOf(selected) is var k and >= 0) LoraList.SelectedItem = k;
+        else if (_loraItems.Count > 0) LoraList.SelectedItem = 0;
+    }
+
+    private void RefreshPlan()
+    {
+        PlanView.Text = _vm.PlanText();
+    }
+
+    private JobState _shownState = JobState.Idle;
+
+    private void RefreshJob()
+    {
+        GenerateButton.Enabled = _vm.State == JobState.Idle;
+        CancelButton.Enabled = _vm.State == JobState.Running;
+        Progress.Fraction = (float)_vm.ProgressFraction;
+        Status.Text = $"[{_vm.State.ToString().ToLowerInvariant()}] {_vm.StatusText}";
+        if (_fileItems.Count != _vm.Images.Count)
+        {
+            _fileItems.Clear();
+            foreach (var image in Enumerable.Reverse(_vm.Images)) _fileItems.Add(image.Path);
+        }
+        // A finished job may have created the demo model and its LoRAs: list them.
+        if (_shownState != JobState.Idle && _vm.State == JobState.Idle) ReloadLoras(rescan: true);
+        _shownState = _vm.State;
+    }
+}

@@ -1,0 +1,33 @@
+using LoraBridge.Engine;
+
+namespace LoraBridge.Tui;
+
+/// <summary>Adapts a <see cref="GenerationWorkspace"/> to the view model: one job at a time, with its warnings.</summary>
+public sealed class WorkspaceGenerator(GenerationWorkspace workspace)
+{
+    /// <summary>The workspace.</summary>
+    public GenerationWorkspace Workspace { get; } = workspace;
+
+    /// <summary>LoRA aliases to offer in the list, as A1111 writes them into prompts; rescans the folders when asked.</summary>
+    public IReadOnlyList<string> LoraAliases(bool rescan = false)
+    {
+        if (rescan) Workspace.Catalog.Rescan();
+        return Workspace.Catalog.Loras.Select(Workspace.Catalog.AliasOf).Distinct(StringComparer.Ordinal)
+            .Order(StringComparer.OrdinalIgnoreCase).ToList();
+    }
+
+    /// <summary>Finds the checkpoint (creating the demo model on first use); returns a description for the status line.</summary>
+    public async Task<string> PrepareAsync(CancellationToken ct)
+    {
+        var checkpoint = await Workspace.PrepareAsync(ct).ConfigureAwait(false);
+        return checkpoint.Name + (Workspace.UsesDemoModel ? " (built-in demo model)" : "");
+    }
+
+    /// <summary>Runs one request (<see cref="Generator"/>).</summary>
+    public async Task<JobResult> GenerateAsync(GenerationRequest request, IProgress<GenerationProgress> progress, CancellationToken ct)
+    {
+        Workspace.Warnings.Clear();
+        var images = await Workspace.GenerateAsync(request, progress, ct).ConfigureAwait(false);
+        return new JobResult(images, [.. Workspace.Warnings]);
+    }
+}
