@@ -40,6 +40,10 @@ public sealed record SamplingSettings(string Sampler, string Schedule, int Steps
 /// multipliers hold; the backend (Python) does the tensor work. Implemented over the Python bridge by
 /// <see cref="PythonGenerationBackend"/>.
 /// </summary>
+/// <remarks>
+/// Calls run in the order they are issued, and the engine may issue the next call before the previous one has
+/// completed (it queues step i+1 while step i runs, so the Python thread never idles between steps).
+/// </remarks>
 public interface IGenerationBackend
 {
     /// <summary>Loads a checkpoint, or keeps the loaded one when it is the same file.</summary>

@@ -8,6 +8,7 @@ var benchmarks = new SortedDictionary<string, Func<string[], int>>(StringCompare
     ["python-bridge"] = PythonBridgeBenchmark.Run,
     ["prompt"] = PromptBenchmark.Run,
     ["tokenizer"] = TokenizerBenchmark.Run,
+    ["host-overhead"] = HostOverheadBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
