@@ -13,52 +13,22 @@ Run: ``PYTHONPATH=python /usr/bin/python3 python/benchmarks/bench_lora.py [--rep
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import statistics
 import time
-from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lorabridge import arch
 from lorabridge.networks import Network, load_network
 from lorabridge.networks.keymap import UNET_PREFIX
 from lorabridge.patcher import Activation, Patcher
 from lorabridge.unet import UNetConfig, UNetModel
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-
-
-def sd15_config() -> UNetConfig:
-    """SD1.5's UNet configuration, inferred by lorabridge.arch from the real key/shape list."""
-    with open(SHARED / "conformance/models/sd15_keys.tsv", newline="") as f:
-        rows = list(csv.reader(f, delimiter="\t"))[1:]
-    sd = {k: torch.empty([int(x) for x in s.split(",")] if s else [], device="meta")
-          for k, s in rows if k.startswith(arch.UNET_PREFIX)}
-    cfg = arch.detect(sd).unet
-    assert cfg is not None
-    return cfg
-
-
-def demo_config() -> UNetConfig:
-    from lorabridge.demo import demo_configs
-
-    return demo_configs(49408)[0]
-
-
-def random_unet(cfg: UNetConfig) -> UNetModel:
-    # Built on meta and filled with scaled noise: default init of 860M parameters would dominate setup.
-    unet = UNetModel(cfg, device="meta").to_empty(device="cpu")
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in unet.parameters():
-            fan_in = p[0].numel() if p.dim() > 1 else 1
-            p.copy_(torch.randn(p.shape, generator=g) * (fan_in ** -0.5 if p.dim() > 1 else 0.02))
-    return unet.eval().requires_grad_(False)
+# Run as `python3 python/benchmarks/bench_lora.py`, this folder is on sys.path: share bench_unet's model set-up.
+from bench_unet import demo_config, random_unet, sd15_config  # noqa: E402
 
 TRANSFORMER_LAYER = re.compile(r"\.\d+\.(proj_in|proj_out|transformer_blocks\.\d+\.(attn[12]\.to_(q|k|v|out\.0)|ff\.net\.(0\.proj|2)))$")
 
