@@ -105,6 +105,11 @@ public static class CliHost
             {
                 return await action(host.Services, ct);
             }
+            catch (LoraBridge.Extensions.ExtensionException ex)
+            {
+                await Console.Error.WriteLineAsync($"error: {ex.Message}");
+                return 1;
+            }
             catch (PythonRuntimeUnavailableException ex)
             {
                 await Console.Error.WriteLineAsync($"error: {ex.Message}");

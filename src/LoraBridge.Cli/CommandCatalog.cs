@@ -24,6 +24,7 @@ public static class CommandCatalog
         LoraCommands.Register(root);       // loras list, loras show
         GenerateCommands.Register(root);   // generate, batch, info
         TuiCommand.Register(root);         // tui
+        ExtensionCommands.Register(root);  // extensions list
         return root;
     }
 }

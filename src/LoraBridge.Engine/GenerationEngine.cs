@@ -102,12 +102,17 @@ public sealed class GenerationEngine
     /// <summary>How many times a checkpoint was actually loaded (a repeated job on the same file loads nothing).</summary>
     public int CheckpointLoads { get; private set; }
 
+    /// <summary>Callbacks made before each job, after each step and after each image; <c>null</c> for none.</summary>
+    public IGenerationHooks? Hooks { get; set; }
+
     /// <summary>Runs <paramref name="request"/> on <paramref name="checkpoint"/>, writing one PNG per image.</summary>
     /// <exception cref="PromptPlanException">The prompt cannot be planned.</exception>
     /// <exception cref="OperationCanceledException">Cancelled; weights restored, no partial file.</exception>
     public async Task<IReadOnlyList<GeneratedImage>> GenerateAsync(GenerationRequest request, CheckpointContext checkpoint,
         IProgress<GenerationProgress>? progress = null, CancellationToken ct = default)
     {
+        var hooks = Hooks;
+        if (hooks is not null) request = await hooks.BeforeJobAsync(request, ct).ConfigureAwait(false);
         Validate(request);
         var plan = _planner.Plan(request.Prompt, request.NegativePrompt, request.Steps);
         var networks = plan.NetworkNames.Select(_resolveNetwork).ToList();
@@ -168,7 +173,9 @@ public sealed class GenerationEngine
                             running = issued;
                             await previous.ConfigureAwait(false);
                             stepsDone++;
-                            progress?.Report(Progress(batch, request.BatchCount, i, sampling.TotalCalls, stepsDone, clock.Elapsed));
+                            var stepProgress = Progress(batch, request.BatchCount, i, sampling.TotalCalls, stepsDone, clock.Elapsed);
+                            progress?.Report(stepProgress);
+                            if (hooks is not null) await hooks.AfterStepAsync(stepProgress, ct).ConfigureAwait(false);
                         }
                         else
                         {
@@ -181,7 +188,9 @@ public sealed class GenerationEngine
                         running = null;
                         await last.ConfigureAwait(false);
                         stepsDone++;
-                        progress?.Report(Progress(batch, request.BatchCount, sampling.TotalCalls, sampling.TotalCalls, stepsDone, clock.Elapsed));
+                        var lastProgress = Progress(batch, request.BatchCount, sampling.TotalCalls, sampling.TotalCalls, stepsDone, clock.Elapsed);
+                        progress?.Report(lastProgress);
+                        if (hooks is not null) await hooks.AfterStepAsync(lastProgress, ct).ConfigureAwait(false);
                     }
 
                     var seeds = Enumerable.Range(0, request.BatchSize).Select(k => batchSeed + k).ToList();
@@ -191,7 +200,9 @@ public sealed class GenerationEngine
                     for (int k = 0; k < pngs.Count; k++)
                     {
                         var path = OutputNaming.WriteNext(request.OutputDir, seeds[k], pngs[k]);
-                        images.Add(new GeneratedImage(path, seeds[k], infotexts[k]));
+                        var image = new GeneratedImage(path, seeds[k], infotexts[k]);
+                        images.Add(image);
+                        if (hooks is not null) await hooks.AfterImageAsync(image, ct).ConfigureAwait(false);
                     }
                 }
                 finally

@@ -93,4 +93,17 @@ public sealed class GenerateCommandTests(CliDataFixture f) : IClassFixture<CliDa
         Assert.Contains("terminal", stderr);
         Assert.False(Directory.Exists(Path.Combine(f.Root, "tui-data", "demo")));
     }
+
+    [Fact]
+    public async Task ExtensionsListShowsLoadedOnesAndCompileErrorsWithTheirPosition()
+    {
+        var dir = Directory.CreateDirectory(Path.Combine(f.Root, "ext-" + Guid.NewGuid().ToString("N"))).FullName;
+        File.WriteAllText(Path.Combine(dir, "Good.cs"), "public sealed class Good : ILoraBridgeExtension { public string Name => \"Good\"; public string Description => \"does nothing\"; }\n");
+        File.WriteAllText(Path.Combine(dir, "Bad.cs"), "public sealed class Bad : ILoraBridgeExtension {\n  public string Name => 42;\n}\n");
+        var (code, stdout, _) = await CliProcess.RunAsync(["extensions", "list", "--dir", dir, "--data-dir", Path.Combine(dir, "data")], f.Root);
+        Assert.Equal(1, code);
+        Assert.Contains("Good", stdout);
+        Assert.Contains($"{Path.Combine(dir, "Bad.cs")}(2,", stdout);
+        Assert.Contains("1 of 2 loaded", stdout);
+    }
 }

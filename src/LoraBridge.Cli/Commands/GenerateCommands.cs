@@ -104,6 +104,8 @@ public static class GenerateCommands
         {
             var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
             var workspace = new GenerationWorkspace(options.Workspace(parse, o), sp.GetRequiredService<PythonBridge>());
+            using var extensions = ExtensionCommands.Load(sp);
+            workspace.Engine.Hooks = extensions;
             return await RunJobsAsync(workspace, [options.Request(parse, parse.GetValue(prompt)!, o, workspace.UsesDemoModel)], token);
         }));
         return command;
@@ -147,6 +149,8 @@ public static class GenerateCommands
             {
                 var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
                 var workspace = new GenerationWorkspace(options.Workspace(parse, o), sp.GetRequiredService<PythonBridge>());
+                using var extensions = ExtensionCommands.Load(sp);
+                workspace.Engine.Hooks = extensions;
                 var defaults = options.Request(parse, "", o, workspace.UsesDemoModel);
                 var requests = jobs.Select(j => Apply(defaults, j)).ToList();
                 return await RunJobsAsync(workspace, requests, token, jobs, parse.GetValue(grid));

@@ -1,0 +1,56 @@
+using LoraBridge.Python;
+using Python.Runtime;
+
+namespace LoraBridge.Extensions;
+
+/// <summary>The <see cref="IExtensionHost"/> the application hands to extensions.</summary>
+public sealed class ExtensionHost : IExtensionHost
+{
+    private readonly Func<string, string?> _settings;
+    private readonly Action<string> _log;
+    private readonly Func<PythonBridge?> _bridge;
+
+    /// <summary>Creates a host.</summary>
+    /// <param name="dataDir">Folder extensions may write to; created if missing.</param>
+    /// <param name="settings">Looks up <c>LoraBridge:Extensions:KEY</c>.</param>
+    /// <param name="log">Where <see cref="Log"/> lines go.</param>
+    /// <param name="bridge">Gives the Python bridge on first use of <see cref="RunPythonAsync"/> (so Python starts only
+    /// when an extension needs it); returns <c>null</c> when none is available.</param>
+    public ExtensionHost(string dataDir, Func<string, string?> settings, Action<string> log, Func<PythonBridge?> bridge)
+    {
+        DataDir = Directory.CreateDirectory(dataDir).FullName;
+        _settings = settings;
+        _log = log;
+        _bridge = bridge;
+    }
+
+    /// <inheritdoc />
+    public string DataDir { get; }
+
+    /// <inheritdoc />
+    public string? GetSetting(string key) => _settings(key);
+
+    /// <inheritdoc />
+    public void Log(string message) => _log(message);
+
+    /// <inheritdoc />
+    public Task<string?> RunPythonAsync(string code, IReadOnlyDictionary<string, string>? inputs = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(code);
+        var bridge = _bridge() ?? throw new InvalidOperationException("no Python runtime is available to extensions here");
+        // A fresh scope per call: snippets cannot leak globals into each other or into the bridge module.
+        return bridge.Runtime.InvokeAsync(() =>
+        {
+            using var scope = Py.CreateScope();
+            foreach (var (name, value) in inputs ?? new Dictionary<string, string>())
+            {
+                using var v = new PyString(value);
+                scope.Set(name, v);
+            }
+            scope.Exec(code);
+            if (!scope.Contains("result")) return null;
+            using var result = scope.Get("result");
+            return result.ToString();
+        }, ct);
+    }
+}
