@@ -10,7 +10,13 @@ public sealed record AndPart(string Text, double Weight, int Start);
 public static class Multicond
 {
     /// <summary>Splits on <c>\bAND\b</c> and takes the trailing <c>:weight</c> off every part.</summary>
-    public static IReadOnlyList<AndPart> Split(string prompt)
+    /// <param name="prompt">The prompt, extra-network tags removed.</param>
+    /// <param name="invisible">
+    /// Characters A1111 would not see (LoRA-tag placeholders that ride along in prompt editing): the trailing weight
+    /// and the trailing whitespace are found as if they were absent, and they are kept at the end of the part, so the
+    /// scheduled texts equal A1111's.
+    /// </param>
+    public static IReadOnlyList<AndPart> Split(string prompt, Func<char, bool>? invisible = null)
     {
         var parts = new List<AndPart>();
         int start = 0;
@@ -21,14 +27,34 @@ public static class Multicond
             if (hit < 0) break;
             if (PyText.IsWordBoundary(prompt, hit) && PyText.IsWordBoundary(prompt, hit + 3))
             {
-                parts.Add(WithWeight(prompt[start..hit], start));
+                parts.Add(WithWeight(prompt[start..hit], start, invisible));
                 start = hit + 3;
                 i = start;
             }
             else i = hit + 1;
         }
-        parts.Add(WithWeight(prompt[start..], start));
+        parts.Add(WithWeight(prompt[start..], start, invisible));
         return parts;
+    }
+
+    private static AndPart WithWeight(string sub, int start, Func<char, bool>? invisible)
+    {
+        if (invisible is null) return WithWeight(sub, start);
+        // Take the invisible characters out of the trailing run of whitespace and invisibles (and out of the run
+        // before a weight's ':'), split as A1111 would, then put them back at the end of the text.
+        int end = sub.Length;
+        var held = new System.Text.StringBuilder();
+        while (end > 0 && (invisible(sub[end - 1]) || PyText.IsSpace(sub[end - 1])))
+        {
+            end--;
+            if (invisible(sub[end])) held.Insert(0, sub[end]);
+        }
+        var part = WithWeight(sub[..end], start);
+        var text = part.Text;
+        int cut = text.Length;
+        while (cut > 0 && (invisible(text[cut - 1]) || PyText.IsSpace(text[cut - 1]))) cut--;
+        var kept = new string(text[cut..].Where(invisible).ToArray());
+        return part with { Text = text[..cut] + kept + held };
     }
 
     // re_weight = ^((?:\s|.)*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$ : the lazy text group means the weight,

@@ -190,7 +190,7 @@ public sealed record PromptPlan(string Prompt, bool UsesExtendedSyntax, Activati
         Dictionary<string, PromptResult<IReadOnlyList<AttentionFragment>>> attention)
     {
         var list = new List<PartWork>();
-        foreach (var part in Multicond.Split(source))
+        foreach (var part in Multicond.Split(source, IsPlaceholder))
         {
             var sched = Scheduler.Schedule(part.Text, o);
             if (!sched.IsOk)

@@ -29,6 +29,25 @@ public class PlanTests
         Assert.Equal([("a cat", 1.0)], texts[0].WeightedFragments);
     }
 
+    [Theory]
+    [InlineData("a cat [<lora:a:1>::0.5] <lora:b:1> AND sky <lora:c:1> :0.5")]
+    [InlineData("a <lora:a:1>:1.2 [<lora:b:1>::2]   ")]
+    [InlineData("[<lora:a:1>|x] y <lora:b:0.5>  AND <lora:c:1>")]
+    public void TagsInsideEditsLeaveA1111sTextsAndWeights(string prompt)
+    {
+        // A1111 removes the tags first; scheduling them must not change any text or AND weight A1111 computes.
+        var plan = PromptPlan.Create(prompt, 6);
+        var a1111 = A1111Result.Compute(prompt, 6, null);
+        Assert.True(plan.UsesExtendedSyntax);
+        Assert.Equal(a1111.AndParts.Select(p => p.Weight), plan.Base.Parts.Select(p => p.Weight));
+        for (int k = 0; k < a1111.AndParts.Count; k++)
+        {
+            var schedule = a1111.MulticondSchedules[k].Value!;
+            for (int step = 0; step < 6; step++)
+                Assert.Equal(schedule.First(e => step <= e.EndAtStep).Text, plan.Base.Parts[k].TextAt(step));
+        }
+    }
+
     [Fact]
     public void LastEntryCanCoverNoCall()
     {
