@@ -386,3 +386,139 @@ def test_legacy_storage_larger_than_file_is_refused(tmp_path: Path) -> None:
     path.write_bytes(patched)
     with pytest.raises(CheckpointError, match="larger than the file"):
         load_state_dict(path)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# resource bombs and half-filled storages
+# ----------------------------------------------------------------------------------------------------------
+
+class _StorageRef:
+    """Pickles as the persistent id of a legacy float storage (see `_legacy_file`)."""
+
+    def __init__(self, key: str, numel: int) -> None:
+        self.key, self.numel = key, numel
+
+
+class _Rebuilt:
+    """Pickles as `torch._utils._rebuild_tensor_v2(storage, 0, (n,), (1,))`, followed by a BUILD of `state`
+    when one is given, i.e. a call of `Tensor.__setstate__(state)` under plain pickle."""
+
+    def __init__(self, ref: _StorageRef, n: int, state: object = None) -> None:
+        self.ref, self.n, self.state = ref, n, state
+
+    def __reduce__(self):  # type: ignore[override]
+        import collections
+
+        import torch._utils
+        args = (self.ref, 0, (self.n,), (1,), False, collections.OrderedDict())
+        return (torch._utils._rebuild_tensor_v2, args) if self.state is None else (torch._utils._rebuild_tensor_v2, args, self.state)
+
+
+class _LegacyPickler(pickle.Pickler):
+    def persistent_id(self, obj: object) -> object:
+        if isinstance(obj, _StorageRef):
+            return ("storage", torch.FloatStorage, obj.key, "cpu", obj.numel, None)
+        return None
+
+
+def _legacy_file(path: Path, obj: object, storages: dict[str, int]) -> Path:
+    """A hand-built pre-1.6 checkpoint: magic, protocol, sys info, `obj`, the keys of `storages`, then each
+    listed storage as its element count and that many float32 ones."""
+    import io
+
+    from lorabridge.checkpoint import _LEGACY_MAGIC
+    buf = io.BytesIO()
+    for header in (_LEGACY_MAGIC, 1001, {"little_endian": True}):
+        pickle.dump(header, buf, protocol=2)
+    _LegacyPickler(buf, protocol=2).dump(obj)
+    pickle.dump(list(storages), buf, protocol=2)
+    for numel in storages.values():
+        buf.write(struct.pack("<q", numel) + struct.pack(f"<{numel}f", *([1.0] * numel)))
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_legacy_builder_makes_loadable_files(tmp_path: Path) -> None:
+    # Guards the hostile cases below: without the hostile part, the same construction loads normally.
+    ref = _StorageRef("0", 4)
+    path = _legacy_file(tmp_path / "ok.ckpt", {"w": _Rebuilt(ref, 4)}, {"0": 4})
+    assert torch.equal(load_state_dict(path)["w"], torch.ones(4))
+
+
+@pytest.mark.parametrize("state", ["grow", "hooks"])
+def test_legacy_tensor_state_is_refused(tmp_path: Path, state: str) -> None:
+    # Tensor.__setstate__ would call set_ and grow the 4-element storage to 1M elements (any size, really)
+    # from a file of a few hundred bytes, or set requires_grad/backward hooks on a weight.
+    import collections
+    ref = _StorageRef("0", 4)
+    built = (ref, 0, (1_000_000,), (1,)) if state == "grow" else (True, None, collections.OrderedDict())
+    path = _legacy_file(tmp_path / "bomb.ckpt", {"w": _Rebuilt(ref, 4, built)}, {"0": 4})
+    with pytest.raises(CheckpointError, match=r"bomb\.ckpt: refused to load state \(__setstate__\) for a Tensor"):
+        load_state_dict(path)
+
+
+def test_legacy_storages_together_larger_than_file_are_refused(tmp_path: Path) -> None:
+    # Each storage alone fits in the file, but all storage data follows the object, so their sum must too.
+    refs = [_StorageRef(str(i), 200) for i in range(10)]
+    obj = {"pad": "x" * 1000, **{f"w{i}": _Rebuilt(r, 200) for i, r in enumerate(refs)}}
+    path = _legacy_file(tmp_path / "sum.ckpt", obj, {})
+    assert 800 < path.stat().st_size < 10 * 800
+    with pytest.raises(CheckpointError, match=r"sum\.ckpt: refused to load storage '\d' of 200 elements, larger than the file"):
+        load_state_dict(path)
+
+
+def test_legacy_storage_without_data_is_refused(tmp_path: Path) -> None:
+    # A storage used by a tensor but absent from the key list would otherwise reach the model unfilled.
+    a, b = _StorageRef("0", 4), _StorageRef("1", 4)
+    path = _legacy_file(tmp_path / "hole.ckpt", {"a": _Rebuilt(a, 4), "b": _Rebuilt(b, 4), "pad": "x" * 64}, {"0": 4})
+    with pytest.raises(CheckpointError, match=r"hole\.ckpt: storage '1' is used by a tensor but its data is missing"):
+        load_state_dict(path)
+
+
+def test_legacy_storage_listed_twice_is_refused(tmp_path: Path) -> None:
+    import io
+    ref = _StorageRef("0", 4)
+    path = _legacy_file(tmp_path / "twice.ckpt", {"w": _Rebuilt(ref, 4)}, {"0": 4})
+    data = path.read_bytes()
+    keys = io.BytesIO()
+    pickle.dump(["0"], keys, protocol=2)
+    twice = io.BytesIO()
+    pickle.dump(["0", "0"], twice, protocol=2)
+    storage = struct.pack("<q", 4) + struct.pack("<4f", *[1.0] * 4)
+    patched = data.replace(keys.getvalue() + storage, twice.getvalue() + storage * 2)
+    assert patched != data
+    path.write_bytes(patched)
+    with pytest.raises(CheckpointError, match=r"twice\.ckpt: storage '0' listed twice"):
+        load_state_dict(path)
+
+
+@pytest.mark.parametrize("which", ["data.pkl", "data/0"])
+def test_compressed_zip_record_is_refused(tmp_path: Path, which: str) -> None:
+    # torch.save never compresses; a deflated record could inflate to any size from a small file.
+    import zipfile
+    good = tmp_path / "g.ckpt"
+    torch.save({"w": torch.zeros(100_000)}, good)
+    bad = tmp_path / "deflated.ckpt"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for info in zin.infolist():
+            method = zipfile.ZIP_DEFLATED if info.filename.endswith(which) else zipfile.ZIP_STORED
+            zout.writestr(info.filename, zin.read(info), compress_type=method)
+    if which == "data/0":
+        assert bad.stat().st_size < good.stat().st_size // 10
+    with pytest.raises(CheckpointError, match=rf"deflated\.ckpt: record '[^']*{which}' is compressed"):
+        load_state_dict(bad)
+
+
+@pytest.mark.parametrize("zipped", [True, False])
+def test_state_set_by_real_checkpoints_still_loads(tmp_path: Path, zipped: bool) -> None:
+    # Module.state_dict() pickles its `_metadata` as OrderedDict state and numpy arrays pickle theirs; both
+    # pass the BUILD restriction.
+    import numpy as np
+    sd = torch.nn.Linear(2, 3).state_dict()
+    path = tmp_path / "m.ckpt"
+    torch.save({"state_dict": sd, "arr": np.arange(6, dtype=np.float32).reshape(2, 3)}, path,
+               _use_new_zipfile_serialization=zipped)
+    obj = load_torch_file(path)
+    assert obj["state_dict"]._metadata == sd._metadata  # type: ignore[attr-defined]
+    assert np.array_equal(obj["arr"], np.arange(6, dtype=np.float32).reshape(2, 3))
+    _assert_same(dict(sd), load_state_dict(path))
