@@ -32,7 +32,9 @@ public static class BatchData
             {
                 if (item.ValueKind != JsonValueKind.Object)
                     throw new BatchTemplateException([new BatchError(path, 1, 1, $"data row {rows.Count + 1} is not an object")]);
-                rows.Add(item.EnumerateObject().ToDictionary(p => p.Name, p => ToValue(p.Value)));
+                var row = new Dictionary<string, object?>();
+                foreach (var p in item.EnumerateObject()) row[p.Name] = ToValue(p.Value); // a repeated key keeps its last value, as JSON parsers do
+                rows.Add(row);
             }
             return rows;
         }

@@ -105,6 +105,12 @@ public static class CliHost
             {
                 return await action(host.Services, ct);
             }
+            catch (ArgumentException ex)
+            {
+                // Bad option values (e.g. --size 512) found while building a request.
+                await Console.Error.WriteLineAsync($"error: {ex.Message}");
+                return 2;
+            }
             catch (LoraBridge.Extensions.ExtensionException ex)
             {
                 await Console.Error.WriteLineAsync($"error: {ex.Message}");

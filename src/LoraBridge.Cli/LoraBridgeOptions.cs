@@ -36,6 +36,12 @@ public sealed class LoraBridgeOptions
     /// <summary>Where images go (<c>--out</c>); default <c>outputs/txt2img-images/DATE</c> under the working directory, as A1111 lays it out.</summary>
     public string? OutputDir { get; set; }
 
+    /// <summary>
+    /// What a prompt naming an unknown LoRA does: <c>Error</c> (default: stop and list the closest names) or
+    /// <c>SkipAndNote</c> (A1111's behaviour: warn and generate without it).
+    /// </summary>
+    public LoraBridge.Models.LoraNotFoundBehavior LoraNotFound { get; set; }
+
     /// <summary>The data directory with the default applied.</summary>
     public string EffectiveDataDir => string.IsNullOrWhiteSpace(DataDir)
         ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify), "lorabridge")

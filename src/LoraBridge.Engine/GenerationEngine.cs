@@ -83,13 +83,17 @@ public sealed class GenerationEngine
 
     private readonly IGenerationBackend _backend;
     private readonly IPromptPlanner _planner;
-    private readonly Func<string, NetworkFile> _resolveNetwork;
+    private readonly Func<string, NetworkFile?> _resolveNetwork;
     private readonly Dictionary<string, ConditioningHandle> _conditionings = new(StringComparer.Ordinal);
     private readonly HashSet<string> _loadedNetworks = new(StringComparer.Ordinal);
     private string? _checkpointPath;
 
     /// <summary>Creates an engine over a backend, a prompt planner and a network resolver (catalog lookup).</summary>
-    public GenerationEngine(IGenerationBackend backend, IPromptPlanner planner, Func<string, NetworkFile> resolveNetwork)
+    /// <param name="backend">The model side.</param>
+    /// <param name="planner">The prompt engine.</param>
+    /// <param name="resolveNetwork">Finds a network file by the name the prompt uses; throws when it is missing, or
+    /// returns null to skip it (A1111's "skip and note" behaviour).</param>
+    public GenerationEngine(IGenerationBackend backend, IPromptPlanner planner, Func<string, NetworkFile?> resolveNetwork)
     {
         _backend = backend;
         _planner = planner;
@@ -113,9 +117,17 @@ public sealed class GenerationEngine
     {
         var hooks = Hooks;
         if (hooks is not null) request = await hooks.BeforeJobAsync(request, ct).ConfigureAwait(false);
-        Validate(request);
+        ValidateRequest(request);
         var plan = _planner.Plan(request.Prompt, request.NegativePrompt, request.Steps);
-        var networks = plan.NetworkNames.Select(_resolveNetwork).ToList();
+        var networks = new List<NetworkFile>();
+        var skipped = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var name in plan.NetworkNames)
+        {
+            if (_resolveNetwork(name) is { } file) networks.Add(file);
+            else skipped.Add(name);
+        }
+        if (skipped.Count > 0)
+            plan = plan with { Steps = plan.Steps.Select(s => s with { Networks = s.Networks.Where(n => !skipped.Contains(n.Name)).ToList() }).ToList() };
         long seed = request.Seed == -1 ? Random.Shared.NextInt64(0, 4294967294L) : request.Seed;
 
         bool loaded = await _backend.LoadCheckpointAsync(checkpoint.Path, ct).ConfigureAwait(false);
@@ -221,7 +233,9 @@ public sealed class GenerationEngine
         return images;
     }
 
-    private static void Validate(GenerationRequest r)
+    /// <summary>Checks a request's settings before any work.</summary>
+    /// <exception cref="ArgumentException">A setting out of range, with its value.</exception>
+    public static void ValidateRequest(GenerationRequest r)
     {
         if (r.Steps < 1) throw new ArgumentException($"steps must be at least 1, got {r.Steps}");
         if (r.Width <= 0 || r.Height <= 0 || r.Width % 8 != 0 || r.Height % 8 != 0)

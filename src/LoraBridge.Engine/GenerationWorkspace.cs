@@ -50,9 +50,39 @@ public sealed class GenerationWorkspace
         return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Sources.Catalog.Hashes), chunker, entry.Family);
     }
 
-    private NetworkFile ResolveNetwork(string name)
+    /// <summary>
+    /// Everything that would stop <paramref name="request"/> before it renders: settings, prompt errors, unknown
+    /// LoRAs. A batch checks all its jobs first, so a typo in job 50 is not found after 49 renders.
+    /// </summary>
+    /// <returns>Problems, empty when the job can run.</returns>
+    public IReadOnlyList<string> Check(GenerationRequest request)
+    {
+        var problems = new List<string>();
+        try
+        {
+            GenerationEngine.ValidateRequest(request);
+            var plan = new A1111PromptPlanner().Plan(request.Prompt, request.NegativePrompt, request.Steps);
+            foreach (var name in plan.NetworkNames)
+            {
+                if (Sources.Catalog.TryFind(name) is null && Sources.Settings.LoraNotFound == LoraNotFoundBehavior.Error)
+                    problems.Add(new LoraNotFoundException(name, Sources.Catalog.Suggest(name), Sources.Catalog.Options.EffectiveLoraDirs).Message);
+            }
+        }
+        catch (Exception ex) when (ex is ArgumentException or PromptPlanException)
+        {
+            problems.Add(ex.Message);
+        }
+        return problems;
+    }
+
+    private NetworkFile? ResolveNetwork(string name)
     {
         var catalog = Sources.Catalog;
+        if (Sources.Settings.LoraNotFound == LoraNotFoundBehavior.SkipAndNote && catalog.TryFind(name) is null)
+        {
+            Warnings.Add($"Lora not found: {name} (skipped, as A1111 does with LoraBridge:LoraNotFound=SkipAndNote)");
+            return null;
+        }
         var entry = catalog.Find(name);
         if (_checkpoint is not null && LoraCatalog.FamilyMismatch(entry, _checkpoint.Family) is { } warning)
             Warnings.Add(warning);

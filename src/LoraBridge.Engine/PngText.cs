@@ -71,6 +71,7 @@ public static class PngText
     private static (string, string) ParseCompressedText(ReadOnlySpan<byte> data, int offset)
     {
         int k = Nul(data, 0, offset, "zTXt");
+        if (k + 2 > data.Length) throw new InvalidDataException($"zTXt chunk at offset {offset} is truncated");
         return (Encoding.Latin1.GetString(data[..k]), Encoding.Latin1.GetString(Inflate(data[(k + 2)..], offset)));
     }
 

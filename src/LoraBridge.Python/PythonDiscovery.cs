@@ -229,7 +229,11 @@ print("\n@@LORABRIDGE_PROBE@@" + json.dumps(r))
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
+            // `python -c` puts the working directory first on sys.path: a torch.py there would run during the probe.
+            // "/" is not writable by others; PYTHONSAFEPATH (3.11+) drops that entry altogether.
+            WorkingDirectory = "/",
         };
+        psi.Environment["PYTHONSAFEPATH"] = "1";
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(ProbeScript);
         Process proc;

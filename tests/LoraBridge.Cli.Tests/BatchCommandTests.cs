@@ -149,4 +149,42 @@ public sealed class BatchCommandTests(CliDataFixture f) : IClassFixture<CliDataF
                 if (sheet.GetPixel(x0 + x, y0 + y) != cell.GetPixel(x, y)) return false;
         return true;
     }
+
+    [Fact]
+    public async Task EveryJobIsCheckedBeforeTheFirstRender()
+    {
+        var template = WriteTemplate("check.sbn", "a cat <lora:demo_style:1>\n{{ job {prompt: \"a dog <lora:demo_styel:1>\", steps: 0} }}\n");
+        var outDir = f.NewDir("check");
+        var (code, _, stderr) = await CliProcess.RunAsync(["batch", template, "--out", outDir, "--size", "64x64", .. f.Common], f.Root, timeoutSeconds: 300);
+        Assert.Equal(1, code);
+        Assert.Contains("error: job 2 (line 2): steps must be at least 1", stderr);
+        Assert.DoesNotContain("job 1", stderr);
+        Assert.False(Directory.Exists(outDir) && Directory.EnumerateFiles(outDir).Any(), "nothing is rendered when a later job is bad");
+
+        template = WriteTemplate("check2.sbn", "a cat\na dog <lora:demo_styel:1>\n");
+        (code, _, stderr) = await CliProcess.RunAsync(["batch", template, "--out", outDir, "--size", "64x64", .. f.Common], f.Root, timeoutSeconds: 300);
+        Assert.Equal(1, code);
+        Assert.Contains("error: job 2 (line 2): Lora not found: demo_styel. Closest: demo_style", stderr);
+    }
+
+    [Fact]
+    public async Task GridOfMixedSizesIsRefusedBeforeRendering()
+    {
+        var template = WriteTemplate("sizes.sbn", "{{ for c in xy [64, 128] [1] }}\n{{ job {prompt: \"a\", width: c.x, height: 64, x: c.x, y: c.y} }}\n{{ end }}\n");
+        var outDir = f.NewDir("sizes");
+        var (code, _, stderr) = await CliProcess.RunAsync(["batch", template, "--grid", "--out", outDir, "--steps", "2", .. f.Common], f.Root, timeoutSeconds: 300);
+        Assert.Equal(1, code);
+        Assert.Contains("--grid needs one image size for every cell, the jobs have 64x64, 128x64", stderr);
+        Assert.False(Directory.Exists(outDir) && Directory.EnumerateFiles(outDir).Any());
+    }
+
+    [Fact]
+    public async Task ABadSizeIsAnErrorNotACrash()
+    {
+        var (code, stdout, stderr) = await CliProcess.RunAsync(["generate", "a cat", "--size", "512", "--out", f.NewDir("size"), .. f.Common], f.Root);
+        Assert.Equal(2, code);
+        Assert.Equal("", stdout);
+        Assert.Contains("error: --size must look like 512x512, got '512'", stderr);
+        Assert.DoesNotContain("Unhandled", stderr);
+    }
 }

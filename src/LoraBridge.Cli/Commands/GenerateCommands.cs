@@ -48,6 +48,7 @@ public static class GenerateCommands
             Checkpoint = parse.GetValue(Checkpoint) ?? o.Checkpoint,
             TokenizerDir = parse.GetValue(Tokenizer) ?? o.TokenizerDir,
             LoraDirs = o.LoraDirs,
+            LoraNotFound = o.LoraNotFound,
         };
 
         public GenerationRequest Request(ParseResult parse, string prompt, LoraBridgeOptions o, bool demo)
@@ -177,10 +178,13 @@ public static class GenerateCommands
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         var all = new List<(int Job, GeneratedImage Image)>();
+        bool complete = false;
         try
         {
             var checkpoint = await workspace.PrepareAsync(ct);
             Console.Error.WriteLine($"checkpoint: {checkpoint.Path}{(workspace.UsesDemoModel ? " (built-in demo model)" : "")}");
+            // After PrepareAsync, so the demo LoRAs a fresh data folder gets are there to be found.
+            if (jobs is not null && !CheckJobs(workspace, requests, jobs, grid)) return 1;
             for (int i = 0; i < requests.Count; i++)
             {
                 var label = requests.Count > 1 ? $"job {i + 1}/{requests.Count}" : "generating";
@@ -193,6 +197,7 @@ public static class GenerateCommands
                     all.Add((i, image));
                 }
             }
+            complete = true;
         }
         catch (Exception ex) when (ex is PromptPlanException or LoraNotFoundException or TokenizerNotFoundException or FileNotFoundException
             or ArgumentException or PythonCallException or ModelFileException)
@@ -200,43 +205,78 @@ public static class GenerateCommands
             await Console.Error.WriteLineAsync($"error: {ex.Message}");
             return 1;
         }
-
-        if (jobs is not null && all.Count > 0)
+        finally
         {
-            var outDir = Path.GetDirectoryName(all[0].Image.Path)!;
-            var stamp = DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
-            var manifest = Path.Combine(outDir, $"batch-{stamp}.jsonl");
-            await File.WriteAllLinesAsync(manifest, all.Select(r => JsonSerializer.Serialize(new
-            {
-                job = r.Job + 1,
-                line = jobs[r.Job].Line,
-                prompt = requests[r.Job].Prompt,
-                seed = r.Image.Seed,
-                file = r.Image.Path,
-                x = jobs[r.Job].X,
-                y = jobs[r.Job].Y,
-            })), ct);
-            Console.Out.WriteLine($"manifest: {manifest}");
-            if (grid)
-            {
-                var cells = all.Where(r => jobs[r.Job].X is not null || jobs[r.Job].Y is not null)
-                    .GroupBy(r => r.Job).Select(g => g.First())
-                    .Select(r => new GridCell(jobs[r.Job].X ?? "", jobs[r.Job].Y ?? "", File.ReadAllBytes(r.Image.Path))).ToList();
-                if (cells.Count == 0)
-                {
-                    Console.Error.WriteLine("warning: --grid: no job has x or y labels (use the xy helper and job {x: …, y: …})");
-                }
-                else
-                {
-                    var (png, layout) = GridComposer.Compose(cells);
-                    var gridPath = Path.Combine(outDir, $"grid-{stamp}.png");
-                    await File.WriteAllBytesAsync(gridPath, png, ct);
-                    Console.Out.WriteLine($"grid: {gridPath} ({layout.Columns.Count}x{layout.Rows.Count} cells, {layout.Width}x{layout.Height} px)");
-                }
-            }
+            // Images already written stay listed, even when a later job fails or the run is cancelled.
+            if (jobs is not null && all.Count > 0) WriteManifest(all, requests, jobs);
         }
+
+        if (complete && grid && jobs is not null && all.Count > 0 && !WriteGrid(all, jobs)) return 1;
         Console.Out.WriteLine($"{requests.Count} job{(requests.Count == 1 ? "" : "s")}, {all.Count} image{(all.Count == 1 ? "" : "s")}, {workspace.Engine.CheckpointLoads} checkpoint load{(workspace.Engine.CheckpointLoads == 1 ? "" : "s")}");
         return 0;
+    }
+
+    /// <summary>Finds every job's problems before the first render; prints them with the job and template line.</summary>
+    private static bool CheckJobs(GenerationWorkspace workspace, IReadOnlyList<GenerationRequest> requests, IReadOnlyList<BatchJob> jobs, bool grid)
+    {
+        bool ok = true;
+        for (int i = 0; i < requests.Count; i++)
+        {
+            foreach (var problem in workspace.Check(requests[i]))
+            {
+                Console.Error.WriteLine($"error: job {i + 1} (line {jobs[i].Line}): {problem}");
+                ok = false;
+            }
+        }
+        var sizes = requests.Where((_, i) => jobs[i].X is not null || jobs[i].Y is not null).Select(r => (r.Width, r.Height)).Distinct().ToList();
+        if (grid && sizes.Count > 1)
+        {
+            Console.Error.WriteLine($"error: --grid needs one image size for every cell, the jobs have {string.Join(", ", sizes.Select(s => $"{s.Width}x{s.Height}"))}");
+            ok = false;
+        }
+        return ok;
+    }
+
+    private static void WriteManifest(List<(int Job, GeneratedImage Image)> all, IReadOnlyList<GenerationRequest> requests, IReadOnlyList<BatchJob> jobs)
+    {
+        var outDir = Path.GetDirectoryName(all[0].Image.Path)!;
+        var manifest = Path.Combine(outDir, $"batch-{DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}.jsonl");
+        File.WriteAllLines(manifest, all.Select(r => JsonSerializer.Serialize(new
+        {
+            job = r.Job + 1,
+            line = jobs[r.Job].Line,
+            prompt = requests[r.Job].Prompt,
+            seed = r.Image.Seed,
+            file = r.Image.Path,
+            x = jobs[r.Job].X,
+            y = jobs[r.Job].Y,
+        })));
+        Console.Out.WriteLine($"manifest: {manifest}");
+    }
+
+    private static bool WriteGrid(List<(int Job, GeneratedImage Image)> all, IReadOnlyList<BatchJob> jobs)
+    {
+        var cells = all.Where(r => jobs[r.Job].X is not null || jobs[r.Job].Y is not null)
+            .GroupBy(r => r.Job).Select(g => g.First())
+            .Select(r => new GridCell(jobs[r.Job].X ?? "", jobs[r.Job].Y ?? "", File.ReadAllBytes(r.Image.Path))).ToList();
+        if (cells.Count == 0)
+        {
+            Console.Error.WriteLine("warning: --grid: no job has x or y labels (use the xy helper and job {x: …, y: …})");
+            return true;
+        }
+        try
+        {
+            var (png, layout) = GridComposer.Compose(cells);
+            var gridPath = Path.Combine(Path.GetDirectoryName(all[0].Image.Path)!, $"grid-{DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}.png");
+            File.WriteAllBytes(gridPath, png);
+            Console.Out.WriteLine($"grid: {gridPath} ({layout.Columns.Count}x{layout.Rows.Count} cells, {layout.Width}x{layout.Height} px)");
+            return true;
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+        {
+            Console.Error.WriteLine($"error: --grid: {ex.Message}");
+            return false;
+        }
     }
 
     private static async Task<IReadOnlyList<GeneratedImage>> RunWithProgressAsync(IAnsiConsole console, string label,
@@ -272,6 +312,14 @@ public static class GenerateCommands
         public void Report(GenerationProgress value) => report(value);
     }
 
+    // A1111 reads parameters into a dict, so a repeated key keeps its last value.
+    private static Dictionary<string, string> LastWins(IEnumerable<KeyValuePair<string, string>> pairs)
+    {
+        var d = new Dictionary<string, string>();
+        foreach (var (k, v) in pairs) d[k] = v;
+        return d;
+    }
+
     private static Command CreateInfo()
     {
         var image = new Argument<FileInfo>("image") { Description = "PNG written by LoraBridge or A1111" };
@@ -304,7 +352,7 @@ public static class GenerateCommands
                 {
                     prompt = info.Prompt,
                     negative_prompt = info.NegativePrompt,
-                    parameters = info.Parameters.ToDictionary(p => p.Key, p => p.Value),
+                    parameters = LastWins(info.Parameters),
                 }, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
             }
             else
