@@ -103,7 +103,7 @@ class StableDiffusion:
         """Scaled latents (as samplers produce them) → image in about [-1, 1] (not clamped)."""
         if self.vae is None:
             raise RuntimeError("this checkpoint has no VAE")
-        return self.vae.decode(latents / self.scale_factor)
+        return self.vae.decode((1.0 / self.scale_factor) * latents)
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """Image in [-1, 1] → scaled latent (distribution mean, as A1111 img2img with no sampling noise)."""

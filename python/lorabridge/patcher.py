@@ -98,7 +98,9 @@ class Patcher:
         self._last: dict[int, tuple[float, float, Optional[int]]] = {}
         self._keyframed: set[int] = set()
         self._unit_cache: dict[tuple[str, int, Optional[int]], tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
-        self.layer_errors: list[str] = []
+        # Per layer path, the reasons networks skipped it in its current merge; replaced on every re-merge and
+        # dropped on restore, so keyframed re-merges (every step, every job) never grow it.
+        self._layer_errors: dict[str, list[str]] = {}
         self._te_key: tuple[tuple[str, str, float, Optional[int]], ...] = ()
 
     # --- loading --------------------------------------------------------------------------------------
@@ -175,6 +177,12 @@ class Patcher:
     def active_layers(self) -> list[str]:
         return sorted(self._applied)
 
+    @property
+    def layer_errors(self) -> list[str]:
+        """Why layers of the active networks were left unchanged (A1111 skips them too), one message per
+        network and layer as the model is patched now; a new list on every access."""
+        return [m for path in sorted(self._layer_errors) for m in self._layer_errors[path]]
+
     def te_state_key(self) -> tuple[tuple[str, str, float, Optional[int]], ...]:
         """Hashable description of what the active networks do to the text encoder, in prompt order
         (name, file, te multiplier, dyn). It belongs in the conditioning cache key: a text encoded under
@@ -234,6 +242,7 @@ class Patcher:
         else:
             w = orig.weight.to(torch.float32, copy=True)
         b = None if orig.bias is None else orig.bias.to(torch.float32, copy=True)
+        errors: list[str] = []
         for net, m, dyn in entries:
             nm = net.modules[path]
             try:
@@ -250,7 +259,7 @@ class Patcher:
                     _check_fits(w, delta)
                     w.add_(delta)
             except LayerSkipped as e:
-                self.layer_errors.append(f"{net.name}: {path}: {e} (layer left as it was, as in A1111)")
+                errors.append(f"{net.name}: {path}: {e} (layer left as it was, as in A1111)")
                 continue
             if ex_bias is not None:
                 if b is None:
@@ -258,29 +267,37 @@ class Patcher:
                 elif ex_bias.numel() == b.numel():
                     b = b + ex_bias.reshape(b.shape)
                 else:
-                    self.layer_errors.append(f"{net.name}: {path}: bias of {ex_bias.numel()} values does not fit")
+                    errors.append(f"{net.name}: {path}: bias of {ex_bias.numel()} values does not fit")
+        if errors:
+            self._layer_errors[path] = errors
+        else:
+            self._layer_errors.pop(path, None)
         if w.data_ptr() != module.weight.data_ptr():
             module.weight.copy_(w)
         if orig.bias is not None:
             module.bias.copy_(b)
         elif b is not None:
             if getattr(module, "bias", None) is None:
-                module.bias = nn.Parameter(b.to(module.weight.dtype), requires_grad=False)
+                module.bias = nn.Parameter(b.to(device=module.weight.device, dtype=module.weight.dtype),
+                                           requires_grad=False)
             else:
                 module.bias.copy_(b)
         elif getattr(module, "bias", None) is not None:
             module.bias = None
 
     def _restore_layer(self, path: str) -> None:
-        orig = self._originals.pop(path, None)
+        # Forget the original only once it is back in the layer: a cancellation arrives as an asynchronous
+        # KeyboardInterrupt, and one between the two steps must leave the copy for the next restore().
+        orig = self._originals.get(path)
+        if orig is not None:
+            orig.module.weight.copy_(orig.weight)
+            if orig.bias is not None:
+                orig.module.bias.copy_(orig.bias)
+            elif getattr(orig.module, "bias", None) is not None:
+                orig.module.bias = None
+        self._originals.pop(path, None)
         self._applied.pop(path, None)
-        if orig is None:
-            return
-        orig.module.weight.copy_(orig.weight)
-        if orig.bias is not None:
-            orig.module.bias.copy_(orig.bias)
-        elif getattr(orig.module, "bias", None) is not None:
-            orig.module.bias = None
+        self._layer_errors.pop(path, None)
 
 
 def _check_fits(weight: torch.Tensor, delta: torch.Tensor) -> None:

@@ -202,9 +202,13 @@ def test_ia3_rows_columns_and_conv_skip(model: StableDiffusion, patcher: Patcher
     close(merged(patcher, cols, Q_PATH), w0 * (1 + v.double()[None, :]))
     proj = "lora_unet_down_blocks_1_attentions_0_proj_in"
     path = U + "input_blocks.4.1.proj_in"
-    out = merged(patcher, {f"{proj}.weight": g(1, 64, 1, 1), f"{proj}.on_input": torch.tensor([0])}, path)
-    assert torch.equal(out, weight(model, path))
-    assert any("broadcast shape" in e for e in patcher.layer_errors)
+    w_proj = weight(model, path)
+    skip = load_network({f"{proj}.weight": g(1, 64, 1, 1), f"{proj}.on_input": torch.tensor([0])}, patcher.layers, "s")
+    patcher.apply([Activation(skip)])
+    assert torch.equal(patcher.layers[keymap.a1111_layer_name(path)][1].weight, w_proj)
+    assert len(patcher.layer_errors) == 1 and "broadcast shape" in patcher.layer_errors[0] and path in patcher.layer_errors[0]
+    patcher.restore()
+    assert patcher.layer_errors == []
     with pytest.raises(UnsupportedNetworkError):
         load_network({f"{Q}.weight": v}, patcher.layers, "no_on_input")
 
@@ -342,6 +346,47 @@ def test_same_network_twice_uses_last_multipliers(model: StableDiffusion, patche
     module = patcher.layers[keymap.a1111_layer_name(Q_PATH)][1]
     patcher.apply([Activation(net, 0.5), Activation(net, 1.0)])
     close(module.weight, w0 + 2.0 * (up.double() @ down.double()))
+
+
+# --- device placement ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def meta_patcher(shared_dir: Path) -> Patcher:
+    """The reference model on the ``meta`` device: a stand-in for a CUDA-resident model on a CPU-only machine
+    (any op mixing it with a CPU tensor raises, as mixing CUDA and CPU does)."""
+    sd = {}
+    for part in ("unet_small", "clip_small"):
+        sd.update(load_state_dict(shared_dir / "conformance" / "models" / part / "weights.safetensors"))
+    m = StableDiffusion.from_state_dict(sd)
+    m.unet.to("meta")
+    m.text_encoder.to("meta")
+    return Patcher(m)
+
+
+LORA_DIR_FILES = ["lora_attn", "lora_fp16", "locon", "locon_cp", "loha", "loha_cp", "lokr", "lokr_full", "ia3", "full",
+                  "norm", "glora", "oft", "oft_kohya", "boft", "oft_diag", "dora", "dora_wd_on_out", "lora_compvis_te1"]
+
+
+@pytest.mark.parametrize("name", LORA_DIR_FILES)
+def test_network_tensors_follow_the_layer_device(meta_patcher: Patcher, shared_dir: Path, name: str) -> None:
+    net = meta_patcher.load(shared_dir / "conformance" / "lora" / "loras" / f"{name}.safetensors")
+    assert net.modules
+    for path, module in net.modules.items():
+        held = {k: v for k, v in vars(module).items() if isinstance(v, torch.Tensor)}
+        assert held, path
+        off = {k: str(v.device) for k, v in held.items() if v.device != module.layer.weight.device}
+        assert not off, f"{path}: {off}"
+    meta_patcher.apply([Activation(net, 0.7, 0.5)])  # raised "device meta ... device cpu should match" before
+    meta_patcher.restore()
+
+
+def test_created_bias_is_on_the_layer_device(meta_patcher: Patcher) -> None:
+    module = meta_patcher.layers[keymap.a1111_layer_name(Q_PATH)][1]
+    assert module.bias is None
+    net = load_network({f"{Q}.diff": g(64, 64), f"{Q}.diff_b": g(64, seed=1)}, meta_patcher.layers, "full")
+    meta_patcher.apply([Activation(net, 1.0, 0.5)])
+    assert module.bias.device.type == "meta" and module.bias.dtype == module.weight.dtype
+    meta_patcher.restore()
+    assert module.bias is None
 
 
 # --- validation ------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import torch
 
 from lorabridge.checkpoint import load_state_dict, save_safetensors
 from lorabridge.model import StableDiffusion
-from lorabridge.networks import Network, NetworkError, NetworkModule
+from lorabridge.networks import Network, NetworkError, NetworkModule, load_network
 from lorabridge.patcher import Activation, Cancelled, Patcher
 
 LORA_FILES = ["lora_attn", "locon", "loha", "lokr", "ia3", "full", "norm", "glora", "oft", "boft", "dora", "oft_diag"]
@@ -250,3 +250,51 @@ def test_network_loaded_for_another_model_is_refused(model: StableDiffusion, net
     other = Patcher(_model(shared_dir))
     with pytest.raises(ValueError, match="loaded for another model"):
         other.apply([Activation(networks[0], 1.0)])
+
+
+def test_interrupt_while_restoring_a_layer_keeps_its_original(model: StableDiffusion, networks: list[Network]) -> None:
+    snap = snapshot(model)
+    p = Patcher(model)
+    p.apply([Activation(networks[0], 1.0)])
+    path = sorted(p._originals)[len(p._originals) // 2]
+
+    class InterruptOnce(torch.Tensor):
+        """The kept original; the first copy back into the layer is hit by a cancellation (C# raises
+        KeyboardInterrupt asynchronously, so it can land between any two Python steps)."""
+        armed = True
+
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            if func is torch.Tensor.copy_ and cls.armed:
+                cls.armed = False
+                raise KeyboardInterrupt
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    p._originals[path].weight = p._originals[path].weight.as_subclass(InterruptOnce)
+    with pytest.raises(KeyboardInterrupt):
+        p.restore()
+    assert not InterruptOnce.armed and path in p._originals
+    p.restore()
+    assert_identical(model, snap)
+    assert not p._originals and not p.active_layers
+
+
+def test_layer_errors_stay_bounded_under_keyframed_remerges(model: StableDiffusion) -> None:
+    p = Patcher(model)
+    proj = "lora_unet_down_blocks_1_attentions_0_proj_in"
+    path = "model.diffusion_model.input_blocks.4.1.proj_in"
+    # [64, 1] ia3 rows on a [64, 32, 1, 1] conv broadcast to a larger shape: A1111 skips the layer.
+    skip = load_network({f"{proj}.weight": torch.ones(1, 64, 1, 1), f"{proj}.on_input": torch.tensor([0])},
+                        p.layers, "skip")
+    lora = load_network({f"{Q}.lora_down.weight": torch.ones(2, 64), f"{Q}.lora_up.weight": torch.ones(64, 2)},
+                        p.layers, "ok")
+    for step in range(50):  # a keyframed multiplier re-merges the skipped layer every step
+        assert p.apply([Activation(lora, 1.0), Activation(skip, 0.1 + step / 100)]) == (2 if step == 0 else 1)
+        assert len(p.layer_errors) == 1
+    assert p.layer_errors[0].startswith(f"skip: {path}: ") and "broadcast shape" in p.layer_errors[0]
+    p.apply([Activation(lora, 1.0)])  # the skipped layer is restored: its error goes with it
+    assert p.layer_errors == []
+    p.apply([Activation(skip, 1.0)])
+    assert len(p.layer_errors) == 1
+    p.restore()
+    assert p.layer_errors == []

@@ -47,7 +47,6 @@ def run(manifest: Path, out_dir: Path) -> int:
             net = cache[rel]
             if net is not None:
                 activations.append(Activation(net, te=float(req["te"]), unet=float(req["unet"]), dyn=req.get("dyn")))
-        patcher.layer_errors.clear()
         patcher.apply(activations)
         for message in patcher.layer_errors:
             print(f"{case_id}: {message}", file=sys.stderr)

@@ -79,6 +79,7 @@ def load_network(tensors: Mapping[str, torch.Tensor], layers: Mapping[str, tuple
         for key, t in w.items():
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
                 raise NetworkError(f"{source}: {file_keys[(layer_name, key)]} contains NaN or infinite values")
+        w = _on_layer_device(w, layer)
         module_type = next((cls for accepts, cls in MODULE_TYPES if accepts(w)), None)
         if module_type is None:
             raise UnsupportedNetworkError(
@@ -99,6 +100,20 @@ def load_network(tensors: Mapping[str, torch.Tensor], layers: Mapping[str, tuple
             raise NetworkError(f"{source}: {group} ({module.kind}) does not fit {path}: {e}") from None
         net.modules[path] = module
     return net
+
+
+def _on_layer_device(w: Mapping[str, torch.Tensor], layer: nn.Module) -> dict[str, torch.Tensor]:
+    """Files are read on the CPU, but the merge runs where the layer's weight lives (CUDA in the engine), so
+    the factors must move there once, at binding. The scalars stay: they are only read as Python numbers,
+    and ``.item()`` on a GPU tensor would synchronise once per group."""
+    weight = getattr(layer, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        return dict(w)  # a container module: never patched, so the tensors are never used
+    return {k: t if k in _SCALAR_PARTS else t.to(weight.device) for k, t in w.items()}
+
+
+# Parts every module type reads with .item() (A1111 does the same), never as tensors.
+_SCALAR_PARTS = frozenset({"alpha", "scale", "on_input"})
 
 
 def load_network_file(path: "str | os.PathLike[str]", layers: Mapping[str, tuple[str, nn.Module]],

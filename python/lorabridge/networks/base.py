@@ -44,7 +44,6 @@ class NetworkModule:
     def __init__(self, group: str, layer: nn.Module, w: Mapping[str, torch.Tensor]) -> None:
         self.group = group
         self.layer = layer
-        self.w = w
         self.dim: Optional[int] = None
         # A1111 reads alpha/scale with .item() in the stored dtype: fp16 0.7 is 0.7001953125.
         self.alpha: Optional[float] = float(w["alpha"].item()) if "alpha" in w else None

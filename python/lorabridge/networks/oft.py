@@ -45,8 +45,10 @@ class OftModule(NetworkModule):
         self.blocks = blocks.to(torch.float32)
         self.is_boft = self.blocks.dim() == 4
         alpha = w.get("alpha")
-        # A1111 keeps alpha as a tensor here; the constraint is alpha·out_dim computed in the stored dtype.
-        self.constraint = None if self.is_r else (alpha * self.out_dim if alpha is not None else None)
+        # A1111 computes alpha·out_dim in the stored dtype (fp16 rounding included); as a Python float it is
+        # the same float32 bound for the clamp, and it needs no device.
+        self.constraint: Optional[float] = (None if self.is_r or alpha is None
+                                            else float((alpha * self.out_dim).item()))
         rescale = w.get("rescale")
         self.rescale = None if rescale is None else rescale.to(torch.float32).reshape(
             -1, *[1] * (layer.weight.dim() - 1))
@@ -81,11 +83,11 @@ class OftModule(NetworkModule):
         blocks = self.blocks
         if self.is_r:
             return blocks
-        eye = torch.eye(self.block_size)
+        eye = torch.eye(self.block_size, device=blocks.device)
         q = blocks - blocks.transpose(-1, -2)
-        if self.constraint is not None and bool((self.constraint != 0).all()):
+        if self.constraint is not None and self.constraint != 0:
             norm_q = torch.norm(q.flatten())
-            new_norm = torch.clamp(norm_q, max=self.constraint.to(torch.float32))
+            new_norm = torch.clamp(norm_q, max=self.constraint)
             q = q * ((new_norm + 1e-8) / (norm_q + 1e-8))
         return torch.matmul(eye + q, (eye - q).float().inverse())
 
