@@ -283,8 +283,9 @@ def gen_restore() -> None:
         _session.restore()
 
 
-def gen_encode(token_ids: list, weights: list, clip_skip: int) -> int:
-    return _require_session().encode(token_ids, weights, int(clip_skip))
+def gen_encode(token_ids: list, weights: list, clip_skip: int) -> list:
+    """Texts [texts][chunks][77] encoded as one batch (A1111 encodes one prompt's schedule together)."""
+    return _require_session().encode_batch(token_ids, weights, int(clip_skip))
 
 
 def gen_start(sampler: str, schedule: str, steps: int, seed: int, batch_size: int, width: int, height: int,

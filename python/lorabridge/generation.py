@@ -97,8 +97,20 @@ class Session:
     # --- conditioning --------------------------------------------------------------------------------
     def encode(self, token_ids: Sequence[Sequence[int]], weights: Sequence[Sequence[float]], clip_skip: int = 1) -> int:
         """Encodes one prompt's 77-token chunks under the text encoder's current network weights."""
-        z = encode_prompt(self.model.text_encoder, [list(c) for c in token_ids], [list(c) for c in weights], clip_skip)
-        return self._keep(z[0])
+        return self.encode_batch([token_ids], [weights], clip_skip)[0]
+
+    def encode_batch(self, token_ids: Sequence[Sequence[Sequence[int]]], weights: Sequence[Sequence[Sequence[float]]],
+                     clip_skip: int = 1) -> list[int]:
+        """Encodes texts as ONE batch [texts, chunks, 77], as A1111 encodes the texts of one prompt's schedule:
+        "Original" emphasis restores the mean of the whole batch, so the batch is part of the result. The caller
+        pads texts to the same chunk count with A1111's empty chunk. Returns one handle per text."""
+        counts = {len(t) for t in token_ids}
+        if len(counts) != 1:
+            raise ValueError(f"every text of a batch needs the same number of chunks, got {sorted(counts)}")
+        ids = [[list(c) for c in t] for t in token_ids]
+        w = [[list(c) for c in t] for t in weights]
+        z = encode_prompt(self.model.text_encoder, ids, w, clip_skip)
+        return [self._keep(z[i]) for i in range(z.shape[0])]
 
     # --- sampling ------------------------------------------------------------------------------------
     def start(self, sampler: str, schedule: str, steps: int, seed: int, batch_size: int, width: int, height: int,

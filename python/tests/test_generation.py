@@ -105,3 +105,31 @@ def test_errors_name_what_is_wrong(session: Session, tmp_path: Path) -> None:
     save_safetensors(unet_only, {k: v for k, v in sd.items() if k.startswith("model.diffusion_model.")})
     with pytest.raises(ValueError, match="has no"):
         Session(str(unet_only), device="cpu")
+
+
+def test_batch_encoding_takes_the_emphasis_mean_over_the_whole_batch(session: Session) -> None:
+    """A1111 encodes one prompt's schedule texts together: "Original" emphasis restores the batch's mean."""
+    import torch
+
+    plain_ids, plain_w = chunk([300, 301])
+    emph_ids, emph_w = chunk([302, 303])
+    emph_w = [[1.0, 1.5, 1.5] + [1.0] * 74]
+    h_plain, h_emph = session.encode_batch([plain_ids, emph_ids], [plain_w, emph_w])
+    together = [session._get(h, torch.Tensor) for h in (h_plain, h_emph)]
+
+    # By hand: the unweighted outputs of both texts, weighted, then scaled by mean(before) / mean(after) of both.
+    raw = torch.stack([session._get(session.encode(i, [[1.0] * 77]), torch.Tensor) for i in (plain_ids, emph_ids)])
+    weights = torch.tensor([plain_w[0], emph_w[0]])
+    weighted = raw * weights[..., None]
+    expected = weighted * (raw.mean() / weighted.mean())
+    assert torch.allclose(torch.stack(together), expected, atol=1e-6)
+    # Encoded alone, the plain text would be unchanged by emphasis; in the batch it is rescaled.
+    alone = session._get(session.encode(plain_ids, plain_w), torch.Tensor)
+    assert torch.equal(alone, raw[0])
+    assert not torch.allclose(together[0], alone)
+
+
+def test_batch_texts_need_one_chunk_count(session: Session) -> None:
+    one_ids, one_w = chunk([300])
+    with pytest.raises(ValueError, match="same number of chunks"):
+        session.encode_batch([one_ids, one_ids * 2], [one_w, one_w * 2])

@@ -31,7 +31,11 @@ public sealed class A1111PromptPlanner : IPromptPlanner
         // Every text must tokenize; emphasis errors abort the generation in A1111 too.
         foreach (var text in calls.SelectMany(c => c.Positive.Select(p => p.Text).Append(c.Negative)).Distinct())
             _ = Attention(text);
-        return new GenerationPlan(calls, pass.Loras.Select(t => t.Name).Distinct().ToList());
+        return new GenerationPlan(calls, pass.Loras.Select(t => t.Name).Distinct().ToList())
+        {
+            PositiveBatches = pass.Parts.Select(p => (IReadOnlyList<string>)p.Schedule.Value!.Select(e => e.Text).ToList()).ToList(),
+            NegativeBatch = negative.Value!.Select(e => e.Text).ToList(),
+        };
     }
 
     /// <inheritdoc />

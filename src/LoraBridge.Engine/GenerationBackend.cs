@@ -59,8 +59,11 @@ public interface IGenerationBackend
     /// <summary>Restores the base weights bit for bit.</summary>
     Task RestoreAsync();
 
-    /// <summary>Encodes one prompt's chunks under the current text-encoder weights.</summary>
-    Task<ConditioningHandle> EncodeAsync(IReadOnlyList<TokenChunk> chunks, int clipSkip, CancellationToken ct);
+    /// <summary>
+    /// Encodes texts as one batch under the current text-encoder weights, as A1111 encodes the texts of one prompt's
+    /// schedule (emphasis restores the mean of the whole batch). All texts have the same chunk count. One handle per text.
+    /// </summary>
+    Task<IReadOnlyList<ConditioningHandle>> EncodeAsync(IReadOnlyList<IReadOnlyList<TokenChunk>> texts, int clipSkip, CancellationToken ct);
 
     /// <summary>Draws the initial noise and prepares the schedule.</summary>
     Task<SamplingHandle> StartAsync(SamplingSettings settings, CancellationToken ct);

@@ -175,8 +175,9 @@ public sealed class GenerationEngine
                             set = _backend.SetNetworksAsync(settings, ct);
                             applied = settings;
                         }
-                        var positive = step.Positive.Select(p => (conds.Handles[Key(p.Text, step, request.ClipSkip)], p.Weight)).ToList();
-                        var negative = conds.Handles[Key(step.Negative, step, request.ClipSkip)];
+                        var texts = TextsOf(plan, step).ToList();
+                        var positive = step.Positive.Select((p, k) => (conds.Handles[Key(texts[k].Batch, p.Text, step, request.ClipSkip)], p.Weight)).ToList();
+                        var negative = conds.Handles[Key(plan.NegativeBatch, step.Negative, step, request.ClipSkip)];
                         var call = _backend.StepAsync(sampling, positive, negative, request.CfgScale, ct);
                         var issued = set is null ? call : Task.WhenAll(set, call);
                         if (running is not null)
@@ -249,13 +250,23 @@ public sealed class GenerationEngine
     private static string TextEncoderKey(IEnumerable<NetworkSetting> networks) =>
         string.Join(";", networks.Where(n => n.Te != 0).Select(n => $"{n.Name}:{n.Te.ToString("R", CultureInfo.InvariantCulture)}:{n.Dyn}"));
 
-    private static string Key(string text, StepConditioning step, int clipSkip) => $"{clipSkip}\u0001{TextEncoderKey(step.Networks)}\u0001{text}";
+    // A text's conditioning depends on the batch it was encoded in (A1111 encodes one prompt's schedule together),
+    // so the batch is part of the key, with the clip skip and the text-encoder multipliers.
+    private static string Key(IReadOnlyList<string>? batch, string text, StepConditioning step, int clipSkip) =>
+        $"{clipSkip}\u0001{TextEncoderKey(step.Networks)}\u0001{string.Join("\u0002", BatchOf(batch, text))}\u0001{text}";
+
+    private static IReadOnlyList<string> BatchOf(IReadOnlyList<string>? batch, string text) =>
+        batch is not null && batch.Contains(text) ? batch : [text];
+
+    private static IEnumerable<(IReadOnlyList<string>? Batch, string Text)> TextsOf(GenerationPlan plan, StepConditioning step) =>
+        step.Positive.Select((p, k) => (plan.PositiveBatches is { } b && k < b.Count ? b[k] : null, p.Text))
+            .Append((plan.NegativeBatch, step.Negative));
 
     private sealed record EncodedConditionings(Dictionary<string, ConditioningHandle> Handles, IReadOnlyDictionary<string, NetworkSetting> TextEncoderState);
 
     /// <summary>
-    /// Encodes every distinct (text, text-encoder multipliers) pair of the plan, grouped so the text encoder's
-    /// weights change once per group; cached ones are reused across generations.
+    /// Encodes every (batch, text, text-encoder multipliers) the plan needs, grouped so the text encoder's weights
+    /// change once per group; cached ones are reused across generations.
     /// </summary>
     private async Task<EncodedConditionings> EncodeAllAsync(GenerationPlan plan, PromptChunker chunker, int clipSkip, CancellationToken ct)
     {
@@ -267,11 +278,11 @@ public sealed class GenerationEngine
             bool applied = false;
             foreach (var step in group)
             {
-                foreach (var text in step.Positive.Select(p => p.Text).Append(step.Negative))
+                foreach (var (batch, text) in TextsOf(plan, step))
                 {
-                    var key = Key(text, step, clipSkip);
+                    var key = Key(batch, text, step, clipSkip);
                     if (handles.ContainsKey(key)) continue;
-                    if (!_conditionings.TryGetValue(key, out var handle))
+                    if (!_conditionings.ContainsKey(key))
                     {
                         if (!applied)
                         {
@@ -279,16 +290,33 @@ public sealed class GenerationEngine
                             state = teSettings.ToDictionary(n => n.Name, StringComparer.Ordinal);
                             applied = true;
                         }
-                        var chunks = chunker.Chunk(_planner.Attention(text).Select(f => new WeightedText(f.Text, f.Weight)).ToList());
-                        handle = await _backend.EncodeAsync(chunks.Chunks.Select(c => new TokenChunk(c.Ids, c.Weights)).ToList(), clipSkip, ct).ConfigureAwait(false);
-                        _conditionings[key] = handle;
+                        await EncodeBatchAsync(BatchOf(batch, text), step, chunker, clipSkip, ct).ConfigureAwait(false);
                     }
-                    handles[key] = handle;
+                    handles[key] = _conditionings[key];
                 }
             }
         }
         if (_conditionings.Count > MaxCachedConditionings) await DropConditioningsAsync(keep: handles.Keys.ToHashSet()).ConfigureAwait(false);
         return new EncodedConditionings(handles, state);
+    }
+
+    /// <summary>
+    /// One A1111 batch: every schedule text (repeats included, they count in the emphasis mean), padded with empty
+    /// chunks to the longest; one cached handle per distinct text.
+    /// </summary>
+    private async Task EncodeBatchAsync(IReadOnlyList<string> batch, StepConditioning step, PromptChunker chunker, int clipSkip, CancellationToken ct)
+    {
+        var chunked = batch.Select(t => chunker.Chunk(_planner.Attention(t).Select(f => new WeightedText(f.Text, f.Weight)).ToList()).Chunks).ToList();
+        int count = chunked.Max(c => c.Count);
+        var empty = chunker.EmptyChunk();
+        var texts = chunked.Select(c => (IReadOnlyList<TokenChunk>)c.Concat(Enumerable.Repeat(empty, count - c.Count))
+            .Select(p => new TokenChunk(p.Ids, p.Weights)).ToList()).ToList();
+        var encoded = await _backend.EncodeAsync(texts, clipSkip, ct).ConfigureAwait(false);
+        for (int i = 0; i < batch.Count; i++)
+        {
+            if (!_conditionings.TryAdd(Key(batch, batch[i], step, clipSkip), encoded[i]))
+                await _backend.ReleaseAsync(encoded[i].Id).ConfigureAwait(false); // a repeat of a text already kept
+        }
     }
 
     /// <summary>

@@ -9,7 +9,18 @@ public sealed record StepConditioning(IReadOnlyList<(string Text, double Weight)
 /// <summary>The per-step plan of one prompt pair.</summary>
 /// <param name="Steps">Entry i conditions sampler step i (0-based, A1111's denoiser step counter).</param>
 /// <param name="NetworkNames">Every network the prompt mentions, in order of first appearance.</param>
-public sealed record GenerationPlan(IReadOnlyList<StepConditioning> Steps, IReadOnlyList<string> NetworkNames);
+public sealed record GenerationPlan(IReadOnlyList<StepConditioning> Steps, IReadOnlyList<string> NetworkNames)
+{
+    /// <summary>
+    /// The texts A1111 encodes together, per AND part (index k holds part k's schedule texts in schedule order,
+    /// repeats included): emphasis restores the mean of that whole batch and shorter texts are padded with empty
+    /// chunks, so a text's conditioning depends on its batch. Null: every text is encoded on its own.
+    /// </summary>
+    public IReadOnlyList<IReadOnlyList<string>>? PositiveBatches { get; init; }
+
+    /// <summary>The negative prompt's schedule texts, encoded together; null: each on its own.</summary>
+    public IReadOnlyList<string>? NegativeBatch { get; init; }
+}
 
 /// <summary>A prompt the engine cannot run, with where the problem is.</summary>
 public sealed class PromptPlanException(string message) : Exception(message);

@@ -19,8 +19,12 @@ public sealed class PythonGenerationBackend(PythonBridge bridge) : IGenerationBa
     public Task RestoreAsync() => bridge.RestoreNetworksAsync();
 
     /// <inheritdoc />
-    public async Task<ConditioningHandle> EncodeAsync(IReadOnlyList<TokenChunk> chunks, int clipSkip, CancellationToken ct) =>
-        new(await bridge.EncodePromptAsync(chunks.Select(c => (c.Ids, c.Weights)).ToList(), clipSkip, ct).ConfigureAwait(false));
+    public async Task<IReadOnlyList<ConditioningHandle>> EncodeAsync(IReadOnlyList<IReadOnlyList<TokenChunk>> texts, int clipSkip, CancellationToken ct)
+    {
+        var batch = texts.Select(t => (IReadOnlyList<(int[], double[])>)t.Select(c => (c.Ids, c.Weights)).ToList()).ToList();
+        var handles = await bridge.EncodePromptsAsync(batch, clipSkip, ct).ConfigureAwait(false);
+        return handles.Select(h => new ConditioningHandle(h)).ToList();
+    }
 
     /// <inheritdoc />
     public async Task<SamplingHandle> StartAsync(SamplingSettings s, CancellationToken ct)

@@ -42,13 +42,22 @@ public sealed partial class PythonBridge
         return true;
     }, CancellationToken.None);
 
-    /// <summary>Encodes one prompt's 77-token chunks under the current text-encoder weights.</summary>
-    public Task<long> EncodePromptAsync(IReadOnlyList<(int[] Ids, double[] Weights)> chunks, int clipSkip, CancellationToken ct = default) => CallAsync(m =>
+    /// <summary>
+    /// Encodes texts as one batch under the current text-encoder weights (A1111 encodes the texts of one prompt's
+    /// schedule together; emphasis restores the batch's mean). Every text must have the same number of 77-token
+    /// chunks. Returns one handle per text.
+    /// </summary>
+    public Task<IReadOnlyList<long>> EncodePromptsAsync(IReadOnlyList<IReadOnlyList<(int[] Ids, double[] Weights)>> texts, int clipSkip,
+        CancellationToken ct = default) => CallAsync(m =>
     {
-        var ids = new PyList(chunks.Select(c => (PyObject)new PyList(c.Ids.Select(i => (PyObject)new PyInt(i)).ToArray())).ToArray());
-        var weights = new PyList(chunks.Select(c => (PyObject)new PyList(c.Weights.Select(w => (PyObject)new PyFloat(w)).ToArray())).ToArray());
+        static PyList Nested<T>(IEnumerable<IReadOnlyList<(int[] Ids, double[] Weights)>> texts, Func<(int[] Ids, double[] Weights), IEnumerable<T>> pick, Func<T, PyObject> make) =>
+            new(texts.Select(t => (PyObject)new PyList(t.Select(c => (PyObject)new PyList(pick(c).Select(make).ToArray())).ToArray())).ToArray());
+        var ids = Nested(texts, c => c.Ids, i => new PyInt(i));
+        var weights = Nested(texts, c => c.Weights, w => new PyFloat(w));
         using var r = Invoke(m, "gen_encode", ids, weights, new PyInt(clipSkip));
-        return r.As<long>();
+        var handles = new long[r.Length()];
+        for (int i = 0; i < handles.Length; i++) handles[i] = At<long>(r, i);
+        return (IReadOnlyList<long>)handles;
     }, ct);
 
     /// <summary>Starts a sampling run: initial noise, schedule.</summary>

@@ -54,6 +54,20 @@ public sealed class PromptChunker
         _commaPaddingBacktrack = commaPaddingBacktrack;
     }
 
+    /// <summary>
+    /// A1111's <c>empty_chunk</c>: BOS, then EOS for the other 76 positions, every weight 1. A1111 pads the shorter
+    /// texts of a batch with it, so texts encoded together have the same chunk count.
+    /// </summary>
+    public PromptChunk EmptyChunk()
+    {
+        var ids = new int[ChunkLength + 2];
+        Array.Fill(ids, _tokenizer.EosId);
+        ids[0] = _tokenizer.BosId;
+        var weights = new double[ChunkLength + 2];
+        Array.Fill(weights, 1.0);
+        return new PromptChunk(ids, weights, 0);
+    }
+
     /// <summary>Tokenizes each fragment and chunks the result.</summary>
     public ChunkedPrompt Chunk(IReadOnlyList<WeightedText> fragments)
     {

@@ -551,7 +551,7 @@ internal static class HostOverheadBenchmark
             return inner.SetNetworksAsync(networks, ct);
         }
         public Task RestoreAsync() => inner.RestoreAsync();
-        public Task<ConditioningHandle> EncodeAsync(IReadOnlyList<TokenChunk> chunks, int clipSkip, CancellationToken ct) => inner.EncodeAsync(chunks, clipSkip, ct);
+        public Task<IReadOnlyList<ConditioningHandle>> EncodeAsync(IReadOnlyList<IReadOnlyList<TokenChunk>> texts, int clipSkip, CancellationToken ct) => inner.EncodeAsync(texts, clipSkip, ct);
 
         public async Task<SamplingHandle> StartAsync(SamplingSettings settings, CancellationToken ct)
         {
@@ -597,7 +597,8 @@ internal static class HostOverheadBenchmark
         public Task LoadNetworkAsync(string name, string path, CancellationToken ct) => Task.CompletedTask;
         public Task SetNetworksAsync(IReadOnlyList<NetworkSetting> networks, CancellationToken ct) => Task.CompletedTask;
         public Task RestoreAsync() => Task.CompletedTask;
-        public Task<ConditioningHandle> EncodeAsync(IReadOnlyList<TokenChunk> chunks, int clipSkip, CancellationToken ct) => Task.FromResult(new ConditioningHandle(_next++));
+        public Task<IReadOnlyList<ConditioningHandle>> EncodeAsync(IReadOnlyList<IReadOnlyList<TokenChunk>> texts, int clipSkip, CancellationToken ct) =>
+            Task.FromResult<IReadOnlyList<ConditioningHandle>>(texts.Select(_ => new ConditioningHandle(_next++)).ToList());
         public Task<SamplingHandle> StartAsync(SamplingSettings s, CancellationToken ct) => Task.FromResult(new SamplingHandle(_next++, s.Steps, []));
         public Task StepAsync(SamplingHandle sampling, IReadOnlyList<(ConditioningHandle Handle, double Weight)> positive, ConditioningHandle negative, double cfgScale, CancellationToken ct) => Task.CompletedTask;
         public Task<IReadOnlyList<byte[]>> DecodePngAsync(SamplingHandle sampling, IReadOnlyList<string> infotexts, CancellationToken ct) => Task.FromResult<IReadOnlyList<byte[]>>([]);

@@ -20,6 +20,16 @@ public class A1111PromptPlannerTests
     }
 
     [Fact]
+    public void EachPartsScheduleIsOneEncodingBatch()
+    {
+        var plan = _planner.Plan("[a cat:a dog:2] AND [x|y]", "[blurry:ugly:1]", 4);
+        Assert.Equal(2, plan.PositiveBatches!.Count);
+        Assert.Equal(["a cat", "a dog"], plan.PositiveBatches[0]);
+        Assert.Equal([" x", " y", " x", " y"], plan.PositiveBatches[1]); // alternation: one entry per step, repeats kept
+        Assert.Equal(["blurry", "ugly"], plan.NegativeBatch);
+    }
+
+    [Fact]
     public void LoraInsideAnEditIsScheduled()
     {
         var plan = _planner.Plan("a cat [<lora:style:1>::0.5]", "", 10);

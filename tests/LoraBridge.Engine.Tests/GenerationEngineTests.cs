@@ -42,13 +42,21 @@ internal sealed class RecordingBackend : IGenerationBackend
         return Task.CompletedTask;
     }
     public Task RestoreAsync() { Restores++; Calls.Add("restore"); return Task.CompletedTask; }
-    public Task<ConditioningHandle> EncodeAsync(IReadOnlyList<TokenChunk> chunks, int clipSkip, CancellationToken ct)
+    public List<int> BatchSizes { get; } = [];
+    public Task<IReadOnlyList<ConditioningHandle>> EncodeAsync(IReadOnlyList<IReadOnlyList<TokenChunk>> texts, int clipSkip, CancellationToken ct)
     {
-        Assert.All(chunks, c => Assert.Equal(77, c.Ids.Length));
-        var id = _next++;
-        Live.Add(id);
-        Calls.Add($"encode {id}");
-        return Task.FromResult(new ConditioningHandle(id));
+        Assert.All(texts, t => Assert.All(t, c => Assert.Equal(77, c.Ids.Length)));
+        Assert.Single(texts.Select(t => t.Count).Distinct()); // padded to one chunk count
+        BatchSizes.Add(texts.Count);
+        var handles = new List<ConditioningHandle>();
+        foreach (var _ in texts)
+        {
+            var id = _next++;
+            Live.Add(id);
+            Calls.Add($"encode {id}");
+            handles.Add(new ConditioningHandle(id));
+        }
+        return Task.FromResult<IReadOnlyList<ConditioningHandle>>(handles);
     }
     public Task<SamplingHandle> StartAsync(SamplingSettings s, CancellationToken ct)
     {
@@ -89,6 +97,20 @@ internal sealed class HalfwayPlanner : IPromptPlanner
     }
 
     public IReadOnlyList<(string Text, double Weight)> Attention(string text) => [(text, 1.0)];
+}
+
+/// <summary>A1111 batches: "a cat" twice then "a dog" for the AND part, the negative's schedule alone.</summary>
+internal sealed class BatchingPlanner : IPromptPlanner
+{
+    public GenerationPlan Plan(string prompt, string negativePrompt, int steps) =>
+        new([.. Enumerable.Range(0, steps).Select(i => new StepConditioning([(i < 2 ? "a cat" : "a dog", 1.0)], "blurry", []))], [])
+        {
+            PositiveBatches = [["a cat", "a cat", "a dog"]],
+            NegativeBatch = ["blurry"],
+        };
+
+    public IReadOnlyList<(string Text, double Weight)> Attention(string text) =>
+        text == "a dog" ? [.. Enumerable.Repeat((text + ",", 1.0), 60)] : [(text, 1.0)]; // "a dog" is 2 chunks long
 }
 
 public sealed class GenerationEngineTests : IDisposable
@@ -169,6 +191,18 @@ public sealed class GenerationEngineTests : IDisposable
         Assert.Equal(1, backend.Restores);
         Assert.Empty(Directory.GetFiles(_out));
         Assert.Equal(3, backend.Live.Count); // only the cached conditionings remain
+    }
+
+    [Fact]
+    public async Task ScheduleTextsAreEncodedTogetherAsA1111Batches()
+    {
+        var backend = new RecordingBackend();
+        var engine = new GenerationEngine(backend, new BatchingPlanner(), name => throw new InvalidOperationException(name));
+        await engine.GenerateAsync(Request(), Checkpoint());
+        // The part's whole schedule in one batch (the repeat counts in A1111's emphasis mean), the negative alone.
+        Assert.Equal([3, 1], backend.BatchSizes);
+        Assert.Equal(3, engine.CachedConditionings); // "a cat", "a dog", "blurry": the repeat's handle was released
+        Assert.Equal(3, backend.Live.Count);
     }
 
     [Fact]

@@ -22,8 +22,8 @@ internal sealed class RecordingBackend(List<string> calls) : IGenerationBackend
         return Task.CompletedTask;
     }
     public Task RestoreAsync() { Restores++; calls.Add("restore"); return Task.CompletedTask; }
-    public Task<ConditioningHandle> EncodeAsync(IReadOnlyList<TokenChunk> chunks, int clipSkip, CancellationToken ct) =>
-        Task.FromResult(new ConditioningHandle(_next++));
+    public Task<IReadOnlyList<ConditioningHandle>> EncodeAsync(IReadOnlyList<IReadOnlyList<TokenChunk>> texts, int clipSkip, CancellationToken ct) =>
+        Task.FromResult<IReadOnlyList<ConditioningHandle>>(texts.Select(_ => new ConditioningHandle(_next++)).ToList());
     public Task<SamplingHandle> StartAsync(SamplingSettings s, CancellationToken ct)
     {
         calls.Add($"start seed={s.Seed}");
