@@ -212,6 +212,11 @@ def tensor_end_write(handle: int) -> None:
         t.copy_(_staging.pop(handle))
 
 
+def tensor_abort_write(handle: int) -> None:
+    """Drops a staged write without touching the tensor (C# found a size mismatch before copying)."""
+    _staging.pop(handle, None)
+
+
 def tensor_begin_read(handle: int) -> tuple[int, int]:
     """(address, bytes) C# may copy out of until tensor_end_read."""
     t = tensor_get(handle)

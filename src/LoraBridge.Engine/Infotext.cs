@@ -30,11 +30,32 @@ public sealed record Infotext(string Prompt, string NegativePrompt, IReadOnlyLis
 
     /// <summary>A1111's <c>quote</c>: values holding a comma, newline or colon become JSON strings.</summary>
     public static string Quote(string value) =>
-        value.Contains(',') || value.Contains('\n') || value.Contains(':')
-            ? JsonSerializer.Serialize(value, QuoteOptions)
-            : value;
+        value.Contains(',') || value.Contains('\n') || value.Contains(':') ? PythonJsonString(value) : value;
 
-    private static readonly JsonSerializerOptions QuoteOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    /// <summary>
+    /// Python's <c>json.dumps(value, ensure_ascii=False)</c>: only quotes, backslashes and control characters are
+    /// escaped, everything else (emoji included) is written as is, so the bytes equal A1111's.
+    /// </summary>
+    public static string PythonJsonString(string value)
+    {
+        var sb = new StringBuilder(value.Length + 2).Append('"');
+        foreach (char c in value)
+        {
+            switch (c)
+            {
+                case '"': sb.Append("\\\""); break;
+                case '\\': sb.Append("\\\\"); break;
+                case '\n': sb.Append("\\n"); break;
+                case '\r': sb.Append("\\r"); break;
+                case '\t': sb.Append("\\t"); break;
+                case '\b': sb.Append("\\b"); break;
+                case '\f': sb.Append("\\f"); break;
+                case < ' ': sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture)); break;
+                default: sb.Append(c); break;
+            }
+        }
+        return sb.Append('"').ToString();
+    }
 
     /// <summary>Parses text written by A1111 or by <see cref="Format"/> (A1111's <c>parse_generation_parameters</c> rules).</summary>
     public static Infotext Parse(string text)

@@ -239,7 +239,11 @@ public sealed partial class PythonBridge
         {
             var (address, size) = (At<long>(r, 0), At<long>(r, 1));
             if (size != bytes.Length)
+            {
+                // Nothing was copied: drop the staging buffer, the tensor keeps its data.
+                Invoke(m, "tensor_abort_write", new PyInt(tensor.Id)).Dispose();
                 throw new ArgumentException($"tensor {tensor.Id} holds {size} bytes but {bytes.Length} bytes were given", nameof(data));
+            }
             bytes.CopyTo(new Span<byte>((void*)address, bytes.Length));
         }
         Invoke(m, "tensor_end_write", new PyInt(tensor.Id)).Dispose();

@@ -299,7 +299,11 @@ public sealed class PythonRuntime : IDisposable
         _queue.CompleteAdding();
         if (_current is { } running) RequestInterrupt(running);
         if (!_thread.Join(TimeSpan.FromSeconds(10)))
+        {
+            // The thread still reads the queue: disposing it now would throw on that thread and abort the process.
             _logger.LogWarning("The Python thread did not finish within 10 s; leaving it to process exit.");
+            return;
+        }
         _queue.Dispose();
     }
 
@@ -380,11 +384,18 @@ public sealed class PythonRuntime : IDisposable
     // The work finished before the posted KeyboardInterrupt was delivered; withdraw it so it cannot hit the next item.
     private static void ClearPendingInterrupt(ulong threadId)
     {
-        using var ctypes = Py.Import("ctypes");
-        using var api = ctypes.GetAttr("pythonapi");
-        using var fn = api.GetAttr("PyThreadState_SetAsyncExc");
-        using var tid = ctypes.InvokeMethod("c_ulong", new PyInt((long)threadId));
-        fn.Invoke(tid, PyObject.None).Dispose();
+        try
+        {
+            using var ctypes = Py.Import("ctypes");
+            using var api = ctypes.GetAttr("pythonapi");
+            using var fn = api.GetAttr("PyThreadState_SetAsyncExc");
+            using var tid = ctypes.InvokeMethod("c_ulong", new PyInt((long)threadId));
+            fn.Invoke(tid, PyObject.None).Dispose();
+        }
+        catch (PythonException)
+        {
+            // The pending KeyboardInterrupt fired inside this very code: delivered, so it is gone, which is the goal.
+        }
     }
 
     private static class NativeEnvironment

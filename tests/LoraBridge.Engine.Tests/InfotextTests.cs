@@ -56,6 +56,15 @@ public class InfotextTests
     }
 
     [Theory]
+    // Expected values are Python's json.dumps(value, ensure_ascii=False), what A1111's quote() writes.
+    [InlineData("a: b, c", "\"a: b, c\"")]
+    [InlineData("emoji \U0001F98A: ok", "\"emoji \U0001F98A: ok\"")]
+    [InlineData("quote \" and \\ back", "\"quote \\\" and \\\\ back\"")]
+    [InlineData("ctl \u0001\u001f\u007f", "\"ctl \\u0001\\u001f\u007f\"")]
+    [InlineData("tab\there, x", "\"tab\\there, x\"")]
+    public void JsonStringsMatchPython(string value, string expected) => Assert.Equal(expected, Infotext.PythonJsonString(value));
+
+    [Theory]
     [InlineData(7.0, "7")]
     [InlineData(7.5, "7.5")]
     [InlineData(0.1, "0.1")]
