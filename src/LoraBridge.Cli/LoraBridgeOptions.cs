@@ -47,6 +47,23 @@ public sealed class LoraBridgeOptions
         ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify), "lorabridge")
         : Path.GetFullPath(DataDir);
 
+    /// <summary>Where models come from, for generation, <c>doctor</c> and <c>loras</c>; command-line values win.</summary>
+    /// <param name="checkpoint">A <c>--checkpoint</c> given to the command, or null.</param>
+    /// <param name="tokenizerDir">A <c>--tokenizer</c> given to the command, or null.</param>
+    public LoraBridge.Engine.WorkspaceSettings ToWorkspaceSettings(string? checkpoint = null, string? tokenizerDir = null) => new()
+    {
+        WebUiDir = WebUiDir,
+        DataDir = EffectiveDataDir,
+        Checkpoint = checkpoint ?? Checkpoint,
+        TokenizerDir = tokenizerDir ?? TokenizerDir,
+        LoraDirs = LoraDirs,
+        LoraNotFound = LoraNotFound,
+    };
+
+    /// <summary>The output folder: <paramref name="explicitDir"/>, else <see cref="OutputDir"/>, else A1111's <c>outputs/txt2img-images/DATE</c>.</summary>
+    public string EffectiveOutputDir(string? explicitDir) => Path.GetFullPath(explicitDir ?? OutputDir
+        ?? Path.Combine("outputs", "txt2img-images", DateTime.Now.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture)));
+
     /// <summary>The settings the Python runtime needs.</summary>
     public PythonRuntimeOptions ToRuntimeOptions() => new()
     {

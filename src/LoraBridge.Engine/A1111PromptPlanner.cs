@@ -26,7 +26,7 @@ public sealed class A1111PromptPlanner : IPromptPlanner
                 .Select(t => new NetworkSetting(t.Name, t.Te[i], t.Unet[i], null))
                 .Where(n => n.Te != 0 || n.Unet != 0)
                 .ToList();
-            calls.Add(new StepConditioning(positive, TextAt(negative.Value!, i), networks));
+            calls.Add(new StepConditioning(positive, Scheduler.TextAt(negative.Value!, i), networks));
         }
         // Every text must tokenize; emphasis errors abort the generation in A1111 too.
         foreach (var text in calls.SelectMany(c => c.Positive.Select(p => p.Text).Append(c.Negative)).Distinct())
@@ -44,13 +44,6 @@ public sealed class A1111PromptPlanner : IPromptPlanner
         var parsed = LoraBridge.Prompting.Attention.Parse(text);
         if (!parsed.IsOk) throw new PromptPlanException(Describe($"text \"{text}\"", [parsed.Error!]));
         return parsed.Value!.Select(f => (f.Text, f.Weight)).ToList();
-    }
-
-    private static string TextAt(IReadOnlyList<ScheduleEntry> schedule, int step)
-    {
-        foreach (var e in schedule)
-            if (step <= e.EndAtStep) return e.Text;
-        return schedule[0].Text; // A1111's reconstruct_cond_batch falls back to the first entry
     }
 
     private static string Describe(string what, IReadOnlyList<PromptError> errors) =>

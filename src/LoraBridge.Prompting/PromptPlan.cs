@@ -28,10 +28,7 @@ public sealed record AndPartPlan(string Text, double Weight, PromptResult<IReadO
     /// <summary>The text that conditions 0-based call <paramref name="step"/> (first entry with step ≤ end), or null on error.</summary>
     public string? TextAt(int step)
     {
-        if (!Schedule.IsOk) return null;
-        foreach (var e in Schedule.Value!)
-            if (step <= e.EndAtStep) return e.Text;
-        return Schedule.Value![0].Text;
+        return Schedule.IsOk ? Scheduler.TextAt(Schedule.Value!, step) : null;
     }
 }
 

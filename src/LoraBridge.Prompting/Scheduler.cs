@@ -20,6 +20,17 @@ public readonly record struct ScheduleOptions(int Steps, int? HiresSteps = null,
 /// <summary><c>prompt_parser.get_learned_conditioning_prompt_schedules</c> for one prompt.</summary>
 public static class Scheduler
 {
+    /// <summary>
+    /// The text that conditions 0-based call <paramref name="step"/>: A1111's <c>reconstruct_cond_batch</c> takes the
+    /// first entry with <c>step &lt;= end_at_step</c>, and falls back to the first entry.
+    /// </summary>
+    public static string TextAt(IReadOnlyList<ScheduleEntry> schedule, int step)
+    {
+        foreach (var e in schedule)
+            if (step <= e.EndAtStep) return e.Text;
+        return schedule[0].Text;
+    }
+
     /// <summary>Parses and schedules <paramref name="prompt"/>.</summary>
     public static PromptResult<IReadOnlyList<ScheduleEntry>> Schedule(string prompt, ScheduleOptions options)
     {

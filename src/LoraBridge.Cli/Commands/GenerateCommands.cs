@@ -41,15 +41,8 @@ public static class GenerateCommands
                 command.Options.Add(o);
         }
 
-        public WorkspaceSettings Workspace(ParseResult parse, LoraBridgeOptions o) => new()
-        {
-            WebUiDir = o.WebUiDir,
-            DataDir = o.EffectiveDataDir,
-            Checkpoint = parse.GetValue(Checkpoint) ?? o.Checkpoint,
-            TokenizerDir = parse.GetValue(Tokenizer) ?? o.TokenizerDir,
-            LoraDirs = o.LoraDirs,
-            LoraNotFound = o.LoraNotFound,
-        };
+        public WorkspaceSettings Workspace(ParseResult parse, LoraBridgeOptions o) =>
+            o.ToWorkspaceSettings(parse.GetValue(Checkpoint), parse.GetValue(Tokenizer));
 
         public GenerationRequest Request(ParseResult parse, string prompt, LoraBridgeOptions o, bool demo)
         {
@@ -69,8 +62,7 @@ public static class GenerateCommands
                 BatchCount = parse.GetValue(BatchCount),
                 ClipSkip = parse.GetValue(ClipSkip),
                 RandnSource = parse.GetValue(RandnSource)!,
-                OutputDir = Path.GetFullPath(parse.GetValue(Out) ?? o.OutputDir
-                    ?? Path.Combine("outputs", "txt2img-images", DateTime.Now.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture))),
+                OutputDir = o.EffectiveOutputDir(parse.GetValue(Out)),
             };
         }
     }

@@ -24,7 +24,7 @@ public static class LoraCommands
         using var host = CliHost.Build(parse);
         var o = host.Services.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
         // The same folders generation uses, the demo LoRAs included.
-        return new ModelSources(new WorkspaceSettings { WebUiDir = o.WebUiDir, DataDir = o.EffectiveDataDir, LoraDirs = o.LoraDirs }).Catalog;
+        return new ModelSources(o.ToWorkspaceSettings()).Catalog;
     }
 
     /// <summary>Builds the <c>loras</c> command group.</summary>

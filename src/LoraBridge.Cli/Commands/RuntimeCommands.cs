@@ -89,8 +89,7 @@ public static class RuntimeCommands
     /// <summary>Which checkpoint generation would use and which CLIP tokenizer files belong to it.</summary>
     private static void ReportModel(TextWriter output, LoraBridgeOptions options, List<(string Problem, IReadOnlyList<string> Commands)> problems)
     {
-        var settings = new WorkspaceSettings { WebUiDir = options.WebUiDir, DataDir = options.EffectiveDataDir, Checkpoint = options.Checkpoint, TokenizerDir = options.TokenizerDir, LoraDirs = options.LoraDirs };
-        var sources = new ModelSources(settings);
+        var sources = new ModelSources(options.ToWorkspaceSettings());
         try
         {
             var checkpoint = sources.FindConfiguredCheckpoint();

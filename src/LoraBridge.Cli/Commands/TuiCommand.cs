@@ -31,16 +31,9 @@ public static class TuiCommand
             return await CliHost.RunAsync(parse, ct, (sp, token) =>
             {
                 var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
-                var workspace = new GenerationWorkspace(new WorkspaceSettings
-                {
-                    WebUiDir = o.WebUiDir,
-                    DataDir = o.EffectiveDataDir,
-                    Checkpoint = parse.GetValue(checkpoint) ?? o.Checkpoint,
-                    TokenizerDir = parse.GetValue(tokenizer) ?? o.TokenizerDir,
-                    LoraDirs = o.LoraDirs,
-                }, sp.GetRequiredService<PythonBridge>());
-                var outputDir = Path.GetFullPath(parse.GetValue(output) ?? o.OutputDir
-                    ?? Path.Combine("outputs", "txt2img-images", DateTime.Now.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)));
+                var workspace = new GenerationWorkspace(o.ToWorkspaceSettings(parse.GetValue(checkpoint), parse.GetValue(tokenizer)),
+                    sp.GetRequiredService<PythonBridge>());
+                var outputDir = o.EffectiveOutputDir(parse.GetValue(output));
                 var vm = new GeneratorViewModel(outputDir, workspace.UsesDemoModel ? GenerateCommands.DemoSize : "512x512");
                 var log = Path.Combine(o.EffectiveDataDir, "tui.log");
                 TuiApp.Run(vm, new WorkspaceGenerator(workspace), log);
