@@ -50,30 +50,9 @@ public sealed class GenerationWorkspace
         return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Sources.Catalog.Hashes), chunker, entry.Family);
     }
 
-    /// <summary>
-    /// Everything that would stop <paramref name="request"/> before it renders: settings, prompt errors, unknown
-    /// LoRAs. A batch checks all its jobs first, so a typo in job 50 is not found after 49 renders.
-    /// </summary>
+    /// <summary>Everything that would stop <paramref name="request"/> before it renders (<see cref="ModelSources.Check"/>).</summary>
     /// <returns>Problems, empty when the job can run.</returns>
-    public IReadOnlyList<string> Check(GenerationRequest request)
-    {
-        var problems = new List<string>();
-        try
-        {
-            GenerationEngine.ValidateRequest(request);
-            var plan = new A1111PromptPlanner().Plan(request.Prompt, request.NegativePrompt, request.Steps);
-            foreach (var name in plan.NetworkNames)
-            {
-                if (Sources.Catalog.TryFind(name) is null && Sources.Settings.LoraNotFound == LoraNotFoundBehavior.Error)
-                    problems.Add(new LoraNotFoundException(name, Sources.Catalog.Suggest(name), Sources.Catalog.Options.EffectiveLoraDirs).Message);
-            }
-        }
-        catch (Exception ex) when (ex is ArgumentException or PromptPlanException)
-        {
-            problems.Add(ex.Message);
-        }
-        return problems;
-    }
+    public IReadOnlyList<string> Check(GenerationRequest request) => Sources.Check(request);
 
     private NetworkFile? ResolveNetwork(string name)
     {
