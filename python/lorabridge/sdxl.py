@@ -612,3 +612,92 @@ def pack_cond(crossattn: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
 def unpack_cond(packed: torch.Tensor, context_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Inverse of :func:`pack_cond` ([B, T, ctx + adm] → crossattn, vector of the first row)."""
     return packed[..., :context_dim], packed[..., 0, context_dim:]
+
+
+# ------------------------------------------------------------------------------------ network families
+
+_SDXL_MARKERS = re.compile(r"^lora_te[12]_|^lora_unet_(input_blocks_[78]_1|output_blocks_[0-5]_1|label_emb|"
+                           r"down_blocks_2_attentions|up_blocks_0_attentions)")
+_SD1_MARKERS = re.compile(r"^lora_te_|^lora_unet_(input_blocks_[12]_1|output_blocks_(9|10|11)_1|"
+                          r"down_blocks_0_attentions|up_blocks_3_attentions)")
+
+
+def lora_family(groups: Iterable[str]) -> str:
+    """"sdxl", "sd1" or "unknown" from a network's key groups: the text-encoder prefixes kohya writes
+    (``lora_te1_``/``lora_te2_`` vs ``lora_te_``) and attention blocks only one of the UNets has."""
+    groups = list(groups)
+    xl = sum(1 for g in groups if _SDXL_MARKERS.match(g))
+    sd1 = sum(1 for g in groups if _SD1_MARKERS.match(g))
+    if xl and not sd1:
+        return "sdxl"
+    if sd1 and not xl:
+        return "sd1"
+    return "unknown" if not (xl or sd1) else ("sdxl" if xl > sd1 else "sd1")
+
+
+def _metadata_family(path: str) -> str:
+    """kohya's ``ss_base_model_version`` (``sd_v1``, ``sdxl_base_v1-0``, ``sd_v2``…) when the file has it."""
+    if not path.lower().endswith(".safetensors") or not os.path.isfile(path):
+        return "unknown"
+    from .checkpoint import read_safetensors_metadata
+
+    try:
+        version = read_safetensors_metadata(path).get("ss_base_model_version", "")
+    except ValueError:
+        return "unknown"
+    if version.startswith("sdxl"):
+        return "sdxl"
+    if version.startswith("sd_v1"):
+        return "sd1"
+    if version.startswith("sd_v2"):
+        return "sd2"
+    return "unknown"
+
+
+def file_family(path: str, groups: Iterable[str]) -> str:
+    family = _metadata_family(path)
+    return family if family != "unknown" else lora_family(groups)
+
+
+def load_network_lenient(path: "str | os.PathLike[str]", layers: Mapping[str, tuple[str, nn.Module]],
+                         name: str) -> Any:
+    """A network made for another family, bound group by group: groups whose tensors do not fit the layer
+    they name are left out (recorded in ``unapplied``) instead of failing the whole file — A1111 logs such
+    layers as errors and leaves them unchanged, so the result is the same."""
+    from .checkpoint import load_state_dict
+    from .networks import Network, NetworkError, load_network
+    from .networks.keymap import normalize_keys
+
+    source = os.fspath(path)
+    tensors = load_state_dict(source)
+    renamed = normalize_keys(tensors.keys())
+    by_group: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in tensors.items():
+        by_group.setdefault(renamed[key].partition(".")[0], {})[key] = tensor
+    net = Network(name=name, source=source)
+    for group, part in by_group.items():
+        try:
+            one = load_network(part, layers, name, source)
+        except NetworkError as e:
+            net.unapplied[group] = f"does not fit: {e}"
+            continue
+        net.modules.update(one.modules)
+        net.ignored.extend(g for g in one.ignored if g not in net.ignored)
+        net.unapplied.update(one.unapplied)
+    return net
+
+
+def network_family(network: Any, model_family: str) -> dict[str, Any]:
+    groups = [m.group for m in network.modules.values()] + list(network.ignored) + list(network.unapplied)
+    family = file_family(network.source, groups)
+    matched = len(network.modules)
+    total = matched + len(network.ignored) + len(network.unapplied)
+    warning = ""
+    names = {"sd1": "SD1", "sdxl": "SDXL", "sd2": "SD2"}
+    if family in names and family != model_family:
+        warning = (f"{network.name} was made for {names[family]} but the checkpoint is {names.get(model_family, model_family)}; "
+                   f"{matched} of {total} of its layers apply, the rest change nothing")
+    elif matched == 0 and total:
+        warning = f"{network.name}: none of its {total} layers exist in this {names.get(model_family, model_family)} checkpoint"
+    return {"family": family, "model_family": model_family, "matched": matched, "unmatched": total - matched,
+            "warning": warning}
