@@ -58,6 +58,20 @@ def test_conformance_harness_passes_the_checker(tmp_path: Path) -> None:
     assert "RESULT: PASS" in check.stdout
 
 
+def test_every_lora_group_is_applied_exactly_where_a1111_applies_it() -> None:
+    data = _need_shared()
+    import json
+
+    manifest = json.loads((data / "manifest.json").read_text())
+    model = SDXLModel.load(data / manifest["model"]["file"])
+    patcher = Patcher(model)
+    for name, spec in manifest["lora"]["files"].items():
+        net = patcher.load(data / spec["file"], name)
+        applied = {m.group for m in net.modules.values()}
+        for group in spec["groups"]:
+            assert (group["network_key"] in applied) == group["expected_applied"], (name, group["network_key"])
+
+
 def test_checker_rejects_a_wrong_head_split(tmp_path: Path) -> None:
     # The head split is the one thing the shapes cannot show; a wrong one must be visible to the checker.
     data = _need_shared()

@@ -104,6 +104,16 @@ def _merge(model: SDXLModel, patcher: Patcher, root: Path, case_id: str, case: M
     patcher.restore()
 
 
+def _report_head_split(model: SDXLModel, declared: Mapping[str, Any]) -> None:
+    """The head split is invisible in the weights; when the manifest declares one that differs from the rule's,
+    say so (the declared value is only reported, never used: rerun with --unet-head-channels to try it)."""
+    want = declared.get("unet", {}).get("num_head_channels")
+    have = model.unet.config.num_head_channels
+    if want is not None and int(want) != have:
+        print(f"note: the manifest declares UNet heads of {want} channels, the shape rule gave {have}; "
+              f"rerun with --unet-head-channels {want} to use it", file=sys.stderr)
+
+
 def run(manifest: Path, out_dir: Path, argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m lorabridge.conformance sdxl")
     ap.add_argument("--unet-head-channels", type=int)
@@ -114,6 +124,7 @@ def run(manifest: Path, out_dir: Path, argv: Optional[list[str]] = None) -> int:
     spec = json.loads(manifest.read_text(encoding="utf-8"))
     model = SDXLModel.load(root / spec["model"]["file"], unet_head_channels=opts.unet_head_channels,
                            text_head_dim=opts.text_head_dim)
+    _report_head_split(model, spec.get("model", {}).get("config_for_reading_only", {}))
     patcher = Patcher(model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
