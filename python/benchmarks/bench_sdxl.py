@@ -10,7 +10,8 @@ Run: ``PYTHONPATH=python /usr/bin/python3 python/benchmarks/bench_sdxl.py [--loa
 2. **step**: one UNet call (batch 1, fp32, ``--size`` pixels, so a ``size/8`` latent, 2 x 77 tokens of context)
    of the ``--unet-preset`` UNet with random weights; seconds per step.
 3. **lora**: activating 1 and 3 random rank-32 kohya LoRAs (every UNet transformer layer, fp16 factors) on the
-   ``--lora-preset`` UNet through the patcher, against a plain copy of the tensors they touch.
+   ``--lora-preset`` UNet (weights in ``--lora-dtype``) through the patcher, against a plain copy of the tensors
+   they touch. Only the touched layers are materialised (the others never take part).
 
 Presets (see sdxl_synth.py): ``sdxl`` = SDXL base 1.0 shapes, ``half`` = every width halved, ``tiny`` = demo size.
 """
@@ -31,7 +32,7 @@ from lorabridge.networks.keymap import UNET_PREFIX
 from lorabridge.patcher import Activation, Patcher
 from lorabridge.sgm_unet import SDXLUNetModel
 
-from sdxl_synth import preset, random_module, random_unet_lora, transformer_layers, write_synthetic_checkpoint  # noqa: E402
+from sdxl_synth import preset, random_module, random_unet_lora, transformer_layers, write_synthetic_checkpoint  # noqa: E402,I001
 
 
 def _rss_now_kib() -> int:
@@ -109,15 +110,31 @@ def bench_step(preset_name: str, size: int, repeats: int) -> None:
     del unet
 
 
-def bench_lora(preset_name: str, repeats: int) -> None:
-    p = preset(preset_name)
-    print(f"building the {preset_name} UNet for LoRA activation (random weights, fp32) ...", flush=True)
-    unet = random_module(SDXLUNetModel(p.unet, device="meta"))
+def touched_only_unet(preset_name: str, dtype: torch.dtype) -> SDXLUNetModel:
+    """The UNet with real (random) tensors only in the layers the LoRAs touch; everything else stays on the meta
+    device. Activation never reads other layers, and this keeps an SDXL-size run within a 24 GB machine (the
+    patcher's kept originals double the touched tensors)."""
+    unet = SDXLUNetModel(preset(preset_name).unet, device="meta")
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for _, m in transformer_layers(unet):
+            m.weight = torch.nn.Parameter((torch.randn(m.weight.shape, generator=g) * m.weight.shape[1] ** -0.5)
+                                          .to(dtype), requires_grad=False)
+            if m.bias is not None:
+                m.bias = torch.nn.Parameter((0.02 * torch.randn(m.bias.shape, generator=g)).to(dtype),
+                                            requires_grad=False)
+    return unet.eval()
+
+
+def bench_lora(preset_name: str, repeats: int, dtype: torch.dtype = torch.float32) -> None:
+    print(f"building the {preset_name} UNet's transformer layers for LoRA activation (random weights, {dtype}) ...",
+          flush=True)
+    unet = touched_only_unet(preset_name, dtype)
     patcher = Patcher({UNET_PREFIX: unet})
     nets = [load_network(random_unet_lora(unet, 32, seed=i), patcher.layers, f"lora{i}") for i in range(3)]
     touched = [m.weight for _, m in transformer_layers(unet)]
     mib = sum(t.numel() * t.element_size() for t in touched) / 2 ** 20
-    print(f"{len(touched)} touched layers, {mib:.0f} MiB fp32")
+    print(f"{len(touched)} touched layers, {sum(t.numel() for t in touched) / 1e9:.2f} G parameters, {mib:.0f} MiB")
 
     def best(fn) -> float:  # type: ignore[no-untyped-def]
         ts = []
@@ -147,6 +164,8 @@ def main() -> None:
     ap.add_argument("--load-preset", default="sdxl", choices=["sdxl", "half", "tiny"])
     ap.add_argument("--unet-preset", default="sdxl", choices=["sdxl", "half", "tiny"])
     ap.add_argument("--lora-preset", default="sdxl", choices=["sdxl", "half", "tiny"])
+    ap.add_argument("--lora-dtype", default="float32", choices=["float32", "float16"],
+                    help="dtype of the UNet weights the LoRAs merge into (fp16 as on CUDA: fp32 accumulation)")
     ap.add_argument("--size", type=int, default=1024, help="image size in pixels for the UNet step")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -164,7 +183,7 @@ def main() -> None:
     if "step" not in args.skip:
         bench_step(args.unet_preset, args.size, args.repeats)
     if "lora" not in args.skip:
-        bench_lora(args.lora_preset, max(1, args.repeats))
+        bench_lora(args.lora_preset, max(1, args.repeats), getattr(torch, args.lora_dtype))
 
 
 if __name__ == "__main__":

@@ -281,7 +281,10 @@ def _split(shapes: Mapping[str, Any]) -> tuple[dict[str, dict[str, str]], list[s
     keys: dict[str, dict[str, str]] = {p: {} for p in PREFIXES}
     unexpected = []
     for key in shapes:
-        if _arch._is_ignorable(key) or key == "alphas_cumprod":
+        # Besides ldm's ignorable keys: sgm's discretization buffers (denoiser.sigmas/log_sigmas) and open_clip's
+        # causal attn_mask buffer, which some SDXL files carry; both are recomputed, never read.
+        if (_arch._is_ignorable(key) or key == "alphas_cumprod" or key.startswith("denoiser.")
+                or key.endswith(".attn_mask")):
             continue
         for part, prefix in PREFIXES.items():
             if key.startswith(prefix):
