@@ -114,6 +114,9 @@ def test_family_detection(demo: Path) -> None:
     assert detect_family(shapes(xl)).family == "sdxl"
     assert detect_family(shapes(sd1)).family == "sd1"
     assert detect_family({"foo.weight": (3,)}).family == "unknown"
+    unet_only = {k: v for k, v in shapes(xl).items() if k.startswith("model.diffusion_model.")}
+    info = detect_family(unet_only)
+    assert not info.supported and "without SDXL text encoders" in info.detail
 
 
 def _write_variant(tmp_path: Path, demo: Path, name: str, edit) -> Path:
