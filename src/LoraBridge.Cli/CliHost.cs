@@ -99,6 +99,22 @@ public static class CliHost
             await Console.Error.WriteLineAsync($"error: invalid configuration: {ex.Message}");
             return 2;
         }
+        bool verbose = parse.GetValue(Verbose);
+        if (verbose) BridgeCallTimings.Enabled = true;
+        var provider = host.Services.GetRequiredService<PythonRuntimeProvider>();
+        try
+        {
+            return await RunInHostAsync(host, action, ct);
+        }
+        finally
+        {
+            // After the host (and so Python) is disposed, so the shutdown is part of the figures.
+            if (verbose) StartupTimings.Write(Console.Error, provider);
+        }
+    }
+
+    private static async Task<int> RunInHostAsync(IHost host, Func<IServiceProvider, CancellationToken, Task<int>> action, CancellationToken ct)
+    {
         using (host)
         {
             try
@@ -119,6 +135,11 @@ public static class CliHost
             catch (PythonRuntimeUnavailableException ex)
             {
                 await Console.Error.WriteLineAsync($"error: {ex.Message}");
+                return 3;
+            }
+            catch (AggregateException ex) when (ex.InnerException is PythonRuntimeUnavailableException inner)
+            {
+                await Console.Error.WriteLineAsync($"error: {inner.Message}");
                 return 3;
             }
             catch (PythonCallException ex)

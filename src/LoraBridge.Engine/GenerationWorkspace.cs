@@ -44,10 +44,24 @@ public sealed class GenerationWorkspace
     {
         if (_checkpoint is not null) return _checkpoint;
         string path = Sources.FindConfiguredCheckpoint()
+            ?? ExistingDemoCheckpoint()
             ?? await _bridge.EnsureDemoModelAsync(Sources.DemoDir, ct).ConfigureAwait(false);
         var entry = CheckpointEntry.Load(path, Path.GetDirectoryName(path)!);
         var chunker = new PromptChunker(ClipTokenizer.Load(Sources.LocateTokenizer(path)));
         return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Sources.Catalog.Hashes), chunker, entry.Family);
+    }
+
+    /// <summary>File name of the demo checkpoint (<c>demo.CHECKPOINT_NAME</c> in python/lorabridge/demo.py).</summary>
+    public const string DemoCheckpointFile = "lorabridge-demo.safetensors";
+
+    /// <summary>
+    /// The demo checkpoint when it exists already. Python writes it last, after the tokenizer and LoRAs, and its own
+    /// check is the same file test, so finding it here saves a bridge call (and importing the demo builder) per command.
+    /// </summary>
+    private string? ExistingDemoCheckpoint()
+    {
+        var path = Path.Combine(Sources.DemoDir, "Stable-diffusion", DemoCheckpointFile);
+        return File.Exists(path) ? path : null;
     }
 
     /// <summary>
