@@ -29,6 +29,11 @@ public static class StartupTimings
         }
     }
 
+    private static TimeSpan? s_hostReady;
+
+    /// <summary>Called when a command's host is built and its action is about to run.</summary>
+    public static void HostReady() => s_hostReady ??= SinceMain;
+
     /// <summary>Time since <c>main</c> was entered.</summary>
     public static TimeSpan SinceMain => s_mainTimestamp == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(s_mainTimestamp);
 
@@ -43,6 +48,7 @@ public static class StartupTimings
         var fields = new (string Name, TimeSpan? Value)[]
         {
             ("start_to_main", s_startToMain),
+            ("host_ready", s_hostReady),
             ("discovery", provider.DiscoveryDuration),
             ("boot", provider.BootDuration),
             ("bridge_import", First("import lorabridge.bridge")),

@@ -83,7 +83,8 @@ public sealed class DiscoveryCache(string file)
             LibPython, Torch, TorchError, Numpy, Pillow) { TorchDir = TorchDir };
     }
 
-    private sealed class FileDto
+    /// <summary>The file's top level.</summary>
+    internal sealed class FileDto
     {
         [JsonPropertyName("format")] public int Format { get; set; }
         [JsonPropertyName("probe_script")] public string ProbeScript { get; set; } = "";
@@ -108,7 +109,7 @@ public sealed class DiscoveryCache(string file)
             try
             {
                 if (!System.IO.File.Exists(File)) { LoadProblem = "no cache file yet"; return; }
-                var dto = JsonSerializer.Deserialize<FileDto>(System.IO.File.ReadAllBytes(File));
+                var dto = JsonSerializer.Deserialize(System.IO.File.ReadAllBytes(File), DiscoveryCacheJson.Default.FileDto);
                 if (dto is null || dto.Format != FormatVersion || dto.ProbeScript != ProbeScriptHash)
                 {
                     LoadProblem = "the cache was written by another version of the probe";
@@ -217,7 +218,7 @@ public sealed class DiscoveryCache(string file)
             var dir = Path.GetDirectoryName(Path.GetFullPath(File))!;
             Directory.CreateDirectory(dir);
             tmp = Path.Combine(dir, $".{Path.GetFileName(File)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-            System.IO.File.WriteAllBytes(tmp, JsonSerializer.SerializeToUtf8Bytes(dto, new JsonSerializerOptions { WriteIndented = true }));
+            System.IO.File.WriteAllBytes(tmp, JsonSerializer.SerializeToUtf8Bytes(dto, DiscoveryCacheJson.Default.FileDto));
             System.IO.File.Move(tmp, File, overwrite: true);
             return true;
         }
@@ -290,3 +291,8 @@ public sealed class DiscoveryCache(string file)
         }
     }
 }
+
+/// <summary>Source-generated serializer: every command reads the cache, and reflection-based JSON costs start-up JIT time.</summary>
+[JsonSourceGenerationOptions(WriteIndented = true)]
+[JsonSerializable(typeof(DiscoveryCache.FileDto))]
+internal sealed partial class DiscoveryCacheJson : JsonSerializerContext;
