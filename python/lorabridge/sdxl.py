@@ -479,12 +479,12 @@ class SDXLModel:
                                                f"(has {', '.join(sorted(present))})")
 
     @staticmethod
-    def checkpoint_key(path: str, pname: str) -> tuple[str, Optional[slice]]:
-        """The checkpoint key (and row slice) that holds ``path.pname``; q/k/v views map into ``in_proj``."""
+    def checkpoint_key(path: str, pname: str) -> str:
+        """The checkpoint key that holds layer ``path``'s ``pname``; te2's q/k/v views live in ``in_proj_*``."""
         m = re.match(r"(.*\.attn)\.(q|k|v)_proj$", path)
         if m and path.startswith(TE2_PREFIX):
-            return f"{m.group(1)}.in_proj_{pname}", None
-        return f"{path}.{pname}", None
+            return f"{m.group(1)}.in_proj_{pname}"
+        return f"{path}.{pname}"
 
     # --- images -----------------------------------------------------------------------------------------
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:

@@ -334,3 +334,15 @@ def test_bridge_sdxl_round_trip(demo: Path) -> None:
     handles = bridge.gen_encode_xl([[[2012] + [2013] * 76]], None, [[[1.0] * 77]], 128, 128, False)
     assert len(handles) == 1 and bridge.gen_release(handles[0])
     bridge.shutdown_cleanup()
+
+
+def test_precision_rules_follow_a1111() -> None:
+    from lorabridge.sdxl import precision_for
+
+    assert precision_for("cpu", "autocast") == Precision()  # CPU: fp32 whatever the setting
+    cuda = precision_for("cuda", "autocast")
+    assert cuda.dtype == torch.float16 and cuda.vae_dtype == torch.float16 and cuda.autocast
+    assert precision_for("cuda", "autocast", no_half_vae=True).vae_dtype == torch.float32
+    assert precision_for("cuda", "full") == Precision()
+    with pytest.raises(ValueError, match="full"):
+        precision_for("cuda", "fp8")

@@ -77,7 +77,7 @@ def _changed_tensors(model: SDXLModel, patcher: Patcher) -> dict[str, torch.Tens
     out: dict[str, torch.Tensor] = {}
     for key in patcher.changed_tensors():
         path, _, pname = key.rpartition(".")
-        ckpt_key, _ = model.checkpoint_key(path, pname)
+        ckpt_key = model.checkpoint_key(path, pname)
         module, name = model.module_for_key(ckpt_key)
         out[ckpt_key] = getattr(module, name).detach().to(torch.float32).contiguous().clone()
     return out
