@@ -43,16 +43,21 @@ public sealed class GenerationWorkspace
     public async Task<CheckpointContext> PrepareAsync(CancellationToken ct)
     {
         if (_checkpoint is not null) return _checkpoint;
+        await CheckpointFamilies.ApplyPrecisionAsync(_bridge, Sources.Settings, ct).ConfigureAwait(false);
         string path = Sources.FindConfiguredCheckpoint()
             ?? ExistingDemoCheckpoint()
-            ?? await _bridge.EnsureDemoModelAsync(Sources.DemoDir, ct).ConfigureAwait(false);
+            ?? await (Sources.UsesSdxlDemoModel ? _bridge.EnsureDemoModelXlAsync(Sources.DemoDir, ct) : _bridge.EnsureDemoModelAsync(Sources.DemoDir, ct)).ConfigureAwait(false);
         var entry = CheckpointEntry.Load(path, Path.GetDirectoryName(path)!);
+        var family = await CheckpointFamilies.ResolveAsync(_bridge, path, ct).ConfigureAwait(false);
         var chunker = new PromptChunker(ClipTokenizer.Load(Sources.LocateTokenizer(path)));
-        return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Sources.Catalog.Hashes), chunker, entry.Family);
+        return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Sources.Catalog.Hashes), chunker, family);
     }
 
     /// <summary>File name of the demo checkpoint (<c>demo.CHECKPOINT_NAME</c> in python/lorabridge/demo.py).</summary>
     public const string DemoCheckpointFile = "lorabridge-demo.safetensors";
+
+    /// <summary>File name of the SDXL demo checkpoint (<c>demo_xl.CHECKPOINT_NAME</c> in python/lorabridge/demo_xl.py).</summary>
+    public const string DemoXlCheckpointFile = "lorabridge-demo-xl.safetensors";
 
     /// <summary>
     /// The demo checkpoint when it exists already. Python writes it last, after the tokenizer and LoRAs, and its own
@@ -60,7 +65,7 @@ public sealed class GenerationWorkspace
     /// </summary>
     private string? ExistingDemoCheckpoint()
     {
-        var path = Path.Combine(Sources.DemoDir, "Stable-diffusion", DemoCheckpointFile);
+        var path = Path.Combine(Sources.DemoDir, "Stable-diffusion", Sources.UsesSdxlDemoModel ? DemoXlCheckpointFile : DemoCheckpointFile);
         return File.Exists(path) ? path : null;
     }
 
