@@ -56,14 +56,6 @@ public static class EmbeddingConformance
     }
 
     /// <summary>The Python encode request for one call's padded chunks: ids, weights and fixes (offset, key, path).</summary>
-    public static JsonObject EncodeRequest(IReadOnlyList<IReadOnlyList<PromptChunk>> texts) => new()
-    {
-        ["ids"] = new JsonArray(texts.Select(t => (JsonNode)new JsonArray(t.Select(c => (JsonNode)new JsonArray(c.Ids.Select(i => (JsonNode)i).ToArray())).ToArray())).ToArray()),
-        ["weights"] = new JsonArray(texts.Select(t => (JsonNode)new JsonArray(t.Select(c => (JsonNode)new JsonArray(c.Weights.Select(w => (JsonNode)w).ToArray())).ToArray())).ToArray()),
-        ["fixes"] = new JsonArray(texts.Select(t => (JsonNode)new JsonArray(t.Select(c => (JsonNode)new JsonArray(c.FixList.Select(f =>
-        {
-            var e = EmbeddingDatabase.EntryOf(f);
-            return (JsonNode)new JsonArray(f.Offset, e.Key, e.File.Path);
-        }).ToArray())).ToArray())).ToArray()),
-    };
+    public static JsonObject EncodeRequest(IReadOnlyList<IReadOnlyList<PromptChunk>> texts) =>
+        EmbeddingRequest.Build(texts.Select(t => (IReadOnlyList<TokenChunk>)t.Select(TokenChunk.From).ToList()).ToList());
 }

@@ -46,8 +46,10 @@ public sealed class GenerationWorkspace
         string path = Sources.FindConfiguredCheckpoint()
             ?? await _bridge.EnsureDemoModelAsync(Sources.DemoDir, ct).ConfigureAwait(false);
         var entry = CheckpointEntry.Load(path, Path.GetDirectoryName(path)!);
-        var chunker = new PromptChunker(ClipTokenizer.Load(Sources.LocateTokenizer(path)));
-        return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Sources.Catalog.Hashes), chunker, entry.Family);
+        var tokenizer = ClipTokenizer.Load(Sources.LocateTokenizer(path));
+        var embeddings = await EmbeddingSources.LoadAsync(Sources, path, tokenizer, _bridge, ct).ConfigureAwait(false);
+        var chunker = new PromptChunker(tokenizer, embeddings: embeddings?.Lookup);
+        return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Sources.Catalog.Hashes), chunker, entry.Family, embeddings);
     }
 
     /// <summary>

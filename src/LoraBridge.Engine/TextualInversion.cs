@@ -130,6 +130,20 @@ public sealed class TextualInversionPlan
         return new TextualInversionPlan(calls, lines, order, hashes, positiveCounter, negativeCounter, failed);
     }
 
+    /// <summary>
+    /// The "TI hashes" infotext value of a job on <paramref name="checkpoint"/>, or null when it uses no embedding.
+    /// </summary>
+    /// <exception cref="PromptPlanException">An embedding the prompts use cannot be written into this text encoder
+    /// (A1111 aborts the generation with a RuntimeError there).</exception>
+    public static string? HashesFor(GenerationRequest request, CheckpointContext checkpoint, IPromptPlanner planner)
+    {
+        if (checkpoint.Embeddings is not { } db || db.Lookup.IsEmpty) return null;
+        var plan = Create(request.Prompt, request.NegativePrompt, request.Steps, checkpoint.Chunker, db.ExpectedShape, planner.Attention);
+        if (plan.Failed is { } failed)
+            throw new PromptPlanException($"cannot use the {failed.Side} prompt: {failed.ErrorMessage}");
+        return plan.TiHashes;
+    }
+
     /// <summary>A1111's "TI hashes" step after one successful call: this call's names first, then the earlier value.</summary>
     public static string? AccumulateHashes(string? previous, IEnumerable<EmbeddingEntry> used)
     {

@@ -19,19 +19,20 @@ public static class ConformanceCommands
     {
         var records = new Argument<string>("records") { Description = "Records (JSON lines with id, prompt, negative_prompt, steps)" };
         var outDir = new Argument<string>("out-dir") { Description = "Folder for records.jsonl, db.json and cond/<id>.npz" };
-        var dir = new Option<string>("--embeddings-dir") { Description = "The embeddings folder to scan", Required = true };
         var te = new Option<string>("--text-encoder") { Description = "Weights holding the CLIP text encoder", Required = true };
         var tok = new Option<string>("--tokenizer") { Description = "Folder with vocab.json and merges.txt (or bpe_simple_vocab_16e6.txt.gz)", Required = true };
         var embeddings = new Command("embeddings", "Textual-inversion embeddings as A1111 v1.10.1 finds, chunks and encodes them");
         embeddings.Arguments.Add(records);
         embeddings.Arguments.Add(outDir);
-        embeddings.Options.Add(dir);
         embeddings.Options.Add(te);
         embeddings.Options.Add(tok);
         embeddings.SetAction((parse, ct) => CliHost.RunAsync(parse, ct, async (sp, token) =>
         {
+            // --embeddings-dir is the global option (LoraBridge:EmbeddingsDirs); the first folder given is scanned.
+            if (parse.GetValue(CliHost.EmbeddingsDir) is not { Length: > 0 } dirs)
+                throw new ArgumentException("conformance embeddings needs --embeddings-dir DIR");
             var bridge = sp.GetRequiredService<PythonBridge>();
-            int n = await EmbeddingConformance.RunAsync(parse.GetValue(records)!, parse.GetValue(outDir)!, parse.GetValue(dir)!, parse.GetValue(te)!,
+            int n = await EmbeddingConformance.RunAsync(parse.GetValue(records)!, parse.GetValue(outDir)!, dirs[0], parse.GetValue(te)!,
                 parse.GetValue(tok)!, bridge, parse.InvocationConfiguration.Error, token).ConfigureAwait(false);
             parse.InvocationConfiguration.Output.WriteLine($"{n} records written to {parse.GetValue(outDir)}");
             return 0;

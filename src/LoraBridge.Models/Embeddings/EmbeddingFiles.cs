@@ -73,10 +73,11 @@ public sealed record EmbeddingFileInfo
 
     /// <summary>
     /// Whether A1111's <c>EmbeddingsWithFixes</c> can write these vectors into a text encoder of width
-    /// <paramref name="width"/>: a 2-D tensor of that width (anything else makes its <c>torch.cat</c> fail).
+    /// <paramref name="width"/> (negative: unknown, any width): a 2-D tensor of that width (anything else makes its
+    /// <c>torch.cat</c> fail).
     /// </summary>
     public bool FitsEncoder(int width, string key = "clip_l") =>
-        VectorShapeFor(key) is { Count: 2 } s && s[1] == width;
+        VectorShapeFor(key) is { Count: 2 } s && (width < 0 || s[1] == width);
 
     /// <summary>Rows of the vectors for <paramref name="key"/> (first dimension), the count A1111 writes at most.</summary>
     public int RowsFor(string key = "clip_l") => VectorShapeFor(key) is { Count: > 0 } s ? (int)s[0] : 0;
