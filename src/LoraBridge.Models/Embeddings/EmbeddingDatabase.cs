@@ -140,7 +140,7 @@ public sealed class EmbeddingDatabase
             string hash;
             try
             {
-                hash = hashes.GetOrCompute(file.Path, HashKind.FullFile);
+                hash = hashes.GetOrCompute(file.Path, HashKind.FullFile, deferSave: true);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -164,6 +164,7 @@ public sealed class EmbeddingDatabase
             if (!words.ContainsKey(name)) wordOrder.Add(name);
             words[name] = entry;
         }
+        hashes.SaveIfChanged();
         // A1111 re-sorts by name.lower() (a stable sort; equal lowercase names keep registration order).
         var loaded = wordOrder.Select(n => words[n]).Select((e, k) => (e, k))
             .OrderBy(x => x.e.Name.ToLowerInvariant(), StringComparer.Ordinal).ThenBy(x => x.k).Select(x => x.e).ToList();
