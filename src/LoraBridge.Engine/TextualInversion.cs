@@ -236,3 +236,31 @@ public sealed class TextualInversionPlan
         };
     }
 }
+
+/// <summary>The embeddings section of <c>prompt plan</c>: A1111's token counter and which embeddings each text uses.</summary>
+public static class TextualInversionReport
+{
+    /// <summary>Text lines for a plan (token counter, embeddings per positive text, TI hashes).</summary>
+    public static string Format(TextualInversionPlan plan, EmbeddingDatabase db)
+    {
+        var sb = new System.Text.StringBuilder();
+        sb.AppendLine($"tokens: {plan.PositiveCounter.Count}/{plan.PositiveCounter.Target} (A1111's counter: every embedding vector counts as a token)");
+        sb.AppendLine($"embeddings: {db.Loaded.Count} loaded, {db.Skipped.Count} skipped (wrong width), {db.Errors.Count} unreadable, in {string.Join(", ", db.Folders)}");
+        foreach (var call in plan.Calls.Where(c => c.Side == "positive"))
+        {
+            foreach (var text in call.Texts.Distinct(StringComparer.Ordinal))
+            {
+                var used = plan.Lines[text].Chunks.SelectMany((c, k) => c.FixList.Select(f => (Chunk: k, Fix: f))).ToList();
+                if (used.Count == 0) continue;
+                sb.AppendLine($"  \"{text}\": " + string.Join(", ", used.Select(u =>
+                {
+                    var e = EmbeddingDatabase.EntryOf(u.Fix);
+                    return $"{e.Name} ({e.Info.Vectors} vectors, chunk {u.Chunk + 1} position {u.Fix.Position}, {e.ShortHash})";
+                })));
+            }
+        }
+        if (plan.Failed is { } failed) sb.AppendLine($"  error: the {failed.Side} prompt cannot be encoded: {failed.ErrorMessage}");
+        if (plan.TiHashes is { } h) sb.AppendLine($"TI hashes: {h}");
+        return sb.ToString();
+    }
+}

@@ -24,6 +24,33 @@ public static class EmbeddingCommands
             new PythonEmbeddingReader(services.GetRequiredService<PythonBridge>()).DescribeAsync(paths, ct);
     }
 
+    /// <summary>Loads the database for the configured checkpoint's tokenizer and width (Python only when needed).</summary>
+    private static async Task<(EmbeddingDatabase Db, ClipTokenizer Tokenizer)> LoadAsync(IServiceProvider sp, string? checkpoint, string? tokenizer,
+        CancellationToken token)
+    {
+        var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
+        var sources = new ModelSources(o.ToWorkspaceSettings(checkpoint, tokenizer));
+        string path = sources.FindConfiguredCheckpoint()
+            ?? await sp.GetRequiredService<PythonBridge>().EnsureDemoModelAsync(sources.DemoDir, token).ConfigureAwait(false);
+        var tok = ClipTokenizer.Load(sources.LocateTokenizer(path));
+        var db = await EmbeddingDatabase.LoadAsync(EmbeddingSources.Folders(sources.Settings), EmbeddingSources.TextEncoderWidth(path), tok,
+            new LazyPythonReader(sp), sources.Catalog.Hashes,
+            new EmbeddingInfoCache(Path.Combine(sources.Settings.DataDir, EmbeddingSources.InfoCacheFile)), token).ConfigureAwait(false);
+        return (db, tok);
+    }
+
+    /// <summary>The embeddings section <c>prompt plan</c> prints when <c>--embeddings-dir</c> is given.</summary>
+    public static int PlanSection(ParseResult parse, string prompt, int steps, TextWriter output) =>
+        CliHost.RunAsync(parse, CancellationToken.None, async (sp, token) =>
+        {
+            var (db, tok) = await LoadAsync(sp, null, null, token).ConfigureAwait(false);
+            var planner = new A1111PromptPlanner();
+            var plan = TextualInversionPlan.Create(prompt, "", steps, new PromptChunker(tok, embeddings: db.Lookup), db.ExpectedShape, planner.Attention);
+            output.WriteLine();
+            output.Write(TextualInversionReport.Format(plan, db));
+            return 0;
+        }).GetAwaiter().GetResult();
+
     /// <summary>Builds the <c>embeddings</c> command group.</summary>
     public static Command Create()
     {
@@ -36,14 +63,7 @@ public static class EmbeddingCommands
         list.Options.Add(tokenizer);
         list.SetAction((parse, ct) => CliHost.RunAsync(parse, ct, async (sp, token) =>
         {
-            var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
-            var sources = new ModelSources(o.ToWorkspaceSettings(parse.GetValue(checkpoint), parse.GetValue(tokenizer)));
-            string path = sources.FindConfiguredCheckpoint()
-                ?? await sp.GetRequiredService<PythonBridge>().EnsureDemoModelAsync(sources.DemoDir, token).ConfigureAwait(false);
-            var tok = ClipTokenizer.Load(sources.LocateTokenizer(path));
-            var folders = EmbeddingSources.Folders(sources.Settings);
-            var db = await EmbeddingDatabase.LoadAsync(folders, EmbeddingSources.TextEncoderWidth(path), tok, new LazyPythonReader(sp),
-                sources.Catalog.Hashes, new EmbeddingInfoCache(Path.Combine(sources.Settings.DataDir, EmbeddingSources.InfoCacheFile)), token).ConfigureAwait(false);
+            var (db, _) = await LoadAsync(sp, parse.GetValue(checkpoint), parse.GetValue(tokenizer), token).ConfigureAwait(false);
             var rows = EmbeddingReports.List(db);
             parse.InvocationConfiguration.Output.Write(parse.GetValue(json) ? EmbeddingReports.FormatJson(rows) : EmbeddingReports.FormatTable(db, rows));
             return 0;
