@@ -10,6 +10,13 @@ public static class EmbeddingSources
     /// <summary>The SD 1.x text encoder's token-embedding key in an ldm checkpoint.</summary>
     public const string TokenEmbeddingKey = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight";
 
+    /// <summary>SDXL's two token-embedding keys (CLIP ViT-L, OpenCLIP ViT-bigG); A1111's width is their sum.</summary>
+    public static readonly string[] SdxlTokenEmbeddingKeys =
+    [
+        "conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight",
+        "conditioner.embedders.1.model.token_embedding.weight",
+    ];
+
     /// <summary>Name of the description cache in the data folder.</summary>
     public const string InfoCacheFile = "embedding-info.json";
 
@@ -35,9 +42,10 @@ public static class EmbeddingSources
         if (!checkpointPath.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return -1;
         try
         {
-            return SafetensorsHeader.Read(checkpointPath).TensorsByName.TryGetValue(TokenEmbeddingKey, out var t) && t.Shape.Count == 2
-                ? (int)t.Shape[1]
-                : -1;
+            var tensors = SafetensorsHeader.Read(checkpointPath).TensorsByName;
+            if (tensors.TryGetValue(TokenEmbeddingKey, out var t) && t.Shape.Count == 2) return (int)t.Shape[1];
+            var xl = SdxlTokenEmbeddingKeys.Select(k => tensors.TryGetValue(k, out var x) && x.Shape.Count == 2 ? (int)x.Shape[1] : -1).ToList();
+            return xl.All(w => w > 0) ? xl.Sum() : -1;
         }
         catch (Exception e) when (e is ModelFileException or IOException)
         {

@@ -43,13 +43,22 @@ public sealed class GenerationWorkspace
     public async Task<CheckpointContext> PrepareAsync(CancellationToken ct)
     {
         if (_checkpoint is not null) return _checkpoint;
+        await CheckpointFamilies.ApplyPrecisionAsync(_bridge, Sources.Settings, ct).ConfigureAwait(false);
         string path = Sources.FindConfiguredCheckpoint()
-            ?? await _bridge.EnsureDemoModelAsync(Sources.DemoDir, ct).ConfigureAwait(false);
+            ?? await (Sources.UsesSdxlDemoModel ? _bridge.EnsureDemoModelXlAsync(Sources.DemoDir, ct) : _bridge.EnsureDemoModelAsync(Sources.DemoDir, ct)).ConfigureAwait(false);
         var entry = CheckpointEntry.Load(path, Path.GetDirectoryName(path)!);
+        var family = await CheckpointFamilies.ResolveAsync(_bridge, path, ct).ConfigureAwait(false);
         var tokenizer = ClipTokenizer.Load(Sources.LocateTokenizer(path));
         var embeddings = await EmbeddingSources.LoadAsync(Sources, path, tokenizer, _bridge, ct).ConfigureAwait(false);
+        if (family == BaseFamily.SDXL && embeddings is { Loaded.Count: > 0 })
+        {
+            // The database knows SDXL pairs (clip_l + clip_g); writing them into the two SDXL encoders is not built yet,
+            // so their names stay plain text rather than becoming placeholders nothing fills.
+            Warnings.Add($"textual-inversion embeddings are not applied to SDXL checkpoints yet ({embeddings.Loaded.Count} found); their names stay plain text");
+            embeddings = null;
+        }
         var chunker = new PromptChunker(tokenizer, embeddings: embeddings?.Lookup);
-        return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Sources.Catalog.Hashes), chunker, entry.Family, embeddings);
+        return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Sources.Catalog.Hashes), chunker, family, embeddings);
     }
 
     /// <summary>
