@@ -25,6 +25,8 @@ public static class CommandCatalog
         GenerateCommands.Register(root);   // generate, batch, info
         TuiCommand.Register(root);         // tui
         ExtensionCommands.Register(root);  // extensions list
+        EmbeddingCommands.Register(root);  // embeddings list
+        ConformanceCommands.Register(root); // conformance embeddings
         return root;
     }
 }

@@ -46,7 +46,10 @@ public sealed record GenerationRequest
 /// <param name="ShortHash">A1111's "Model hash" (10 hex characters), when known.</param>
 /// <param name="Chunker">Tokenizer and A1111 chunking for this checkpoint's text encoder.</param>
 /// <param name="Family">Base-model family, to warn about LoRAs made for another one.</param>
-public sealed record CheckpointContext(string Path, string Name, string? ShortHash, PromptChunker Chunker, BaseFamily Family = BaseFamily.Unknown);
+/// <param name="Embeddings">Textual-inversion embeddings for this checkpoint's text encoder (the chunker matches their
+/// names); null: none.</param>
+public sealed record CheckpointContext(string Path, string Name, string? ShortHash, PromptChunker Chunker, BaseFamily Family = BaseFamily.Unknown,
+    EmbeddingDatabase? Embeddings = null);
 
 /// <summary>A network file the prompt refers to, found in the catalog.</summary>
 /// <param name="Name">The name as written in the prompt.</param>
@@ -130,6 +133,7 @@ public sealed class GenerationEngine
         if (skipped.Count > 0)
             plan = plan with { Steps = plan.Steps.Select(s => s with { Networks = s.Networks.Where(n => !skipped.Contains(n.Name)).ToList() }).ToList() };
         long seed = request.Seed == -1 ? Random.Shared.NextInt64(0, 4294967294L) : request.Seed;
+        string? tiHashes = TextualInversionPlan.HashesFor(request, checkpoint, _planner);
 
         bool loaded = await _backend.LoadCheckpointAsync(checkpoint.Path, ct).ConfigureAwait(false);
         if (loaded) CheckpointLoads++;
@@ -208,7 +212,7 @@ public sealed class GenerationEngine
                     }
 
                     var seeds = Enumerable.Range(0, request.BatchSize).Select(k => batchSeed + k).ToList();
-                    var infotexts = seeds.Select(s => FormatInfotext(request, checkpoint, networks, sampling, s)).ToList();
+                    var infotexts = seeds.Select(s => FormatInfotext(request, checkpoint, networks, sampling, s, tiHashes)).ToList();
                     var pngs = await _backend.DecodePngAsync(sampling, infotexts, ct).ConfigureAwait(false);
                     ct.ThrowIfCancellationRequested();
                     for (int k = 0; k < pngs.Count; k++)
@@ -313,7 +317,7 @@ public sealed class GenerationEngine
         int count = chunked.Max(c => c.Count);
         var empty = chunker.EmptyChunk();
         var texts = chunked.Select(c => (IReadOnlyList<TokenChunk>)c.Concat(Enumerable.Repeat(empty, count - c.Count))
-            .Select(p => new TokenChunk(p.Ids, p.Weights)).ToList()).ToList();
+            .Select(TokenChunk.From).ToList()).ToList();
         var encoded = await encoder.EncodeAsync(texts, batch, negative, ct).ConfigureAwait(false);
         for (int i = 0; i < batch.Count; i++)
         {
@@ -352,8 +356,14 @@ public sealed class GenerationEngine
     }
 
     /// <summary>A1111's infotext for one image of this job.</summary>
+    /// <param name="request">The job.</param>
+    /// <param name="checkpoint">The checkpoint.</param>
+    /// <param name="networks">Networks the prompt uses ("Lora hashes").</param>
+    /// <param name="sampling">The sampler run (its infotext entries).</param>
+    /// <param name="seed">This image's seed.</param>
+    /// <param name="tiHashes">A1111's "TI hashes" value, or null.</param>
     public static string FormatInfotext(GenerationRequest request, CheckpointContext checkpoint, IReadOnlyList<NetworkFile> networks,
-        SamplingHandle sampling, long seed)
+        SamplingHandle sampling, long seed, string? tiHashes = null)
     {
         var p = new List<KeyValuePair<string, string>>
         {
@@ -372,6 +382,7 @@ public sealed class GenerationEngine
         p.AddRange(sampling.InfotextParams.Where(kv => kv.Key != "Schedule type"));
         var hashed = networks.Where(n => n.ShortHash is not null).DistinctBy(n => n.Alias).ToList();
         if (hashed.Count > 0) p.Add(new("Lora hashes", string.Join(", ", hashed.Select(n => $"{n.Alias}: {n.ShortHash}"))));
+        if (!string.IsNullOrEmpty(tiHashes)) p.Add(new("TI hashes", tiHashes)); // after Lora hashes, as A1111 adds it after the conds
         p.Add(new("Version", Version));
         return new Infotext(request.Prompt, request.NegativePrompt, p).Format();
     }
