@@ -18,7 +18,7 @@ public static class GenerateCommands
     /// <summary>Image size used with the built-in demo model when <c>--size</c> is not given: it runs in seconds on a CPU.</summary>
     public const string DemoSize = "128x128";
 
-    private sealed class GenerationOptions
+    internal sealed class GenerationOptions
     {
         public readonly Option<string> Negative = new("--negative", "-n") { Description = "Negative prompt", DefaultValueFactory = _ => "" };
         public readonly Option<int> Steps = new("--steps") { Description = "Sampling steps", DefaultValueFactory = _ => 20 };
@@ -34,11 +34,13 @@ public static class GenerateCommands
         public readonly Option<string?> Checkpoint = new("--checkpoint") { Description = "Checkpoint name or path (default: configured, else the demo model)" };
         public readonly Option<string?> Out = new("--out", "-o") { Description = "Output folder (default outputs/txt2img-images/DATE)" };
         public readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "Folder with the CLIP tokenizer files" };
+        public readonly HiresOptions Hires = new();
 
         public void AddTo(Command command)
         {
             foreach (var o in new Option[] { Negative, Steps, Sampler, Schedule, Cfg, Seed, Size, BatchSize, BatchCount, ClipSkip, RandnSource, Checkpoint, Out, Tokenizer })
                 command.Options.Add(o);
+            Hires.AddTo(command);
         }
 
         public WorkspaceSettings Workspace(ParseResult parse, LoraBridgeOptions o) =>
@@ -63,6 +65,7 @@ public static class GenerateCommands
                 ClipSkip = parse.GetValue(ClipSkip),
                 RandnSource = parse.GetValue(RandnSource)!,
                 OutputDir = o.EffectiveOutputDir(parse.GetValue(Out)),
+                Hires = Hires.Settings(parse),
             };
         }
     }
@@ -165,7 +168,7 @@ public static class GenerateCommands
         Height = j.Height ?? d.Height,
     };
 
-    private static async Task<int> RunJobsAsync(GenerationWorkspace workspace, IReadOnlyList<GenerationRequest> requests, CancellationToken ct,
+    internal static async Task<int> RunJobsAsync(GenerationWorkspace workspace, IReadOnlyList<GenerationRequest> requests, CancellationToken ct,
         IReadOnlyList<BatchJob>? jobs = null, bool grid = false)
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
