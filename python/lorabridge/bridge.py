@@ -386,10 +386,10 @@ def upscalers_list(models_dirs: list) -> list:
 
 
 def upscale_image(image_path: str, models_dirs: list, name: str, scale: float, tile: int, tile_overlap: int,
-                  parameters: Any) -> tuple:
+                  postprocessing: Any) -> tuple:
     """A1111 Extras with one upscaler: (PNG bytes, width, height)."""
     from .generation_img import upscale_png
 
     device = _session.device if _session is not None else ("cuda" if torch.cuda.is_available() else "cpu")
     return upscale_png(str(image_path), [str(d) for d in models_dirs], str(name), float(scale), int(tile),
-                       int(tile_overlap), None if parameters is None else str(parameters), device)
+                       int(tile_overlap), None if postprocessing is None else str(postprocessing), device)

@@ -5,17 +5,16 @@ register their sampler states in it, so `Session.step`, `decode_png` and `releas
 """
 from __future__ import annotations
 
+import io
 from typing import Callable, Optional, Sequence
 
-import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from .hires import (hires_infotext, hires_schedule_type, hires_target, latent_mode, start_hires_pass,
                     truncate_latent, upscale_images, upscale_latent)
 from .img2img import (encode_init_latent, flatten, image_to_tensor, posterior_generator, resize_image,
                       resize_latent_mode3, resize_mode_index, start_img2img)
-from .images import png_bytes
 from .rng import ImageRNG, image_seeds
 from .samplers import SamplerState
 from .upscaler import UpscalerCatalog
@@ -115,12 +114,21 @@ def hires_params(width: int, height: int, scale: float, resize_x: int, resize_y:
 
 
 def upscale_png(image_path: str, models_dirs: Sequence[str], name: str, scale: float, tile: int, tile_overlap: int,
-                parameters: Optional[str], device: str = "cpu") -> tuple[bytes, int, int]:
-    """A1111 Extras: one upscaler at `scale`; returns PNG bytes and the size."""
+                postprocessing: Optional[str], device: str = "cpu") -> tuple[bytes, int, int]:
+    """A1111 Extras: one upscaler at `scale`; returns PNG bytes and the size. As A1111 does, the source's
+    `parameters` text is kept and the upscale is described in a `postprocessing` text chunk."""
     cat = catalog(models_dirs, tile, tile_overlap, device)
-    im = flatten(_read_image(image_path))
-    out = cat.upscale_image(name, im, float(scale))
-    return png_bytes(np.array(out.convert("RGB")), parameters), out.width, out.height
+    source = _read_image(image_path)
+    parameters = source.info.get("parameters") if isinstance(source.info.get("parameters"), str) else None
+    out = cat.upscale_image(name, flatten(source), float(scale))
+    info = PngImagePlugin.PngInfo()
+    if parameters is not None:
+        info.add_text("parameters", parameters)
+    if postprocessing is not None:
+        info.add_text("postprocessing", postprocessing)
+    buf = io.BytesIO()
+    out.convert("RGB").save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue(), out.width, out.height
 
 
 __all__ = ["catalog", "start_img2img_run", "start_hires_run", "hires_params", "upscale_png"]

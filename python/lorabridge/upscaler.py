@@ -224,7 +224,7 @@ class UpscalerCatalog:
         for e in self.entries:
             if e.name.lower() == lowered:
                 return e
-        raise KeyError(f"no upscaler named {name!r}; available: {', '.join(self.names())}")
+        raise ValueError(f"no upscaler named {name!r}; available: {', '.join(self.names())}")
 
     def model(self, entry: UpscalerEntry) -> UpscalerModel:
         """The loaded network of a file entry (loaded once; a file that fails is an error naming it)."""

@@ -130,10 +130,20 @@ def test_hires_with_an_esrgan_file(session: Session, tmp_path: Path, shared_dir:
     _finish(session, first, cond, uncond)
     second, _ = start_hires_run(session, first, "Euler", "Automatic", 2, 0.4, 1.5, 0, 0, "2x-Tiny", upscale)
     assert session._objects[second].x.shape == (1, 4, 12, 12)
-    png, w, h = upscale_png(str(_picture(tmp_path / "p.png", 40, 36)), [str(tmp_path)], "2x-Tiny", 2.0, 192, 8,
-                            "Postprocess upscale by: 2")
+    src = _picture(tmp_path / "p.png", 40, 36)
+    Image.open(src).save(src, pnginfo=_info("parameters", "a cat\nSteps: 3"))
+    png, w, h = upscale_png(str(src), [str(tmp_path)], "2x-Tiny", 2.0, 192, 8, "Postprocess upscale by: 2")
     assert (w, h) == (80, 72) and _pixels(png).shape == (72, 80, 3)
-    assert read_png_parameters(png) == "Postprocess upscale by: 2"
+    assert read_png_parameters(png) == "a cat\nSteps: 3"  # the source's parameters are kept, as A1111's Extras
+    assert Image.open(io.BytesIO(png)).info["postprocessing"] == "Postprocess upscale by: 2"
+
+
+def _info(key: str, value: str):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(key, value)
+    return info
 
 
 def test_hires_infotext_pairs() -> None:

@@ -164,7 +164,7 @@ def test_catalog_lists_builtins_and_both_folders(tmp_path: Path, shared_dir: Pat
     (tmp_path / "ESRGAN" / "notes.txt").write_text("x")
     catalog = UpscalerCatalog([tmp_path])
     assert catalog.names() == ["None", "Lanczos", "Nearest", "2x-Test", "R-ESRGAN 4x+"]
-    with pytest.raises(KeyError, match="available: None, Lanczos"):
+    with pytest.raises(ValueError, match="available: None, Lanczos"):
         catalog.find("4x-Missing")
     im = Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 24, 3), dtype=np.uint8))
     out = catalog.upscale_image("2x-test", im, 2.0)

@@ -70,12 +70,12 @@ public sealed partial class PythonBridge
         return (IReadOnlyList<UpscalerInfo>)result;
     }, ct);
 
-    /// <summary>A1111's Extras upscale of one picture; returns the PNG bytes (with <paramref name="parameters"/>) and the size.</summary>
+    /// <summary>A1111's Extras upscale of one picture; returns the PNG bytes (the source's parameters kept, <paramref name="postprocessing"/> added) and the size.</summary>
     public Task<(byte[] Png, int Width, int Height)> UpscaleImageAsync(string imagePath, string upscaler, double scale, UpscalerFolders folders,
-        string? parameters, CancellationToken ct = default) => CallAsync(m =>
+        string? postprocessing, CancellationToken ct = default) => CallAsync(m =>
     {
         using var r = Invoke(m, "upscale_image", new PyString(imagePath), Dirs(folders), new PyString(upscaler), new PyFloat(scale),
-            new PyInt(folders.Tile), new PyInt(folders.TileOverlap), Optional(parameters));
+            new PyInt(folders.Tile), new PyInt(folders.TileOverlap), Optional(postprocessing));
         using var png = r[0];
         return (ReadBytes(png), At<int>(r, 1), At<int>(r, 2));
     }, ct);
