@@ -166,6 +166,19 @@ public static class GenerateCommands
         Schedule = j.Schedule ?? d.Schedule,
         Width = j.Width ?? d.Width,
         Height = j.Height ?? d.Height,
+        Img2Img = j.InitImage is { } init
+            ? new Img2ImgSettings { InitImage = Path.GetFullPath(init), DenoisingStrength = j.Denoise ?? 0.75, ResizeMode = j.ResizeMode ?? "Just resize" }
+            : null,
+        Hires = j.Hires == false || j.InitImage is not null ? null
+            : j.Hires == true || d.Hires is not null
+                ? (d.Hires ?? new HiresSettings()) with
+                {
+                    Scale = j.HrScale ?? d.Hires?.Scale ?? 2.0,
+                    Steps = j.HrSteps ?? d.Hires?.Steps ?? 0,
+                    Upscaler = j.HrUpscaler ?? d.Hires?.Upscaler ?? "Latent",
+                    DenoisingStrength = j.Denoise ?? d.Hires?.DenoisingStrength ?? 0.7,
+                }
+                : null,
     };
 
     internal static async Task<int> RunJobsAsync(GenerationWorkspace workspace, IReadOnlyList<GenerationRequest> requests, CancellationToken ct,
