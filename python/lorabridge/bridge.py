@@ -261,14 +261,20 @@ def _require_session() -> Any:
     return _session
 
 
+# A1111's --precision / --no-half-vae for the next load (gen_set_precision).
+_precision: dict[str, Any] = {"precision": "autocast", "no_half_vae": False}
+
+
 def gen_load_checkpoint(path: str) -> bool:
     """Loads `path` unless it is already loaded; True when a load happened. A failed load keeps the old model."""
     global _session
     from .generation import Session
 
-    if _session is not None and _session.checkpoint == path:
+    if (_session is not None and _session.checkpoint == path
+            and getattr(_session, "precision_settings", _precision) == _precision):
         return False
-    session = Session(path)
+    session = Session(path, precision=_precision["precision"], no_half_vae=_precision["no_half_vae"])
+    session.precision_settings = dict(_precision)
     if _session is not None:
         _session.restore()
     _session = session
@@ -314,6 +320,61 @@ def gen_release(handle: int) -> bool:
 
 def gen_weights_digest() -> str:
     return _require_session().weights_digest()
+
+
+def gen_set_precision(precision: str = "autocast", no_half_vae: bool = False) -> bool:
+    """A1111's `--precision full|autocast` and `--no-half-vae` for the next gen_load_checkpoint (a loaded model
+    with other settings is reloaded by it). True when the settings changed. CPU runs are fp32 either way."""
+    from .sdxl import precision_for
+
+    precision_for("cpu", str(precision), bool(no_half_vae))  # validates the name
+    new = {"precision": str(precision), "no_half_vae": bool(no_half_vae)}
+    changed = new != _precision
+    _precision.update(new)
+    return changed
+
+
+def gen_model_info() -> dict:
+    """Family ("sd1"/"sdxl"), default size, text encoders, VAE scale, ADM width, precision of the loaded model."""
+    return _require_session().model_info()
+
+
+def checkpoint_family(path: str) -> dict:
+    """Family, support, what was recognised and default size of a checkpoint, from its keys and shapes only."""
+    from .model_loading import checkpoint_family as _family
+
+    return _family(path)
+
+
+def gen_encode_xl(ids_te1: list, ids_te2: Any, weights: list, width: int, height: int, zero_text: bool,
+                  crop_top: int = 0, crop_left: int = 0, original_width: int = 0, original_height: int = 0) -> list:
+    """SDXL texts [texts][chunks][77] of one prompt's schedule, encoded as one batch; one handle per text.
+
+    ids_te2 None: derived from ids_te1 (0 after the first end token). zero_text: A1111's empty negative prompt
+    (every schedule text ''), text parts zeroed. original size 0: the image size."""
+    original = None
+    if int(original_width) > 0 and int(original_height) > 0:
+        original = (int(original_width), int(original_height))
+    return _require_session().encode_batch_xl(ids_te1, ids_te2, weights, int(width), int(height), bool(zero_text),
+                                              (int(crop_top), int(crop_left)), original)
+
+
+def gen_network_family(name: str) -> dict:
+    """Which family a loaded network was made for and how much of it reaches this model, with a warning text
+    when it was made for another family (A1111 applies it anyway; its non-matching keys change nothing)."""
+    return _require_session().network_family(name)
+
+
+def ensure_demo_model_xl(folder: str) -> str:
+    """The SDXL demo checkpoint in `folder` (beside the SD1 demo, same tokenizer), written on first use."""
+    from pathlib import Path
+
+    from . import demo_xl
+
+    checkpoint = Path(folder) / "Stable-diffusion" / f"{demo_xl.CHECKPOINT_NAME}.safetensors"
+    if not checkpoint.is_file():
+        demo_xl.write_demo_model_xl(folder)
+    return str(checkpoint)
 
 
 def ensure_demo_model(folder: str) -> str:

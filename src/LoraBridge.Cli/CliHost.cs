@@ -66,7 +66,8 @@ public static class CliHost
 
         builder.Services.AddOptions<LoraBridgeOptions>()
             .Bind(builder.Configuration.GetSection(LoraBridgeOptions.Section))
-            .Validate(o => o.TorchThreads is null or >= 0, "LoraBridge:TorchThreads must be 0 (all cores) or a positive thread count");
+            .Validate(o => o.TorchThreads is null or >= 0, "LoraBridge:TorchThreads must be 0 (all cores) or a positive thread count")
+            .Validate(o => o.Precision is null or "full" or "autocast", "LoraBridge:Precision must be full or autocast");
         builder.Services.AddLoraBridgePython(sp => sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value.ToRuntimeOptions());
         return builder.Build();
     }

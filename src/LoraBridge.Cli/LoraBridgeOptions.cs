@@ -42,6 +42,12 @@ public sealed class LoraBridgeOptions
     /// </summary>
     public LoraBridge.Models.LoraNotFoundBehavior LoraNotFound { get; set; }
 
+    /// <summary><c>full</c> or <c>autocast</c> (<c>--precision</c>, A1111's option of that name); unset: autocast (fp16 with autocast on CUDA, fp32 on the CPU).</summary>
+    public string? Precision { get; set; }
+
+    /// <summary>Keep the VAE in fp32 on CUDA (<c>--no-half-vae</c>, as A1111's option).</summary>
+    public bool NoHalfVae { get; set; }
+
     /// <summary>The data directory with the default applied.</summary>
     public string EffectiveDataDir => string.IsNullOrWhiteSpace(DataDir)
         ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify), "lorabridge")
@@ -58,6 +64,8 @@ public sealed class LoraBridgeOptions
         TokenizerDir = tokenizerDir ?? TokenizerDir,
         LoraDirs = LoraDirs,
         LoraNotFound = LoraNotFound,
+        Precision = Precision,
+        NoHalfVae = NoHalfVae,
     };
 
     /// <summary>The output folder: <paramref name="explicitDir"/>, else <see cref="OutputDir"/>, else A1111's <c>outputs/txt2img-images/DATE</c>.</summary>

@@ -122,6 +122,7 @@ public sealed class GenerationEngine
         var hooks = Hooks;
         if (hooks is not null) request = await hooks.BeforeJobAsync(request, ct).ConfigureAwait(false);
         ValidateRequest(request);
+        var encoder = ConditioningEncoder.For(_backend, checkpoint, request);
         var plan = _planner.Plan(request.Prompt, request.NegativePrompt, request.Steps);
         var hiresPlan = PlanHires(request);
         var networks = new List<NetworkFile>();
@@ -160,7 +161,7 @@ public sealed class GenerationEngine
         int stepsDone = 0;
         try
         {
-            var conds = await EncodeAllAsync(plan, checkpoint.Chunker, request.ClipSkip, ct).ConfigureAwait(false);
+            var conds = await EncodeAllAsync(plan, checkpoint.Chunker, encoder, ct).ConfigureAwait(false);
             for (int batch = 0; batch < request.BatchCount; batch++)
             {
                 long batchSeed = seed + (long)batch * request.BatchSize;
@@ -173,14 +174,14 @@ public sealed class GenerationEngine
                 try
                 {
                     int expected = sampling.TotalCalls + (request.Hires is { } h ? HiresRules.Steps(request, h) : 0);
-                    stepsDone = await RunPassAsync(sampling, plan, conds, request, batch, 0, expected, stepsDone, clock, progress, hooks, ct).ConfigureAwait(false);
+                    stepsDone = await RunPassAsync(sampling, plan, conds, request, encoder, batch, 0, expected, stepsDone, clock, progress, hooks, ct).ConfigureAwait(false);
                     if (request.Hires is { } hr && hiresPlan is not null)
                     {
-                        var hrConds = await EncodeAllAsync(hiresPlan, checkpoint.Chunker, request.ClipSkip, ct).ConfigureAwait(false);
+                        var hrConds = await EncodeAllAsync(hiresPlan, checkpoint.Chunker, encoder, ct).ConfigureAwait(false);
                         hires = await ImageBackend.StartHiresAsync(sampling, new HiresPassSettings(hr.Sampler ?? request.Sampler,
                             hr.Schedule ?? request.Schedule, HiresRules.Steps(request, hr), hr.DenoisingStrength, hr.Scale, hr.ResizeX,
                             hr.ResizeY, hr.Upscaler), ct).ConfigureAwait(false);
-                        stepsDone = await RunPassAsync(hires, hiresPlan, hrConds, request, batch, sampling.TotalCalls,
+                        stepsDone = await RunPassAsync(hires, hiresPlan, hrConds, request, encoder, batch, sampling.TotalCalls,
                             sampling.TotalCalls + hires.TotalCalls, stepsDone, clock, progress, hooks, ct).ConfigureAwait(false);
                     }
 
@@ -232,7 +233,7 @@ public sealed class GenerationEngine
     /// ~400 → ~160 µs of host time per step). Returns the job's steps done so far.
     /// </summary>
     private async Task<int> RunPassAsync(SamplingHandle sampling, GenerationPlan plan, EncodedConditionings conds, GenerationRequest request,
-        int batch, int offset, int total, int stepsDone, Stopwatch clock, IProgress<GenerationProgress>? progress, IGenerationHooks? hooks,
+        ConditioningEncoder encoder, int batch, int offset, int total, int stepsDone, Stopwatch clock, IProgress<GenerationProgress>? progress, IGenerationHooks? hooks,
         CancellationToken ct)
     {
         Task? running = null;
@@ -250,8 +251,8 @@ public sealed class GenerationEngine
                     applied = settings;
                 }
                 var texts = TextsOf(plan, step).ToList();
-                var positive = step.Positive.Select((p, k) => (conds.Handles[Key(texts[k].Batch, p.Text, step, request.ClipSkip)], p.Weight)).ToList();
-                var negative = conds.Handles[Key(plan.NegativeBatch, step.Negative, step, request.ClipSkip)];
+                var positive = step.Positive.Select((p, k) => (conds.Handles[Key(texts[k].Batch, p.Text, step, encoder, false)], p.Weight)).ToList();
+                var negative = conds.Handles[Key(plan.NegativeBatch, step.Negative, step, encoder, true)];
                 var call = _backend.StepAsync(sampling, positive, negative, request.CfgScale, ct);
                 var issued = set is null ? call : Task.WhenAll(set, call);
                 if (running is not null)
@@ -308,16 +309,17 @@ public sealed class GenerationEngine
         string.Join(";", networks.Where(n => n.Te != 0).Select(n => $"{n.Name}:{n.Te.ToString("R", CultureInfo.InvariantCulture)}:{n.Dyn}"));
 
     // A text's conditioning depends on the batch it was encoded in (A1111 encodes one prompt's schedule together),
-    // so the batch is part of the key, with the clip skip and the text-encoder multipliers.
-    private static string Key(IReadOnlyList<string>? batch, string text, StepConditioning step, int clipSkip) =>
-        $"{clipSkip}\u0001{TextEncoderKey(step.Networks)}\u0001{string.Join("\u0002", BatchOf(batch, text))}\u0001{text}";
+    // so the batch is part of the key, with the encoder's scope (SD1: the clip skip; SDXL: the size conditioning and
+    // the empty-negative rule) and the text-encoder multipliers.
+    private static string Key(IReadOnlyList<string>? batch, string text, StepConditioning step, ConditioningEncoder encoder, bool negative) =>
+        $"{encoder.Scope(BatchOf(batch, text), negative)}\u0001{TextEncoderKey(step.Networks)}\u0001{string.Join("\u0002", BatchOf(batch, text))}\u0001{text}";
 
     private static IReadOnlyList<string> BatchOf(IReadOnlyList<string>? batch, string text) =>
         batch is not null && batch.Contains(text) ? batch : [text];
 
-    private static IEnumerable<(IReadOnlyList<string>? Batch, string Text)> TextsOf(GenerationPlan plan, StepConditioning step) =>
-        step.Positive.Select((p, k) => (plan.PositiveBatches is { } b && k < b.Count ? b[k] : null, p.Text))
-            .Append((plan.NegativeBatch, step.Negative));
+    private static IEnumerable<(IReadOnlyList<string>? Batch, string Text, bool Negative)> TextsOf(GenerationPlan plan, StepConditioning step) =>
+        step.Positive.Select((p, k) => (plan.PositiveBatches is { } b && k < b.Count ? b[k] : null, p.Text, false))
+            .Append((plan.NegativeBatch, step.Negative, true));
 
     private sealed record EncodedConditionings(Dictionary<string, ConditioningHandle> Handles, IReadOnlyDictionary<string, NetworkSetting> TextEncoderState);
 
@@ -325,7 +327,7 @@ public sealed class GenerationEngine
     /// Encodes every (batch, text, text-encoder multipliers) the plan needs, grouped so the text encoder's weights
     /// change once per group; cached ones are reused across generations.
     /// </summary>
-    private async Task<EncodedConditionings> EncodeAllAsync(GenerationPlan plan, PromptChunker chunker, int clipSkip, CancellationToken ct)
+    private async Task<EncodedConditionings> EncodeAllAsync(GenerationPlan plan, PromptChunker chunker, ConditioningEncoder encoder, CancellationToken ct)
     {
         var handles = new Dictionary<string, ConditioningHandle>(StringComparer.Ordinal);
         var state = new Dictionary<string, NetworkSetting>(StringComparer.Ordinal);
@@ -335,9 +337,9 @@ public sealed class GenerationEngine
             bool applied = false;
             foreach (var step in group)
             {
-                foreach (var (batch, text) in TextsOf(plan, step))
+                foreach (var (batch, text, negative) in TextsOf(plan, step))
                 {
-                    var key = Key(batch, text, step, clipSkip);
+                    var key = Key(batch, text, step, encoder, negative);
                     if (handles.ContainsKey(key)) continue;
                     if (!_conditionings.ContainsKey(key))
                     {
@@ -347,7 +349,7 @@ public sealed class GenerationEngine
                             state = teSettings.ToDictionary(n => n.Name, StringComparer.Ordinal);
                             applied = true;
                         }
-                        await EncodeBatchAsync(BatchOf(batch, text), step, chunker, clipSkip, ct).ConfigureAwait(false);
+                        await EncodeBatchAsync(BatchOf(batch, text), step, chunker, encoder, negative, ct).ConfigureAwait(false);
                     }
                     handles[key] = _conditionings[key];
                 }
@@ -361,17 +363,18 @@ public sealed class GenerationEngine
     /// One A1111 batch: every schedule text (repeats included, they count in the emphasis mean), padded with empty
     /// chunks to the longest; one cached handle per distinct text.
     /// </summary>
-    private async Task EncodeBatchAsync(IReadOnlyList<string> batch, StepConditioning step, PromptChunker chunker, int clipSkip, CancellationToken ct)
+    private async Task EncodeBatchAsync(IReadOnlyList<string> batch, StepConditioning step, PromptChunker chunker, ConditioningEncoder encoder,
+        bool negative, CancellationToken ct)
     {
         var chunked = batch.Select(t => chunker.Chunk(_planner.Attention(t).Select(f => new WeightedText(f.Text, f.Weight)).ToList()).Chunks).ToList();
         int count = chunked.Max(c => c.Count);
         var empty = chunker.EmptyChunk();
         var texts = chunked.Select(c => (IReadOnlyList<TokenChunk>)c.Concat(Enumerable.Repeat(empty, count - c.Count))
             .Select(p => new TokenChunk(p.Ids, p.Weights)).ToList()).ToList();
-        var encoded = await _backend.EncodeAsync(texts, clipSkip, ct).ConfigureAwait(false);
+        var encoded = await encoder.EncodeAsync(texts, batch, negative, ct).ConfigureAwait(false);
         for (int i = 0; i < batch.Count; i++)
         {
-            if (!_conditionings.TryAdd(Key(batch, batch[i], step, clipSkip), encoded[i]))
+            if (!_conditionings.TryAdd(Key(batch, batch[i], step, encoder, negative), encoded[i]))
                 await _backend.ReleaseAsync(encoded[i].Id).ConfigureAwait(false); // a repeat of a text already kept
         }
     }

@@ -44,11 +44,13 @@ public sealed class GenerationWorkspace
     public async Task<CheckpointContext> PrepareAsync(CancellationToken ct)
     {
         if (_checkpoint is not null) return _checkpoint;
+        await CheckpointFamilies.ApplyPrecisionAsync(_bridge, Sources.Settings, ct).ConfigureAwait(false);
         string path = Sources.FindConfiguredCheckpoint()
-            ?? await _bridge.EnsureDemoModelAsync(Sources.DemoDir, ct).ConfigureAwait(false);
+            ?? await (Sources.UsesSdxlDemoModel ? _bridge.EnsureDemoModelXlAsync(Sources.DemoDir, ct) : _bridge.EnsureDemoModelAsync(Sources.DemoDir, ct)).ConfigureAwait(false);
         var entry = CheckpointEntry.Load(path, Path.GetDirectoryName(path)!);
+        var family = await CheckpointFamilies.ResolveAsync(_bridge, path, ct).ConfigureAwait(false);
         var chunker = new PromptChunker(ClipTokenizer.Load(Sources.LocateTokenizer(path)));
-        return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Sources.Catalog.Hashes), chunker, entry.Family);
+        return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Sources.Catalog.Hashes), chunker, family);
     }
 
     /// <summary>

@@ -26,7 +26,7 @@ public static class GenerateCommands
         public readonly Option<string> Schedule = new("--schedule") { Description = "Schedule type: Automatic or Karras", DefaultValueFactory = _ => "Automatic" };
         public readonly Option<double> Cfg = new("--cfg") { Description = "CFG scale", DefaultValueFactory = _ => 7.0 };
         public readonly Option<long> Seed = new("--seed") { Description = "Seed (-1: random)", DefaultValueFactory = _ => -1 };
-        public readonly Option<string?> Size = new("--size") { Description = $"WIDTHxHEIGHT (default 512x512; {DemoSize} with the demo model)" };
+        public readonly Option<string?> Size = new("--size") { Description = $"WIDTHxHEIGHT (default 512x512; 1024x1024 on SDXL checkpoints; {DemoSize} with the demo models)" };
         public readonly Option<int> BatchSize = new("--batch-size") { Description = "Images per sampler run", DefaultValueFactory = _ => 1 };
         public readonly Option<int> BatchCount = new("--batch-count") { Description = "Sampler runs", DefaultValueFactory = _ => 1 };
         public readonly Option<int> ClipSkip = new("--clip-skip") { Description = "1 = last CLIP layer, 2 = penultimate", DefaultValueFactory = _ => 1 };
@@ -35,20 +35,29 @@ public static class GenerateCommands
         public readonly Option<string?> Out = new("--out", "-o") { Description = "Output folder (default outputs/txt2img-images/DATE)" };
         public readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "Folder with the CLIP tokenizer files" };
         public readonly HiresOptions Hires = new();
+        public readonly Option<string?> Precision = new("--precision") { Description = "full or autocast (A1111's --precision; default autocast: fp16 with autocast on CUDA, fp32 on the CPU)" };
+        public readonly Option<bool> NoHalfVae = new("--no-half-vae") { Description = "Keep the VAE in fp32 on CUDA (A1111's --no-half-vae)" };
 
         public void AddTo(Command command)
         {
-            foreach (var o in new Option[] { Negative, Steps, Sampler, Schedule, Cfg, Seed, Size, BatchSize, BatchCount, ClipSkip, RandnSource, Checkpoint, Out, Tokenizer })
+            foreach (var o in new Option[] { Negative, Steps, Sampler, Schedule, Cfg, Seed, Size, BatchSize, BatchCount, ClipSkip, RandnSource, Checkpoint, Out, Tokenizer, Precision, NoHalfVae })
                 command.Options.Add(o);
             Hires.AddTo(command);
         }
 
-        public WorkspaceSettings Workspace(ParseResult parse, LoraBridgeOptions o) =>
-            o.ToWorkspaceSettings(parse.GetValue(Checkpoint), parse.GetValue(Tokenizer));
-
-        public GenerationRequest Request(ParseResult parse, string prompt, LoraBridgeOptions o, bool demo)
+        public WorkspaceSettings Workspace(ParseResult parse, LoraBridgeOptions o)
         {
-            var (w, h) = ParseSize(parse.GetValue(Size) ?? (demo ? DemoSize : "512x512"));
+            var settings = o.ToWorkspaceSettings(parse.GetValue(Checkpoint), parse.GetValue(Tokenizer));
+            return settings with
+            {
+                Precision = parse.GetValue(Precision) is { } p ? CheckpointFamilies.ValidatePrecision(p, "--precision") : settings.Precision,
+                NoHalfVae = parse.GetValue(NoHalfVae) || settings.NoHalfVae,
+            };
+        }
+
+        public GenerationRequest Request(ParseResult parse, string prompt, LoraBridgeOptions o, (int Width, int Height) defaultSize)
+        {
+            var (w, h) = parse.GetValue(Size) is { } size ? ParseSize(size) : defaultSize;
             return new GenerationRequest
             {
                 Prompt = prompt,
@@ -102,7 +111,7 @@ public static class GenerateCommands
             var workspace = new GenerationWorkspace(options.Workspace(parse, o), sp.GetRequiredService<PythonBridge>());
             using var extensions = ExtensionCommands.Load(sp);
             workspace.Engine.Hooks = extensions;
-            return await RunJobsAsync(workspace, [options.Request(parse, parse.GetValue(prompt)!, o, workspace.UsesDemoModel)], token);
+            return await RunJobsAsync(workspace, [options.Request(parse, parse.GetValue(prompt)!, o, workspace.Sources.DefaultSize())], token);
         }));
         return command;
     }
@@ -147,7 +156,7 @@ public static class GenerateCommands
                 var workspace = new GenerationWorkspace(options.Workspace(parse, o), sp.GetRequiredService<PythonBridge>());
                 using var extensions = ExtensionCommands.Load(sp);
                 workspace.Engine.Hooks = extensions;
-                var defaults = options.Request(parse, "", o, workspace.UsesDemoModel);
+                var defaults = options.Request(parse, "", o, workspace.Sources.DefaultSize());
                 var requests = jobs.Select(j => Apply(defaults, j)).ToList();
                 return await RunJobsAsync(workspace, requests, token, jobs, parse.GetValue(grid));
             });

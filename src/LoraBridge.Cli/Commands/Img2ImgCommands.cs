@@ -92,7 +92,7 @@ public static class Img2ImgCommands
             GenerationRequest request;
             try
             {
-                request = options.Request(parse, parse.GetValue(prompt)!, o, workspace.UsesDemoModel) with
+                request = options.Request(parse, parse.GetValue(prompt)!, o, workspace.Sources.DefaultSize()) with
                 {
                     OutputDir = o.EffectiveOutputDir(parse.GetValue(options.Out) ?? o.OutputDir ?? DefaultImg2ImgDir()),
                     Img2Img = new Img2ImgSettings

@@ -90,6 +90,7 @@ public static class RuntimeCommands
     private static void ReportModel(TextWriter output, LoraBridgeOptions options, List<(string Problem, IReadOnlyList<string> Commands)> problems)
     {
         var sources = new ModelSources(options.ToWorkspaceSettings());
+        ModelFileReport.Write(output, sources.Catalog);
         try
         {
             var checkpoint = sources.FindConfiguredCheckpoint();
