@@ -19,7 +19,8 @@ public sealed class GenerationWorkspace
     {
         _bridge = bridge;
         Sources = new ModelSources(settings);
-        Engine = new GenerationEngine(new PythonGenerationBackend(bridge), new A1111PromptPlanner(), ResolveNetwork);
+        Engine = new GenerationEngine(new PythonGenerationBackend(bridge) { Upscalers = UpscalerLocations.Folders(settings) },
+            new A1111PromptPlanner(), ResolveNetwork);
     }
 
     /// <summary>Catalog, checkpoint and tokenizer discovery.</summary>
