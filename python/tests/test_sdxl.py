@@ -371,3 +371,30 @@ def test_declared_configuration_is_checked_and_heads_taken_from_it() -> None:
     other = SDXLModel.load(data / "model" / "sdxl_tiny.safetensors",
                            heads=head_split({"unet": {"num_heads": 1}}, none))
     assert other.unet.config.heads_and_dim(64) == (1, 64)
+
+
+def test_sdxl_unet_runs_at_odd_latent_sizes(demo: Path) -> None:
+    # A1111 resizes the upsampled tensor to the skip connection's size (TorchHijackForUnet.cat, sgm included).
+    model = SDXLModel.load(demo / "Stable-diffusion" / "lorabridge-demo-xl.safetensors")
+    x = torch.randn(1, 4, 9, 11)
+    with torch.no_grad():
+        out = model.unet(x, torch.tensor([500.0]), torch.randn(1, 77, model.unet.config.context_dim),
+                         torch.randn(1, model.unet.config.adm_in_channels))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_img2img_on_the_sdxl_demo(tmp_path: Path, demo: Path) -> None:
+    from PIL import Image
+
+    from lorabridge.generation_img import start_img2img_run
+
+    s = Session(demo / "Stable-diffusion" / "lorabridge-demo-xl.safetensors", device="cpu")
+    picture = tmp_path / "in.png"
+    Image.fromarray(np.full((64, 64, 3), 128, dtype=np.uint8)).save(picture)
+    eos = s.model.text_encoder.config.vocab_size - 1
+    ones = [[[1.0] * 77]]
+    cond = s.encode_batch_xl([[[eos - 1, 5] + [eos] * 75]], None, ones, 64, 64)[0]
+    run = start_img2img_run(s, "Euler", "Automatic", 4, 1, 1, 64, 64, "GPU", 0, str(picture), 0.5, "Just resize")
+    while s.step(run, [(cond, 1.0)], cond, 5.0) > 0:
+        pass
+    assert s.decode_png(run, [""])[0][:4] == b"\x89PNG"
