@@ -84,6 +84,8 @@ public sealed class LoraBridgeOptions
         DataDir = EffectiveDataDir,
         TorchThreads = TorchThreads,
         PackageDir = Python.PackageDir,
+        SystemPython = string.IsNullOrWhiteSpace(Python.SystemPython) ? "/usr/bin/python3" : Python.SystemPython,
+        NoDiscoveryCache = !Python.DiscoveryCache,
     };
 }
 
@@ -95,4 +97,10 @@ public sealed class PythonSettings
 
     /// <summary>Folder containing the <c>lorabridge</c> Python package; default: <c>python/</c> beside the executable.</summary>
     public string? PackageDir { get; set; }
+
+    /// <summary>The last-resort interpreter discovery tries (default <c>/usr/bin/python3</c>; tests point it elsewhere).</summary>
+    public string? SystemPython { get; set; }
+
+    /// <summary>Keep discovery verdicts in <c>python-discovery.json</c> in the data folder (default true; false probes every start).</summary>
+    public bool DiscoveryCache { get; set; } = true;
 }

@@ -3,7 +3,7 @@ using LoraBridge.Python;
 namespace LoraBridge.Engine;
 
 /// <summary>The engine's backend over the embedded Python runtime (<c>lorabridge.generation</c> via the bridge).</summary>
-public sealed class PythonGenerationBackend(PythonBridge bridge) : IGenerationBackend, ISdxlGenerationBackend
+public sealed partial class PythonGenerationBackend(PythonBridge bridge) : IGenerationBackend, ISdxlGenerationBackend
 {
     /// <inheritdoc />
     public async Task<IReadOnlyList<ConditioningHandle>> EncodeSdxlAsync(SdxlEncoding e, CancellationToken ct)

@@ -9,6 +9,7 @@ var benchmarks = new SortedDictionary<string, Func<string[], int>>(StringCompare
     ["prompt"] = PromptBenchmark.Run,
     ["tokenizer"] = TokenizerBenchmark.Run,
     ["host-overhead"] = HostOverheadBenchmark.Run,
+    ["startup"] = StartupBenchmark.Run,
     ["embeddings"] = EmbeddingBenchmark.Run,
 };
 
