@@ -140,6 +140,7 @@ def _gradient(w: int, h: int) -> Image.Image:
 def test_resize_modes_by_name_and_index() -> None:
     assert resize_mode_index("crop and resize") == 1
     assert resize_mode_index(2) == 2
+    assert resize_mode_index("3") == 3
     with pytest.raises(ValueError, match="unknown resize mode"):
         resize_mode_index("stretch")
 
