@@ -389,6 +389,44 @@ def ensure_demo_model(folder: str) -> str:
     return str(checkpoint)
 
 
+# --- textual-inversion embeddings ----------------------------------------------------------------------------
+
+def emb_describe_files(paths: list) -> str:
+    """JSON array: one `lorabridge.embeddings.describe` object per path (pickles, images, safetensors)."""
+    from .embeddings import describe_files
+
+    return describe_files([str(p) for p in paths])
+
+
+def gen_encode_fixed(request_json: str, clip_skip: int) -> list:
+    """`gen_encode` with textual-inversion vectors written at their placeholders (request: ids, weights, fixes)."""
+    import json
+
+    from .embeddings import EmbeddingStore, encode_request
+
+    s = _require_session()
+    store = getattr(s, "embedding_store", None)
+    if store is None:
+        store = s.embedding_store = EmbeddingStore()  # vectors live as long as the checkpoint's session
+    z = encode_request(s.model.text_encoder, store, json.loads(request_json), int(clip_skip))
+    return [s._keep(z[i]) for i in range(z.shape[0])]
+
+
+def emb_text_encoder_width(weights: str) -> int:
+    from .embeddings import encoder_width, text_encoder_from
+
+    return encoder_width(text_encoder_from(str(weights)))
+
+
+def emb_write_cond(weights: str, out_path: str, calls_json: str) -> str:
+    """Conformance: runs encode calls on a text encoder, writes their outputs to an .npz; JSON list of errors."""
+    import json
+
+    from .embeddings import write_cond
+
+    return json.dumps(write_cond(str(weights), str(out_path), json.loads(calls_json)))
+
+
 # ------------------------------------------------------------------ img2img, hires fix, upscalers (generation_img)
 
 def _upscaler_fn(models_dirs: list, name: Any, tile: int, tile_overlap: int) -> Any:

@@ -346,3 +346,25 @@ def test_precision_rules_follow_a1111() -> None:
     assert precision_for("cuda", "full") == Precision()
     with pytest.raises(ValueError, match="full"):
         precision_for("cuda", "fp8")
+
+
+def test_declared_configuration_is_checked_and_heads_taken_from_it() -> None:
+    import argparse
+    import json
+
+    from lorabridge.conformance.sdxl import config_problems, head_split
+
+    data = _need_shared()
+    declared = json.loads((data / "manifest.json").read_text())["model"]["config_for_reading_only"]
+    none = argparse.Namespace(unet_head_channels=None, text_head_dim=None)
+    split = head_split(declared, none)
+    assert split.unet_head_channels == declared["unet"]["num_head_channels"]
+    assert (split.te1_heads, split.te2_heads) == (declared["te1"]["heads"], declared["te2"]["heads"])
+    model = SDXLModel.load(data / "model" / "sdxl_tiny.safetensors", heads=split)
+    assert config_problems(model, declared) == []
+    wrong = {**declared, "unet": {**declared["unet"], "transformer_depth": [0, 1, 1]}}
+    assert any("transformer_depth" in p for p in config_problems(model, wrong))
+    # A manifest may state a head count (num_heads) instead of a head width.
+    other = SDXLModel.load(data / "model" / "sdxl_tiny.safetensors",
+                           heads=head_split({"unet": {"num_heads": 1}}, none))
+    assert other.unet.config.heads_and_dim(64) == (1, 64)

@@ -26,6 +26,8 @@ public static class CommandCatalog
         Img2ImgCommands.Register(root);    // img2img, upscalers list, upscale
         TuiCommand.Register(root);         // tui
         ExtensionCommands.Register(root);  // extensions list
+        EmbeddingCommands.Register(root);  // embeddings list
+        ConformanceCommands.Register(root); // conformance embeddings
         return root;
     }
 }

@@ -50,7 +50,10 @@ public sealed record GenerationRequest
 /// <param name="ShortHash">A1111's "Model hash" (10 hex characters), when known.</param>
 /// <param name="Chunker">Tokenizer and A1111 chunking for this checkpoint's text encoder.</param>
 /// <param name="Family">Base-model family, to warn about LoRAs made for another one.</param>
-public sealed record CheckpointContext(string Path, string Name, string? ShortHash, PromptChunker Chunker, BaseFamily Family = BaseFamily.Unknown);
+/// <param name="Embeddings">Textual-inversion embeddings for this checkpoint's text encoder (the chunker matches their
+/// names); null: none.</param>
+public sealed record CheckpointContext(string Path, string Name, string? ShortHash, PromptChunker Chunker, BaseFamily Family = BaseFamily.Unknown,
+    EmbeddingDatabase? Embeddings = null);
 
 /// <summary>A network file the prompt refers to, found in the catalog.</summary>
 /// <param name="Name">The name as written in the prompt.</param>
@@ -138,6 +141,7 @@ public sealed class GenerationEngine
             if (hiresPlan is not null) hiresPlan = WithoutNetworks(hiresPlan, skipped);
         }
         long seed = request.Seed == -1 ? Random.Shared.NextInt64(0, 4294967294L) : request.Seed;
+        string? tiHashes = TextualInversionPlan.HashesFor(request, checkpoint, _planner);
 
         bool loaded = await _backend.LoadCheckpointAsync(checkpoint.Path, ct).ConfigureAwait(false);
         if (loaded) CheckpointLoads++;
@@ -186,7 +190,7 @@ public sealed class GenerationEngine
                     }
 
                     var seeds = Enumerable.Range(0, request.BatchSize).Select(k => batchSeed + k).ToList();
-                    var infotexts = seeds.Select(s => FormatInfotext(request, checkpoint, networks, sampling, s, hires)).ToList();
+                    var infotexts = seeds.Select(s => FormatInfotext(request, checkpoint, networks, sampling, s, tiHashes, hires)).ToList();
                     var pngs = await _backend.DecodePngAsync(hires ?? sampling, infotexts, ct).ConfigureAwait(false);
                     ct.ThrowIfCancellationRequested();
                     for (int k = 0; k < pngs.Count; k++)
@@ -370,7 +374,7 @@ public sealed class GenerationEngine
         int count = chunked.Max(c => c.Count);
         var empty = chunker.EmptyChunk();
         var texts = chunked.Select(c => (IReadOnlyList<TokenChunk>)c.Concat(Enumerable.Repeat(empty, count - c.Count))
-            .Select(p => new TokenChunk(p.Ids, p.Weights)).ToList()).ToList();
+            .Select(TokenChunk.From).ToList()).ToList();
         var encoded = await encoder.EncodeAsync(texts, batch, negative, ct).ConfigureAwait(false);
         for (int i = 0; i < batch.Count; i++)
         {
@@ -414,9 +418,10 @@ public sealed class GenerationEngine
     /// <param name="networks">The networks it used (for "Lora hashes").</param>
     /// <param name="sampling">The (first) pass.</param>
     /// <param name="seed">The image's seed.</param>
+    /// <param name="tiHashes">A1111's "TI hashes" value, or null.</param>
     /// <param name="hires">The hires pass, when there was one.</param>
     public static string FormatInfotext(GenerationRequest request, CheckpointContext checkpoint, IReadOnlyList<NetworkFile> networks,
-        SamplingHandle sampling, long seed, SamplingHandle? hires = null)
+        SamplingHandle sampling, long seed, string? tiHashes = null, SamplingHandle? hires = null)
     {
         var p = new List<KeyValuePair<string, string>>
         {
@@ -437,6 +442,7 @@ public sealed class GenerationEngine
         if (request.Hires is { } hr) p.AddRange(HiresRules.Infotext(request, hr, hires));
         var hashed = networks.Where(n => n.ShortHash is not null).DistinctBy(n => n.Alias).ToList();
         if (hashed.Count > 0) p.Add(new("Lora hashes", string.Join(", ", hashed.Select(n => $"{n.Alias}: {n.ShortHash}"))));
+        if (!string.IsNullOrEmpty(tiHashes)) p.Add(new("TI hashes", tiHashes)); // after Lora hashes, as A1111 adds it after the conds
         p.Add(new("Version", Version));
         return new Infotext(request.Prompt, request.NegativePrompt, p).Format();
     }

@@ -38,15 +38,14 @@ internal sealed class RecordingSdxlBackend : IGenerationBackend, ISdxlGeneration
     public Task ReleaseAsync(long handle) => Inner.ReleaseAsync(handle);
 }
 
-/// <summary>The engine's SDXL conditioning path against a recording backend, with A1111's prompt pipeline.</summary>
+/// <summary>The engine's SDXL conditioning path against a recording backend, with A1111's prompt pipeline and the real CLIP vocabulary (../shared).</summary>
 public sealed class SdxlEngineTests : IDisposable
 {
-    private static readonly string ClipDir = Path.Combine(AppContext.BaseDirectory, "../../../../../../shared/data/clip");
     private readonly string _out = Directory.CreateTempSubdirectory("lb-sdxl-engine").FullName;
 
     public void Dispose() => Directory.Delete(_out, true);
 
-    private static readonly Lazy<ClipTokenizer> Clip = new(() => ClipTokenizer.FromDirectory(ClipDir));
+    private static readonly Lazy<ClipTokenizer> Clip = new(() => ClipTokenizer.FromDirectory(SharedData.ClipDir));
 
     internal static CheckpointContext Checkpoint(BaseFamily family = BaseFamily.SDXL, string path = "/models/xl.safetensors") =>
         new(path, Path.GetFileNameWithoutExtension(path), "0123456789", new PromptChunker(Clip.Value), family);
@@ -59,7 +58,7 @@ public sealed class SdxlEngineTests : IDisposable
         Prompt = prompt, NegativePrompt = negative, Steps = 4, Seed = 7, Width = 1024, Height = 768, OutputDir = _out,
     };
 
-    [Fact]
+    [SharedFact]
     public async Task SdxlCheckpointsEncodeThroughTheSdxlPathWithTheImageSizeAndTe2PaddedWithZero()
     {
         var backend = new RecordingSdxlBackend();
@@ -82,7 +81,7 @@ public sealed class SdxlEngineTests : IDisposable
         }
     }
 
-    [Theory]
+    [SharedTheory]
     [InlineData("", true)]               // A1111 zeroes an empty negative prompt's text parts
     [InlineData("[:blurry:0.5]", false)] // one schedule entry is empty, the other not: encoded
     [InlineData("blurry", false)]
@@ -95,7 +94,7 @@ public sealed class SdxlEngineTests : IDisposable
         Assert.False(backend.Encodings[0].Encoding.ZeroText);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task AnEmptyPositiveAndAnEmptyNegativeGetDifferentConditionings()
     {
         var backend = new RecordingSdxlBackend();
@@ -106,7 +105,7 @@ public sealed class SdxlEngineTests : IDisposable
         Assert.Equal([$"step {handles[0]} / {handles[1]}"], steps);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task TheSizeIsPartOfTheCacheKeyAndTheClipSkipIsNot()
     {
         var backend = new RecordingSdxlBackend();
@@ -121,7 +120,7 @@ public sealed class SdxlEngineTests : IDisposable
         Assert.Equal("832x1216", info["Size"]);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task ClipSkipIsStillWrittenToInfotextAsA1111Does()
     {
         // A1111 writes "Clip skip" from the setting whatever the model; with sdxl_clip_l_skip off it changes nothing.
@@ -130,7 +129,7 @@ public sealed class SdxlEngineTests : IDisposable
         Assert.Equal("2", Infotext.Parse(File.ReadAllText(images[0].Path))["Clip skip"]);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task EmphasisWeightsReachBothEncodersAndLongPromptsKeepOneChunkCountPerBatch()
     {
         var backend = new RecordingSdxlBackend();
@@ -149,7 +148,7 @@ public sealed class SdxlEngineTests : IDisposable
         Assert.Equal([Clip.Value.BosId, Clip.Value.EosId, .. new int[75]], e.Te2Ids[0][^1]);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task Sd1CheckpointsKeepTheSd1PathOnAnSdxlCapableBackend()
     {
         var backend = new RecordingSdxlBackend();
@@ -158,7 +157,7 @@ public sealed class SdxlEngineTests : IDisposable
         Assert.Equal(2, backend.Sd1Encodes);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task AnSdxlCheckpointOnABackendWithoutSdxlConditioningFailsBeforeAnyWork()
     {
         var backend = new RecordingBackend();

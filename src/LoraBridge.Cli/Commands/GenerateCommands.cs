@@ -108,7 +108,9 @@ public static class GenerateCommands
         command.SetAction((parse, ct) => CliHost.RunAsync(parse, ct, async (sp, token) =>
         {
             var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
-            var workspace = new GenerationWorkspace(options.Workspace(parse, o), sp.GetRequiredService<PythonBridge>());
+            var bridge = sp.GetRequiredService<PythonBridge>();
+            bridge.StartBooting(); // Python and torch load on their own thread while the C# work below runs
+            var workspace = new GenerationWorkspace(options.Workspace(parse, o), bridge);
             using var extensions = ExtensionCommands.Load(sp);
             workspace.Engine.Hooks = extensions;
             return await RunJobsAsync(workspace, [options.Request(parse, parse.GetValue(prompt)!, o, workspace.Sources.DefaultSize())], token);
@@ -153,7 +155,9 @@ public static class GenerateCommands
             return await CliHost.RunAsync(parse, ct, async (sp, token) =>
             {
                 var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
-                var workspace = new GenerationWorkspace(options.Workspace(parse, o), sp.GetRequiredService<PythonBridge>());
+                var bridge = sp.GetRequiredService<PythonBridge>();
+                bridge.StartBooting(); // Python and torch load on their own thread while the C# work below runs
+                var workspace = new GenerationWorkspace(options.Workspace(parse, o), bridge);
                 using var extensions = ExtensionCommands.Load(sp);
                 workspace.Engine.Hooks = extensions;
                 var defaults = options.Request(parse, "", o, workspace.Sources.DefaultSize());
