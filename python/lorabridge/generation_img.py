@@ -15,6 +15,7 @@ from .hires import (hires_infotext, hires_schedule_type, hires_target, latent_mo
                     truncate_latent, upscale_images, upscale_latent)
 from .img2img import (encode_init_latent, flatten, image_to_tensor, posterior_generator, resize_image,
                       resize_latent_mode3, resize_mode_index, start_img2img)
+from .model_loading import eps_model
 from .rng import ImageRNG, image_seeds
 from .samplers import SamplerState
 from .upscaler import UpscalerCatalog
@@ -67,8 +68,6 @@ def start_img2img_run(session, sampler: str, schedule: str, steps: int, seed: in
     unet = model.unet
     rng = ImageRNG((unet.config.in_channels, init.shape[2], init.shape[3]), seeds, source=randn_source,
                    device=session.device, eta_noise_seed_delta=int(eta_noise_seed_delta))
-    from .model_loading import eps_model  # the SDXL UNet also needs its ADM vector (carried in the cond)
-
     state = start_img2img(sampler, eps_model(model), rng, init, int(steps), float(strength), fix_steps=bool(fix_steps),
                           scheduler=schedule, alphas_cumprod=model.alphas_cumprod)
     return session._keep(state)
@@ -97,8 +96,6 @@ def start_hires_run(session, first_handle: int, sampler: str, schedule: str, ste
             samples, _ = encode_init_latent(model.vae.encode_moments, pictures, model.scale_factor,
                                             posterior_generator(first.rng.seeds))
         samples = truncate_latent(samples, target)
-    from .model_loading import eps_model
-
     second = start_hires_pass(sampler, eps_model(model), samples, first.rng.seeds, int(steps), float(strength),
                               randn_source=first.rng.source, device=session.device,
                               eta_noise_seed_delta=first.rng.eta_noise_seed_delta, scheduler=schedule,
