@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using LoraBridge.Engine;
+using LoraBridge.Models;
 using LoraBridge.Python;
 using LoraBridge.Tokenizers;
 using Microsoft.Extensions.DependencyInjection;
@@ -31,10 +32,13 @@ public static class RuntimeCommands
     private static async Task<int> DoctorAsync(IServiceProvider sp, CancellationToken ct)
     {
         var options = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
-        var report = await sp.GetRequiredService<PythonDiscovery>().GetReportAsync(ct);
+        // doctor never trusts the cache: it probes every candidate and says whether the stored verdicts were current.
+        var discovery = sp.GetRequiredService<PythonDiscovery>();
+        var report = await discovery.ProbeAfreshAsync(ct);
         var output = Console.Out;
         output.WriteLine("Python candidates:");
         output.Write(report.Describe());
+        output.WriteLine(DiscoveryCacheLine(discovery, report));
 
         var problems = new List<(string Problem, IReadOnlyList<string> Commands)>();
         bool usable = false;
@@ -86,24 +90,38 @@ public static class RuntimeCommands
         return usable ? 0 : 1;
     }
 
+    /// <summary>What <c>doctor</c> says about the discovery cache: never used by doctor, and whether it was current.</summary>
+    private static string DiscoveryCacheLine(PythonDiscovery discovery, DiscoveryReport report)
+    {
+        if (discovery.Cache is not { } cache) return "cache:    off (every command probes the candidates)";
+        var state = cache.LoadProblem is { } problem ? problem
+            : report.CacheMisses.Count == 0 ? "its verdicts matched these probes"
+            : "out of date: " + string.Join("; ", report.CacheMisses.Select(m => $"{m.Key}: {m.Value}"));
+        return $"cache:    not used (doctor probes afresh); {cache.File}: {state}; rewritten";
+    }
+
     /// <summary>Which checkpoint generation would use and which CLIP tokenizer files belong to it.</summary>
     private static void ReportModel(TextWriter output, LoraBridgeOptions options, List<(string Problem, IReadOnlyList<string> Commands)> problems)
     {
         var sources = new ModelSources(options.ToWorkspaceSettings());
+        ModelFileReport.Write(output, sources.Catalog);
         try
         {
             var checkpoint = sources.FindConfiguredCheckpoint();
             if (checkpoint is null)
             {
-                output.WriteLine($"model:    built-in demo model ({sources.DemoDir}, created on first use)");
+                output.WriteLine($"model:    built-in demo model {sources.BuiltInCheckpoint ?? DemoCheckpoints.Sd1} ({sources.DemoDir}, created on first use)");
                 output.WriteLine($"tokenizer: the demo model's own vocabulary ({Path.Combine(sources.DemoDir, "tokenizer")})");
                 return;
             }
             output.WriteLine($"model:    {checkpoint}");
+            var kind = CheckpointKind.Detect(checkpoint);
+            output.WriteLine($"family:   {kind.Detail}");
+            if (!kind.Supported && kind.Family != BaseFamily.Unknown) problems.Add(($"{checkpoint}: {kind.Detail}", []));
             var tokenizer = sources.LocateTokenizer(checkpoint);
             output.WriteLine($"tokenizer: {tokenizer.Directory} ({tokenizer.Reason})");
         }
-        catch (Exception ex) when (ex is FileNotFoundException or TokenizerNotFoundException)
+        catch (Exception ex) when (ex is FileNotFoundException or TokenizerNotFoundException or ModelFileException)
         {
             problems.Add((ex.Message, []));
         }
