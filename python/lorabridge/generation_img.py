@@ -61,7 +61,7 @@ def start_img2img_run(session, sampler: str, schedule: str, steps: int, seed: in
                          f"{im.width}x{im.height} must be multiples of 8")
     seeds = image_seeds(int(seed), int(batch_size))
     images = image_to_tensor(im).unsqueeze(0).repeat(len(seeds), 1, 1, 1).to(session.device)
-    with torch.no_grad():
+    with torch.no_grad(), session._autocast():  # CUDA fp16 weights: A1111 encodes/decodes under autocast
         init, _ = encode_init_latent(model.vae.encode_moments, images, model.scale_factor, posterior_generator(seeds))
         if mode == 3:
             init = resize_latent_mode3(init, width, height)
@@ -85,7 +85,7 @@ def start_hires_run(session, first_handle: int, sampler: str, schedule: str, ste
     model = session.model
     h, w = first.x.shape[2] * 8, first.x.shape[3] * 8
     target = hires_target(w, h, float(scale), int(resize_x), int(resize_y))
-    with torch.no_grad():
+    with torch.no_grad(), session._autocast():  # CUDA fp16 weights: A1111 encodes/decodes under autocast
         if latent_mode(upscaler_name) is not None:
             samples = upscale_latent(first.x, target, upscaler_name)
         else:
