@@ -387,3 +387,108 @@ def ensure_demo_model(folder: str) -> str:
     if not checkpoint.is_file():
         demo.write_demo_model(folder)
     return str(checkpoint)
+
+
+# --- textual-inversion embeddings ----------------------------------------------------------------------------
+
+def emb_describe_files(paths: list) -> str:
+    """JSON array: one `lorabridge.embeddings.describe` object per path (pickles, images, safetensors)."""
+    from .embeddings import describe_files
+
+    return describe_files([str(p) for p in paths])
+
+
+def gen_encode_fixed(request_json: str, clip_skip: int) -> list:
+    """`gen_encode` with textual-inversion vectors written at their placeholders (request: ids, weights, fixes)."""
+    import json
+
+    from .embeddings import EmbeddingStore, encode_request
+
+    s = _require_session()
+    store = getattr(s, "embedding_store", None)
+    if store is None:
+        store = s.embedding_store = EmbeddingStore()  # vectors live as long as the checkpoint's session
+    z = encode_request(s.model.text_encoder, store, json.loads(request_json), int(clip_skip))
+    return [s._keep(z[i]) for i in range(z.shape[0])]
+
+
+def emb_text_encoder_width(weights: str) -> int:
+    from .embeddings import encoder_width, text_encoder_from
+
+    return encoder_width(text_encoder_from(str(weights)))
+
+
+def emb_write_cond(weights: str, out_path: str, calls_json: str) -> str:
+    """Conformance: runs encode calls on a text encoder, writes their outputs to an .npz; JSON list of errors."""
+    import json
+
+    from .embeddings import write_cond
+
+    return json.dumps(write_cond(str(weights), str(out_path), json.loads(calls_json)))
+
+
+# ------------------------------------------------------------------ img2img, hires fix, upscalers (generation_img)
+
+def _upscaler_fn(models_dirs: list, name: Any, tile: int, tile_overlap: int) -> Any:
+    """(image, scale) -> image for an image-upscaler name, None for LANCZOS / latent modes."""
+    from .generation_img import catalog
+    from .hires import latent_mode
+
+    if name is None or str(name) in ("", "None") or latent_mode(str(name)) is not None:
+        return None
+    device = _session.device if _session is not None else "cpu"
+    return catalog([str(d) for d in models_dirs], int(tile), int(tile_overlap), device).as_image_upscale(str(name))
+
+
+def gen_start_img2img(sampler: str, schedule: str, steps: int, seed: int, batch_size: int, width: int, height: int,
+                      randn_source: str, eta_noise_seed_delta: int, image_path: str, strength: float, resize_mode: str,
+                      fix_steps: bool, upscaler: Any, models_dirs: list, tile: int, tile_overlap: int) -> tuple:
+    """img2img start (A1111 StableDiffusionProcessingImg2Img): handle, model calls, sampler infotext entries."""
+    from .generation_img import start_img2img_run
+
+    s = _require_session()
+    up = _upscaler_fn(models_dirs, upscaler, tile, tile_overlap)
+    handle = start_img2img_run(s, sampler, schedule, int(steps), int(seed), int(batch_size), int(width), int(height),
+                               randn_source, int(eta_noise_seed_delta), str(image_path), float(strength),
+                               str(resize_mode), bool(fix_steps), up)
+    return handle, s.total_steps(handle), list(s.sampler_params(handle).items())
+
+
+def gen_start_hires(first_handle: int, sampler: str, schedule: str, steps: int, strength: float, scale: float,
+                    resize_x: int, resize_y: int, upscaler: Any, models_dirs: list, tile: int, tile_overlap: int) -> tuple:
+    """Hires second pass after a finished first pass: handle, model calls, infotext entries of the pass."""
+    from .generation_img import start_hires_run
+
+    s = _require_session()
+    name = None if upscaler is None else str(upscaler)
+    up = _upscaler_fn(models_dirs, name, tile, tile_overlap)
+    handle, params = start_hires_run(s, int(first_handle), sampler, schedule, int(steps), float(strength),
+                                     float(scale), int(resize_x), int(resize_y), name, up)
+    return handle, s.total_steps(handle), list(params.items())
+
+
+def hires_infotext(width: int, height: int, scale: float, resize_x: int, resize_y: int, strength: float, sampler: str,
+                   hr_sampler: Any, hr_steps: int, upscaler: Any) -> list:
+    """The hires entries A1111 writes, in its order, as (key, value) pairs."""
+    from .generation_img import hires_params
+
+    return hires_params(width, height, scale, resize_x, resize_y, strength, sampler,
+                        None if hr_sampler is None else str(hr_sampler), hr_steps,
+                        None if upscaler is None else str(upscaler))
+
+
+def upscalers_list(models_dirs: list) -> list:
+    """(name, kind, path) of every upscaler: built-ins, then files in <dir>/ESRGAN and <dir>/RealESRGAN."""
+    from .upscaler import UpscalerCatalog
+
+    return [(e.name, e.kind, e.path or "") for e in UpscalerCatalog([str(d) for d in models_dirs]).entries]
+
+
+def upscale_image(image_path: str, models_dirs: list, name: str, scale: float, tile: int, tile_overlap: int,
+                  postprocessing: Any) -> tuple:
+    """A1111 Extras with one upscaler: (PNG bytes, width, height)."""
+    from .generation_img import upscale_png
+
+    device = _session.device if _session is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    return upscale_png(str(image_path), [str(d) for d in models_dirs], str(name), float(scale), int(tile),
+                       int(tile_overlap), None if postprocessing is None else str(postprocessing), device)

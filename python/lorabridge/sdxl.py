@@ -185,7 +185,10 @@ def detect_family(shapes: Mapping[str, Sequence[int]]) -> FamilyInfo:
     if refiner_te or (adm is not None and has_te2 and not has_te1):
         return FamilyInfo("sdxl-refiner", False, f"SDXL refiner ({seen}); only SDXL base-architecture "
                                                  "checkpoints are supported")
-    if has_te1 or has_te2 or adm is not None:
+    if adm is not None and not (has_te1 or has_te2):
+        return FamilyInfo("adm-unet", False, f"class/size-conditioned UNet without SDXL text encoders ({seen}): an "
+                                             "SD2 unCLIP model or a UNet-only file; full SDXL checkpoints are needed")
+    if has_te1 or has_te2:
         if in_ch is not None and in_ch != 4:
             kind = "inpainting" if in_ch == 9 else f"{in_ch}-channel"
             return FamilyInfo("sdxl-inpainting", False, f"SDXL {kind} UNet ({seen}); only text-to-image "
@@ -234,7 +237,8 @@ def _text_heads(width: int, head_dim: Optional[int]) -> int:
     return width // d
 
 
-def infer_unet_config(sd: Mapping[str, torch.Tensor], head_channels: Optional[int] = None) -> SDXLUNetConfig:
+def infer_unet_config(sd: Mapping[str, torch.Tensor], head_channels: Optional[int] = None,
+                      num_heads: Optional[int] = None) -> SDXLUNetConfig:
     """sgm UNet config from prefix-stripped (meta) tensors: the level structure as ldm's, plus depths and ADM."""
     base = _arch.infer_unet_config(sd, heads={"num_heads": -1, "num_head_channels": 1})
     if not base.use_linear_in_transformer:
@@ -250,16 +254,23 @@ def infer_unet_config(sd: Mapping[str, torch.Tensor], head_channels: Optional[in
         depths.append(len(ids))
     middle = len(_arch._indices(sd, r"middle_block\.1\.transformer_blocks\.(\d+)\."))
     widths = [base.model_channels * base.channel_mult[lv] for lv in base.attention_levels] or [base.model_channels]
-    if head_channels is None:
-        head_channels = 64 if min(widths) >= 320 else 16
-    bad = [w for w in widths + [base.model_channels * base.channel_mult[-1]] if w % head_channels]
-    if bad:
-        raise ArchitectureError(f"UNet attention widths {bad} are not multiples of {head_channels}-channel heads")
+    if num_heads:
+        head_channels = -1
+        bad = [w for w in widths if w % num_heads]
+        if bad:
+            raise ArchitectureError(f"UNet attention widths {bad} cannot be split into {num_heads} heads")
+    else:
+        if head_channels is None:
+            head_channels = 64 if min(widths) >= 320 else 16
+        bad = [w for w in widths + [base.model_channels * base.channel_mult[-1]] if w % head_channels]
+        if bad:
+            raise ArchitectureError(f"UNet attention widths {bad} are not multiples of {head_channels}-channel heads")
     return SDXLUNetConfig(in_channels=base.in_channels, out_channels=base.out_channels,
                           model_channels=base.model_channels, channel_mult=tuple(base.channel_mult),
                           num_res_blocks=base.num_res_blocks, attention_levels=tuple(base.attention_levels),
                           transformer_depth=tuple(depths), transformer_depth_middle=middle,
-                          num_head_channels=head_channels, context_dim=base.context_dim, adm_in_channels=adm,
+                          num_head_channels=head_channels, num_heads=num_heads or -1, context_dim=base.context_dim,
+                          adm_in_channels=adm,
                           use_linear_in_transformer=True)
 
 
@@ -296,8 +307,28 @@ def _split(shapes: Mapping[str, Any]) -> tuple[dict[str, dict[str, str]], list[s
     return keys, unexpected
 
 
+@dataclass(frozen=True)
+class HeadSplit:
+    """The attention head split, which no tensor shape shows (A1111 takes it from the model's yaml). Unset
+    fields follow the rules in the module docstring."""
+
+    unet_head_channels: Optional[int] = None
+    unet_num_heads: Optional[int] = None
+    text_head_dim: Optional[int] = None
+    te1_heads: Optional[int] = None
+    te2_heads: Optional[int] = None
+
+
+def _heads(width: int, count: Optional[int], head_dim: Optional[int], what: str) -> int:
+    if count:
+        if width % count:
+            raise ArchitectureError(f"{what} width {width} cannot be split into {count} heads")
+        return count
+    return _text_heads(width, head_dim)
+
+
 def detect(source: TensorSource, unet_head_channels: Optional[int] = None,
-           text_head_dim: Optional[int] = None) -> SDXLArchitecture:
+           text_head_dim: Optional[int] = None, heads: Optional[HeadSplit] = None) -> SDXLArchitecture:
     """Family check, config inference and exact key/shape agreement with the modules, from shapes only."""
     fam = detect_family(source.shapes)
     if fam.family != "sdxl":
@@ -310,11 +341,13 @@ def detect(source: TensorSource, unet_head_channels: Optional[int] = None,
             raise ArchitectureError(f"{source.path}: the SDXL checkpoint has no {part} ({PREFIXES[part]}*)")
     meta = {p: {k: torch.empty(source.shapes[full], device="meta") for k, full in ks.items()}
             for p, ks in keys.items()}
+    h = heads or HeadSplit(unet_head_channels=unet_head_channels, text_head_dim=text_head_dim)
     try:
-        unet = infer_unet_config(meta["unet"], unet_head_channels)
+        unet = infer_unet_config(meta["unet"], h.unet_head_channels, h.unet_num_heads)
         te1 = _arch.infer_clip_config(meta["text_encoder"])
-        te1 = replace(te1, num_attention_heads=_text_heads(te1.hidden_size, text_head_dim))
-        te2 = infer_open_clip_config(meta["text_encoder_2"], text_head_dim)
+        te1 = replace(te1, num_attention_heads=_heads(te1.hidden_size, h.te1_heads, h.text_head_dim, "te1"))
+        te2 = infer_open_clip_config(meta["text_encoder_2"], h.text_head_dim)
+        te2 = replace(te2, heads=_heads(te2.width, h.te2_heads, h.text_head_dim, "te2"))
         vae = _arch.infer_vae_config(meta["vae"]) if keys["vae"] else None
     except (ArchitectureError, _arch.ArchitectureError) as e:
         raise ArchitectureError(f"{source.path}: {e}") from None
@@ -379,19 +412,21 @@ class SDXLModel:
 
     @classmethod
     def load(cls, path: "str | os.PathLike[str]", device: Any = "cpu", precision: Optional[Precision] = None,
-             unet_head_channels: Optional[int] = None, text_head_dim: Optional[int] = None) -> "SDXLModel":
+             unet_head_channels: Optional[int] = None, text_head_dim: Optional[int] = None,
+             heads: Optional[HeadSplit] = None) -> "SDXLModel":
         source = open_source(path)
         try:
-            return cls.from_source(source, device, precision, unet_head_channels, text_head_dim)
+            return cls.from_source(source, device, precision, unet_head_channels, text_head_dim, heads)
         finally:
             if isinstance(source, SafetensorsSource):
                 source.close()
 
     @classmethod
     def from_source(cls, source: TensorSource, device: Any = "cpu", precision: Optional[Precision] = None,
-                    unet_head_channels: Optional[int] = None, text_head_dim: Optional[int] = None) -> "SDXLModel":
+                    unet_head_channels: Optional[int] = None, text_head_dim: Optional[int] = None,
+                    heads: Optional[HeadSplit] = None) -> "SDXLModel":
         precision = precision or Precision()
-        a = detect(source, unet_head_channels, text_head_dim)
+        a = detect(source, unet_head_channels, text_head_dim, heads)
         modules = _meta_modules(a)
         for part, module in modules.items():
             dtype = precision.vae_dtype if part == "vae" else precision.dtype

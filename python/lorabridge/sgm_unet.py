@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .unet import (Downsample, GroupNorm32, ResBlock, SpatialTransformer, TimestepEmbedSequential, Upsample,
@@ -33,7 +34,8 @@ class SDXLUNetConfig:
     attention_levels: Sequence[int] = (1, 2)  # sgm attention_resolutions [2, 4] → levels 1, 2
     transformer_depth: Sequence[int] = (0, 2, 10)  # per level
     transformer_depth_middle: int = 10
-    num_head_channels: int = 64
+    num_head_channels: int = 64  # -1: a fixed head count, num_heads
+    num_heads: int = -1
     context_dim: int = 2048
     adm_in_channels: int = 2816
     use_linear_in_transformer: bool = True
@@ -43,6 +45,10 @@ class SDXLUNetConfig:
         return [2 ** level for level in self.attention_levels]
 
     def heads_and_dim(self, ch: int) -> tuple[int, int]:
+        if self.num_head_channels == -1:
+            if self.num_heads <= 0 or ch % self.num_heads:
+                raise ValueError(f"width {ch} is not divisible by num_heads {self.num_heads}")
+            return self.num_heads, ch // self.num_heads
         if ch % self.num_head_channels:
             raise ValueError(f"width {ch} is not divisible by num_head_channels {self.num_head_channels}")
         return ch // self.num_head_channels, self.num_head_channels
@@ -124,6 +130,11 @@ class SDXLUNetModel(nn.Module):
             hs.append(h)
         h = self.middle_block(h, emb, context)
         for module in self.output_blocks:
-            h = torch.cat([h, hs.pop()], dim=1)
+            skip = hs.pop()
+            if h.shape[-2:] != skip.shape[-2:]:
+                # Odd latent sizes: A1111's TorchHijackForUnet.cat (installed for sgm too) resizes the doubled
+                # tensor to the skip's size, nearest, before the concatenation — as lorabridge.unet does.
+                h = F.interpolate(h, skip.shape[-2:], mode="nearest")
+            h = torch.cat([h, skip], dim=1)
             h = module(h, emb, context, hs[-1].shape if hs else None)
         return self.out(h).to(x.dtype)

@@ -114,6 +114,9 @@ def test_family_detection(demo: Path) -> None:
     assert detect_family(shapes(xl)).family == "sdxl"
     assert detect_family(shapes(sd1)).family == "sd1"
     assert detect_family({"foo.weight": (3,)}).family == "unknown"
+    unet_only = {k: v for k, v in shapes(xl).items() if k.startswith("model.diffusion_model.")}
+    info = detect_family(unet_only)
+    assert not info.supported and "without SDXL text encoders" in info.detail
 
 
 def _write_variant(tmp_path: Path, demo: Path, name: str, edit) -> Path:
@@ -346,3 +349,52 @@ def test_precision_rules_follow_a1111() -> None:
     assert precision_for("cuda", "full") == Precision()
     with pytest.raises(ValueError, match="full"):
         precision_for("cuda", "fp8")
+
+
+def test_declared_configuration_is_checked_and_heads_taken_from_it() -> None:
+    import argparse
+    import json
+
+    from lorabridge.conformance.sdxl import config_problems, head_split
+
+    data = _need_shared()
+    declared = json.loads((data / "manifest.json").read_text())["model"]["config_for_reading_only"]
+    none = argparse.Namespace(unet_head_channels=None, text_head_dim=None)
+    split = head_split(declared, none)
+    assert split.unet_head_channels == declared["unet"]["num_head_channels"]
+    assert (split.te1_heads, split.te2_heads) == (declared["te1"]["heads"], declared["te2"]["heads"])
+    model = SDXLModel.load(data / "model" / "sdxl_tiny.safetensors", heads=split)
+    assert config_problems(model, declared) == []
+    wrong = {**declared, "unet": {**declared["unet"], "transformer_depth": [0, 1, 1]}}
+    assert any("transformer_depth" in p for p in config_problems(model, wrong))
+    # A manifest may state a head count (num_heads) instead of a head width.
+    other = SDXLModel.load(data / "model" / "sdxl_tiny.safetensors",
+                           heads=head_split({"unet": {"num_heads": 1}}, none))
+    assert other.unet.config.heads_and_dim(64) == (1, 64)
+
+
+def test_sdxl_unet_runs_at_odd_latent_sizes(demo: Path) -> None:
+    # A1111 resizes the upsampled tensor to the skip connection's size (TorchHijackForUnet.cat, sgm included).
+    model = SDXLModel.load(demo / "Stable-diffusion" / "lorabridge-demo-xl.safetensors")
+    x = torch.randn(1, 4, 9, 11)
+    with torch.no_grad():
+        out = model.unet(x, torch.tensor([500.0]), torch.randn(1, 77, model.unet.config.context_dim),
+                         torch.randn(1, model.unet.config.adm_in_channels))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_img2img_on_the_sdxl_demo(tmp_path: Path, demo: Path) -> None:
+    from PIL import Image
+
+    from lorabridge.generation_img import start_img2img_run
+
+    s = Session(demo / "Stable-diffusion" / "lorabridge-demo-xl.safetensors", device="cpu")
+    picture = tmp_path / "in.png"
+    Image.fromarray(np.full((64, 64, 3), 128, dtype=np.uint8)).save(picture)
+    eos = s.model.text_encoder.config.vocab_size - 1
+    ones = [[[1.0] * 77]]
+    cond = s.encode_batch_xl([[[eos - 1, 5] + [eos] * 75]], None, ones, 64, 64)[0]
+    run = start_img2img_run(s, "Euler", "Automatic", 4, 1, 1, 64, 64, "GPU", 0, str(picture), 0.5, "Just resize")
+    while s.step(run, [(cond, 1.0)], cond, 5.0) > 0:
+        pass
+    assert s.decode_png(run, [""])[0][:4] == b"\x89PNG"

@@ -31,6 +31,10 @@ public static class CliHost
     public static readonly Option<string> DataDir = new("--data-dir")
     { Description = "LoraBridge's own data folder (default ~/.local/share/lorabridge)", Recursive = true, HelpName = "dir" };
 
+    /// <summary><c>--embeddings-dir DIR</c> (repeatable) → <c>LoraBridge:EmbeddingsDirs</c>.</summary>
+    public static readonly Option<string[]> EmbeddingsDir = new("--embeddings-dir")
+    { Description = "Textual-inversion embeddings folder (repeatable; A1111's embeddings/ under --webui-dir is also read)", Recursive = true, HelpName = "dir" };
+
     /// <summary><c>--verbose</c>: debug logging.</summary>
     public static readonly Option<bool> Verbose = new("--verbose", "-v")
     { Description = "Log debug details to stderr", Recursive = true };
@@ -42,6 +46,7 @@ public static class CliHost
         root.Add(WebUiDir);
         root.Add(TorchThreads);
         root.Add(DataDir);
+        root.Add(EmbeddingsDir);
         root.Add(Verbose);
     }
 
@@ -224,6 +229,8 @@ public static class CliHost
         if (parse.GetValue(WebUiDir) is { } webui) s["LoraBridge:WebUiDir"] = webui;
         if (parse.GetValue(TorchThreads) is { } threads) s["LoraBridge:TorchThreads"] = threads.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (parse.GetValue(DataDir) is { } data) s["LoraBridge:DataDir"] = data;
+        if (parse.GetValue(EmbeddingsDir) is { Length: > 0 } emb)
+            for (int i = 0; i < emb.Length; i++) s[$"LoraBridge:EmbeddingsDirs:{i}"] = emb[i];
         if (parse.GetValue(Verbose))
         {
             s["Logging:LogLevel:Default"] = "Debug";

@@ -33,6 +33,9 @@ public sealed class LoraBridgeOptions
     /// <summary>More LoRA folders, scanned after A1111's <c>models/Lora</c> and <c>models/LyCORIS</c>.</summary>
     public List<string> LoraDirs { get; set; } = [];
 
+    /// <summary>Textual-inversion embedding folders, read before A1111's <c>embeddings/</c> under <see cref="WebUiDir"/>.</summary>
+    public List<string> EmbeddingsDirs { get; set; } = [];
+
     /// <summary>Where images go (<c>--out</c>); default <c>outputs/txt2img-images/DATE</c> under the working directory, as A1111 lays it out.</summary>
     public string? OutputDir { get; set; }
 
@@ -63,6 +66,7 @@ public sealed class LoraBridgeOptions
         Checkpoint = checkpoint ?? Checkpoint,
         TokenizerDir = tokenizerDir ?? TokenizerDir,
         LoraDirs = LoraDirs,
+        EmbeddingDirs = EmbeddingsDirs,
         LoraNotFound = LoraNotFound,
         Precision = Precision,
         NoHalfVae = NoHalfVae,

@@ -19,7 +19,8 @@ public sealed class GenerationWorkspace
     {
         _bridge = bridge;
         Sources = new ModelSources(settings);
-        Engine = new GenerationEngine(new PythonGenerationBackend(bridge), new A1111PromptPlanner(), ResolveNetwork);
+        Engine = new GenerationEngine(new PythonGenerationBackend(bridge) { Upscalers = UpscalerLocations.Folders(settings) },
+            new A1111PromptPlanner(), ResolveNetwork);
     }
 
     /// <summary>Catalog, checkpoint and tokenizer discovery.</summary>
@@ -49,8 +50,17 @@ public sealed class GenerationWorkspace
             ?? await (Sources.UsesSdxlDemoModel ? _bridge.EnsureDemoModelXlAsync(Sources.DemoDir, ct) : _bridge.EnsureDemoModelAsync(Sources.DemoDir, ct)).ConfigureAwait(false);
         var entry = CheckpointEntry.Load(path, Path.GetDirectoryName(path)!);
         var family = await CheckpointFamilies.ResolveAsync(_bridge, path, ct).ConfigureAwait(false);
-        var chunker = new PromptChunker(ClipTokenizer.Load(Sources.LocateTokenizer(path)));
-        return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Sources.Catalog.Hashes), chunker, family);
+        var tokenizer = ClipTokenizer.Load(Sources.LocateTokenizer(path));
+        var embeddings = await EmbeddingSources.LoadAsync(Sources, path, tokenizer, _bridge, ct).ConfigureAwait(false);
+        if (family == BaseFamily.SDXL && embeddings is { Loaded.Count: > 0 })
+        {
+            // The database knows SDXL pairs (clip_l + clip_g); writing them into the two SDXL encoders is not built yet,
+            // so their names stay plain text rather than becoming placeholders nothing fills.
+            Warnings.Add($"textual-inversion embeddings are not applied to SDXL checkpoints yet ({embeddings.Loaded.Count} found); their names stay plain text");
+            embeddings = null;
+        }
+        var chunker = new PromptChunker(tokenizer, embeddings: embeddings?.Lookup);
+        return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Sources.Catalog.Hashes), chunker, family, embeddings);
     }
 
     /// <summary>File name of the demo checkpoint (<c>demo.CHECKPOINT_NAME</c> in python/lorabridge/demo.py).</summary>

@@ -16,6 +16,8 @@ public sealed record WorkspaceSettings
     public string? TokenizerDir { get; init; }
     /// <summary>More LoRA folders.</summary>
     public IReadOnlyList<string> LoraDirs { get; init; } = [];
+    /// <summary>Textual-inversion embedding folders (A1111's <c>embeddings/</c> under <see cref="WebUiDir"/> is read after them).</summary>
+    public IReadOnlyList<string> EmbeddingDirs { get; init; } = [];
     /// <summary>A1111's behaviour for unknown LoRA names instead of an error.</summary>
     public LoraNotFoundBehavior LoraNotFound { get; init; } = LoraNotFoundBehavior.Error;
     /// <summary>"full" or "autocast" (A1111's <c>--precision</c>); null leaves the runtime's default (autocast).</summary>

@@ -3,7 +3,7 @@ using LoraBridge.Python;
 namespace LoraBridge.Engine;
 
 /// <summary>The engine's backend over the embedded Python runtime (<c>lorabridge.generation</c> via the bridge).</summary>
-public sealed class PythonGenerationBackend(PythonBridge bridge) : IGenerationBackend, ISdxlGenerationBackend
+public sealed partial class PythonGenerationBackend(PythonBridge bridge) : IGenerationBackend, ISdxlGenerationBackend
 {
     /// <inheritdoc />
     public async Task<IReadOnlyList<ConditioningHandle>> EncodeSdxlAsync(SdxlEncoding e, CancellationToken ct)
@@ -30,6 +30,11 @@ public sealed class PythonGenerationBackend(PythonBridge bridge) : IGenerationBa
     /// <inheritdoc />
     public async Task<IReadOnlyList<ConditioningHandle>> EncodeAsync(IReadOnlyList<IReadOnlyList<TokenChunk>> texts, int clipSkip, CancellationToken ct)
     {
+        if (texts.Any(t => t.Any(c => c.Fixes is { Count: > 0 })))
+        {
+            var fixedHandles = await bridge.EncodeWithEmbeddingsAsync(EmbeddingRequest.Json(texts), clipSkip, ct).ConfigureAwait(false);
+            return fixedHandles.Select(h => new ConditioningHandle(h)).ToList();
+        }
         var batch = texts.Select(t => (IReadOnlyList<(int[], double[])>)t.Select(c => (c.Ids, c.Weights)).ToList()).ToList();
         var handles = await bridge.EncodePromptsAsync(batch, clipSkip, ct).ConfigureAwait(false);
         return handles.Select(h => new ConditioningHandle(h)).ToList();

@@ -10,6 +10,7 @@ var benchmarks = new SortedDictionary<string, Func<string[], int>>(StringCompare
     ["tokenizer"] = TokenizerBenchmark.Run,
     ["host-overhead"] = HostOverheadBenchmark.Run,
     ["startup"] = StartupBenchmark.Run,
+    ["embeddings"] = EmbeddingBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

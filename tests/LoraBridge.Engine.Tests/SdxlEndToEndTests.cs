@@ -128,6 +128,47 @@ public sealed class SdxlEndToEndTests(EndToEndFixture f) : IAsyncLifetime
         Assert.Equal(f.BaseDigest, await f.Bridge.GetWeightsDigestAsync());
     }
 
+    /// <summary>A header-only safetensors checkpoint with these F32 tensors, its data cut short by <paramref name="missing"/> bytes.</summary>
+    private string SyntheticCheckpoint(string name, (string Key, long[] Shape)[] tensors, int missing = 0)
+    {
+        long offset = 0;
+        var entries = new List<string>();
+        foreach (var (key, shape) in tensors)
+        {
+            long bytes = 4 * shape.Aggregate(1L, (a, b) => a * b);
+            entries.Add($"\"{key}\":{{\"dtype\":\"F32\",\"shape\":[{string.Join(",", shape)}],\"data_offsets\":[{offset},{offset + bytes}]}}");
+            offset += bytes;
+        }
+        var header = System.Text.Encoding.UTF8.GetBytes("{" + string.Join(",", entries) + "}");
+        var path = Path.Combine(f.TempDir, name);
+        using var stream = File.Create(path);
+        stream.Write(BitConverter.GetBytes((long)header.Length));
+        stream.Write(header);
+        stream.Write(new byte[offset - missing]);
+        return path;
+    }
+
+    [Fact]
+    public async Task ARefinerShapedCheckpointIsRefusedNamingItsFamilyAndATruncatedSdxlFileNamesTheTensor()
+    {
+        const string unetIn = "model.diffusion_model.input_blocks.0.0.weight";
+        var refiner = SyntheticCheckpoint("refiner.safetensors", [(unetIn, [8, 4, 3, 3]), ("conditioner.embedders.0.model.ln_final.weight", [4])]);
+        var e = await Assert.ThrowsAsync<LoraBridge.Models.ModelFileException>(() => NewWorkspace(refiner).PrepareAsync(CancellationToken.None));
+        Assert.Equal(refiner, e.FilePath);
+        Assert.Contains("SDXL refiner", e.Message);
+
+        var inpaint = SyntheticCheckpoint("xl-inpaint.safetensors", [(unetIn, [8, 9, 3, 3]),
+            ("conditioner.embedders.0.transformer.text_model.final_layer_norm.weight", [4]), ("conditioner.embedders.1.model.ln_final.weight", [4])]);
+        e = await Assert.ThrowsAsync<LoraBridge.Models.ModelFileException>(() => NewWorkspace(inpaint).PrepareAsync(CancellationToken.None));
+        Assert.Contains("SDXL inpainting (9-channel", e.Message);
+
+        var truncated = SyntheticCheckpoint("truncated-xl.safetensors", [(unetIn, [8, 4, 3, 3]),
+            ("conditioner.embedders.0.transformer.text_model.final_layer_norm.weight", [4]), ("conditioner.embedders.1.model.ln_final.weight", [4])], missing: 8);
+        e = await Assert.ThrowsAsync<LoraBridge.Models.ModelFileException>(() => NewWorkspace(truncated).PrepareAsync(CancellationToken.None));
+        Assert.Equal(truncated, e.FilePath);
+        Assert.Contains("conditioner.embedders.1.model.ln_final.weight", e.Message);
+    }
+
     public Task InitializeAsync() => Task.CompletedTask;
 
     /// <summary>

@@ -4,8 +4,18 @@ using LoraBridge.Tokenizers;
 namespace LoraBridge.Engine.Tests;
 
 /// <summary>A <see cref="RecordingBackend"/> that also encodes SDXL conditioning, recording every call.</summary>
-internal sealed class RecordingSdxlBackend : IGenerationBackend, ISdxlGenerationBackend
+internal sealed class RecordingSdxlBackend : IGenerationBackend, ISdxlGenerationBackend, IImageGenerationBackend
 {
+    public Task<SamplingHandle> StartImg2ImgAsync(SamplingSettings settings, Img2ImgSettings img2img, CancellationToken ct) => Inner.StartAsync(settings, ct);
+
+    public Task<SamplingHandle> StartHiresAsync(SamplingHandle firstPass, HiresPassSettings pass, CancellationToken ct)
+    {
+        var id = _next++;
+        Inner.Live.Add(id);
+        Inner.Calls.Add($"hires {pass.Steps}");
+        return Task.FromResult(new SamplingHandle(id, pass.Steps, []));
+    }
+
     private long _next = 1_000_000;
     public RecordingBackend Inner { get; } = new();
     public List<(SdxlEncoding Encoding, IReadOnlyList<ConditioningHandle> Handles)> Encodings { get; } = [];
@@ -38,15 +48,14 @@ internal sealed class RecordingSdxlBackend : IGenerationBackend, ISdxlGeneration
     public Task ReleaseAsync(long handle) => Inner.ReleaseAsync(handle);
 }
 
-/// <summary>The engine's SDXL conditioning path against a recording backend, with A1111's prompt pipeline.</summary>
+/// <summary>The engine's SDXL conditioning path against a recording backend, with A1111's prompt pipeline and the real CLIP vocabulary (../shared).</summary>
 public sealed class SdxlEngineTests : IDisposable
 {
-    private static readonly string ClipDir = Path.Combine(AppContext.BaseDirectory, "../../../../../../shared/data/clip");
     private readonly string _out = Directory.CreateTempSubdirectory("lb-sdxl-engine").FullName;
 
     public void Dispose() => Directory.Delete(_out, true);
 
-    private static readonly Lazy<ClipTokenizer> Clip = new(() => ClipTokenizer.FromDirectory(ClipDir));
+    private static readonly Lazy<ClipTokenizer> Clip = new(() => ClipTokenizer.FromDirectory(SharedData.ClipDir));
 
     internal static CheckpointContext Checkpoint(BaseFamily family = BaseFamily.SDXL, string path = "/models/xl.safetensors") =>
         new(path, Path.GetFileNameWithoutExtension(path), "0123456789", new PromptChunker(Clip.Value), family);
@@ -59,7 +68,7 @@ public sealed class SdxlEngineTests : IDisposable
         Prompt = prompt, NegativePrompt = negative, Steps = 4, Seed = 7, Width = 1024, Height = 768, OutputDir = _out,
     };
 
-    [Fact]
+    [SharedFact]
     public async Task SdxlCheckpointsEncodeThroughTheSdxlPathWithTheImageSizeAndTe2PaddedWithZero()
     {
         var backend = new RecordingSdxlBackend();
@@ -82,7 +91,7 @@ public sealed class SdxlEngineTests : IDisposable
         }
     }
 
-    [Theory]
+    [SharedTheory]
     [InlineData("", true)]               // A1111 zeroes an empty negative prompt's text parts
     [InlineData("[:blurry:0.5]", false)] // one schedule entry is empty, the other not: encoded
     [InlineData("blurry", false)]
@@ -95,7 +104,7 @@ public sealed class SdxlEngineTests : IDisposable
         Assert.False(backend.Encodings[0].Encoding.ZeroText);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task AnEmptyPositiveAndAnEmptyNegativeGetDifferentConditionings()
     {
         var backend = new RecordingSdxlBackend();
@@ -106,7 +115,7 @@ public sealed class SdxlEngineTests : IDisposable
         Assert.Equal([$"step {handles[0]} / {handles[1]}"], steps);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task TheSizeIsPartOfTheCacheKeyAndTheClipSkipIsNot()
     {
         var backend = new RecordingSdxlBackend();
@@ -121,7 +130,7 @@ public sealed class SdxlEngineTests : IDisposable
         Assert.Equal("832x1216", info["Size"]);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task ClipSkipIsStillWrittenToInfotextAsA1111Does()
     {
         // A1111 writes "Clip skip" from the setting whatever the model; with sdxl_clip_l_skip off it changes nothing.
@@ -130,7 +139,7 @@ public sealed class SdxlEngineTests : IDisposable
         Assert.Equal("2", Infotext.Parse(File.ReadAllText(images[0].Path))["Clip skip"]);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task EmphasisWeightsReachBothEncodersAndLongPromptsKeepOneChunkCountPerBatch()
     {
         var backend = new RecordingSdxlBackend();
@@ -149,7 +158,7 @@ public sealed class SdxlEngineTests : IDisposable
         Assert.Equal([Clip.Value.BosId, Clip.Value.EosId, .. new int[75]], e.Te2Ids[0][^1]);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task Sd1CheckpointsKeepTheSd1PathOnAnSdxlCapableBackend()
     {
         var backend = new RecordingSdxlBackend();
@@ -158,12 +167,34 @@ public sealed class SdxlEngineTests : IDisposable
         Assert.Equal(2, backend.Sd1Encodes);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task AnSdxlCheckpointOnABackendWithoutSdxlConditioningFailsBeforeAnyWork()
     {
         var backend = new RecordingBackend();
         var e = await Assert.ThrowsAsync<NotSupportedException>(() => Engine(backend).GenerateAsync(Request(), Checkpoint()));
         Assert.Contains("/models/xl.safetensors is an SDXL checkpoint", e.Message);
         Assert.Empty(backend.Calls);
+    }
+
+    [SharedTheory]
+    [InlineData(1.5, 0, 0, 1536, 1152)]
+    [InlineData(2.0, 1200, 1200, 1600, 1200)] // a resize box: conditioned on the upscaled size before the crop
+    public async Task TheHiresPassIsConditionedOnTheUpscaledSize(double scale, int resizeX, int resizeY, int width, int height)
+    {
+        var backend = new RecordingSdxlBackend();
+        var request = Request() with { Hires = new HiresSettings { Scale = scale, ResizeX = resizeX, ResizeY = resizeY, Steps = 2 } };
+        await Engine(backend).GenerateAsync(request, Checkpoint());
+        Assert.Equal([new SdxlSize(1024, 768), new SdxlSize(1024, 768), new SdxlSize(width, height), new SdxlSize(width, height)],
+            backend.Encodings.Select(e => e.Encoding.Size));
+        Assert.Contains("hires 2", backend.Inner.Calls);
+    }
+
+    [SharedFact]
+    public async Task Sd1HiresReusesTheFirstPassConditionings()
+    {
+        var backend = new RecordingSdxlBackend();
+        var request = Request() with { Hires = new HiresSettings { Scale = 2, Steps = 2 } };
+        await Engine(backend).GenerateAsync(request, Checkpoint(BaseFamily.SD1, "/models/sd1.safetensors"));
+        Assert.Equal(2, backend.Sd1Encodes); // same texts, same clip skip: the cache serves the second pass
     }
 }

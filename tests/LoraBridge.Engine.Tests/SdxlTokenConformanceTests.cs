@@ -10,7 +10,7 @@ namespace LoraBridge.Engine.Tests;
 /// </summary>
 public sealed class SdxlTokenConformanceTests : IDisposable
 {
-    private static readonly string SdxlDir = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../shared/conformance/sdxl"));
+    private static string SdxlDir => SharedData.Path("conformance", "sdxl");
     private readonly string _out = Directory.CreateTempSubdirectory("lb-sdxl-tokens").FullName;
 
     public void Dispose() => Directory.Delete(_out, true);
@@ -30,7 +30,7 @@ public sealed class SdxlTokenConformanceTests : IDisposable
         return data;
     }
 
-    [Theory]
+    [SharedTheory]
     [MemberData(nameof(ConditioningCases))]
     public async Task IdsMultipliersSizeAndZeroingMatchA1111(string name)
     {
@@ -67,13 +67,13 @@ public sealed class SdxlTokenConformanceTests : IDisposable
         Assert.Equal(c.GetProperty("a1111_force_zero_txt").GetBoolean(), e.ZeroText);
     }
 
-    [Fact]
+    [SharedFact]
     public void TextEncoderCaseIdsComeFromTheChunkerAndOpenClipPadding()
     {
         var c = Case("sdxl_text_p1");
         var te1 = Npy.Read(Path.Combine(SdxlDir, "sdxl_text_p1", "in_input_ids_te1.npy")).Longs;
         var te2 = Npy.Read(Path.Combine(SdxlDir, "sdxl_text_p1", "in_input_ids_te2.npy")).Longs;
-        var chunker = new PromptChunker(ClipTokenizer.FromDirectory(Path.Combine(SdxlDir, "..", "..", "data", "clip")));
+        var chunker = new PromptChunker(ClipTokenizer.FromDirectory(SharedData.ClipDir));
         var texts = c.GetProperty("texts").EnumerateArray().Select(t => t.GetString()!).ToList();
         Assert.Equal(3, texts.Count);
         for (int r = 0; r < texts.Count; r++)

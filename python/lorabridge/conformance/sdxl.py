@@ -10,8 +10,10 @@ CPU), then per case family:
 * ``merge`` cases: the requested networks through :class:`lorabridge.patcher.Patcher`, every changed checkpoint
   tensor written under its key (te2 q/k/v views written as the whole fused ``in_proj`` tensor).
 
-Nothing here knows case names. ``--unet-head-channels`` / ``--text-head-dim`` override the head rules
-(:mod:`lorabridge.sdxl`) for configurations whose head split the shapes cannot show.
+Nothing here knows case names. The manifest's declared configuration is read for one thing, the attention head
+split, which no tensor shape shows (A1111 takes it from the model's yaml) — as the models harness does; every other
+value is inferred from the shapes and checked against the declaration (a disagreement fails the run).
+``--unet-head-channels`` / ``--text-head-dim`` override the head split.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import torch
 from ..checkpoint import save_safetensors
 from ..networks import Network, UnsupportedNetworkError
 from ..patcher import Activation, Patcher
-from ..sdxl import TE2_PREFIX, SDXLModel
+from ..sdxl import TE2_PREFIX, HeadSplit, SDXLModel
 
 
 def _load_inputs(root: Path, case: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -104,14 +106,43 @@ def _merge(model: SDXLModel, patcher: Patcher, root: Path, case_id: str, case: M
     patcher.restore()
 
 
-def _report_head_split(model: SDXLModel, declared: Mapping[str, Any]) -> None:
-    """The head split is invisible in the weights; when the manifest declares one that differs from the rule's,
-    say so (the declared value is only reported, never used: rerun with --unet-head-channels to try it)."""
-    want = declared.get("unet", {}).get("num_head_channels")
-    have = model.unet.config.num_head_channels
-    if want is not None and int(want) != have:
-        print(f"note: the manifest declares UNet heads of {want} channels, the shape rule gave {have}; "
-              f"rerun with --unet-head-channels {want} to use it", file=sys.stderr)
+def head_split(declared: Mapping[str, Any], opts: argparse.Namespace) -> HeadSplit:
+    """The head split to build with: the command line's, else the manifest's (A1111 takes it from the model's
+    yaml; no tensor shape shows it), else the rules of :mod:`lorabridge.sdxl`."""
+    unet = declared.get("unet", {})
+    channels = opts.unet_head_channels or (int(unet["num_head_channels"]) if int(unet.get("num_head_channels", -1)) > 0
+                                           else None)
+    count = None if channels else (int(unet["num_heads"]) if int(unet.get("num_heads", -1)) > 0 else None)
+    te = {k: int(declared[k]["heads"]) for k in ("te1", "te2") if isinstance(declared.get(k), Mapping)
+          and "heads" in declared[k]}
+    if opts.text_head_dim:
+        te = {}
+    return HeadSplit(unet_head_channels=channels, unet_num_heads=count, text_head_dim=opts.text_head_dim,
+                     te1_heads=te.get("te1"), te2_heads=te.get("te2"))
+
+
+def config_problems(model: SDXLModel, declared: Mapping[str, Any]) -> list[str]:
+    """What the shapes showed that disagrees with the manifest's declared configuration."""
+    problems = []
+    u = model.unet.config
+    have = {"in_channels": u.in_channels, "out_channels": u.out_channels, "model_channels": u.model_channels,
+            "channel_mult": list(u.channel_mult), "num_res_blocks": u.num_res_blocks,
+            "transformer_depth": list(u.transformer_depth), "context_dim": u.context_dim,
+            "adm_in_channels": u.adm_in_channels, "attention_resolutions": u.attention_resolutions,
+            "use_linear_in_transformer": u.use_linear_in_transformer}
+    for key, value in declared.get("unet", {}).items():
+        if key == "attention_resolutions" and isinstance(value, list):
+            value = sorted(value)
+        if key in have and have[key] != value:
+            problems.append(f"unet {key}: manifest {value!r}, inferred {have[key]!r}")
+    te1, te2 = model.text_encoder.config, model.text_encoder_2.config
+    checks = {("te1", "width"): te1.hidden_size, ("te1", "layers"): te1.num_hidden_layers,
+              ("te2", "width"): te2.width, ("te2", "layers"): te2.layers, ("te2", "proj"): te2.projection_dim}
+    for (part, key), value in checks.items():
+        want = declared.get(part, {}).get(key)
+        if want is not None and want != value:
+            problems.append(f"{part} {key}: manifest {want!r}, inferred {value!r}")
+    return problems
 
 
 def run(manifest: Path, out_dir: Path, argv: Optional[list[str]] = None) -> int:
@@ -122,15 +153,17 @@ def run(manifest: Path, out_dir: Path, argv: Optional[list[str]] = None) -> int:
     manifest = Path(manifest)
     root = manifest.parent
     spec = json.loads(manifest.read_text(encoding="utf-8"))
-    model = SDXLModel.load(root / spec["model"]["file"], unet_head_channels=opts.unet_head_channels,
-                           text_head_dim=opts.text_head_dim)
-    _report_head_split(model, spec.get("model", {}).get("config_for_reading_only", {}))
+    declared = spec.get("model", {}).get("config_for_reading_only", {})
+    model = SDXLModel.load(root / spec["model"]["file"], heads=head_split(declared, opts))
+    problems = config_problems(model, declared)
+    for problem in problems:
+        print(f"configuration: {problem}", file=sys.stderr)
     patcher = Patcher(model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache: dict[str, Optional[Network]] = {}
     handlers = {"sdxl_unet": _unet, "sdxl_text": _text}
-    failures = 0
+    failures = 1 if problems else 0
     for case_id, case in spec["cases"].items():
         try:
             if case.get("kind") == "merge":

@@ -18,7 +18,7 @@ public static class GenerateCommands
     /// <summary>Image size used with the built-in demo model when <c>--size</c> is not given: it runs in seconds on a CPU.</summary>
     public const string DemoSize = "128x128";
 
-    private sealed class GenerationOptions
+    internal sealed class GenerationOptions
     {
         public readonly Option<string> Negative = new("--negative", "-n") { Description = "Negative prompt", DefaultValueFactory = _ => "" };
         public readonly Option<int> Steps = new("--steps") { Description = "Sampling steps", DefaultValueFactory = _ => 20 };
@@ -34,6 +34,7 @@ public static class GenerateCommands
         public readonly Option<string?> Checkpoint = new("--checkpoint") { Description = "Checkpoint name or path (default: configured, else the demo model)" };
         public readonly Option<string?> Out = new("--out", "-o") { Description = "Output folder (default outputs/txt2img-images/DATE)" };
         public readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "Folder with the CLIP tokenizer files" };
+        public readonly HiresOptions Hires = new();
         public readonly Option<string?> Precision = new("--precision") { Description = "full or autocast (A1111's --precision; default autocast: fp16 with autocast on CUDA, fp32 on the CPU)" };
         public readonly Option<bool> NoHalfVae = new("--no-half-vae") { Description = "Keep the VAE in fp32 on CUDA (A1111's --no-half-vae)" };
 
@@ -41,6 +42,7 @@ public static class GenerateCommands
         {
             foreach (var o in new Option[] { Negative, Steps, Sampler, Schedule, Cfg, Seed, Size, BatchSize, BatchCount, ClipSkip, RandnSource, Checkpoint, Out, Tokenizer, Precision, NoHalfVae })
                 command.Options.Add(o);
+            Hires.AddTo(command);
         }
 
         public WorkspaceSettings Workspace(ParseResult parse, LoraBridgeOptions o)
@@ -72,6 +74,7 @@ public static class GenerateCommands
                 ClipSkip = parse.GetValue(ClipSkip),
                 RandnSource = parse.GetValue(RandnSource)!,
                 OutputDir = o.EffectiveOutputDir(parse.GetValue(Out)),
+                Hires = Hires.Settings(parse),
             };
         }
     }
@@ -176,9 +179,22 @@ public static class GenerateCommands
         Schedule = j.Schedule ?? d.Schedule,
         Width = j.Width ?? d.Width,
         Height = j.Height ?? d.Height,
+        Img2Img = j.InitImage is { } init
+            ? new Img2ImgSettings { InitImage = Path.GetFullPath(init), DenoisingStrength = j.Denoise ?? 0.75, ResizeMode = j.ResizeMode ?? "Just resize" }
+            : null,
+        Hires = j.Hires == false || j.InitImage is not null ? null
+            : j.Hires == true || d.Hires is not null
+                ? (d.Hires ?? new HiresSettings()) with
+                {
+                    Scale = j.HrScale ?? d.Hires?.Scale ?? 2.0,
+                    Steps = j.HrSteps ?? d.Hires?.Steps ?? 0,
+                    Upscaler = j.HrUpscaler ?? d.Hires?.Upscaler ?? "Latent",
+                    DenoisingStrength = j.Denoise ?? d.Hires?.DenoisingStrength ?? 0.7,
+                }
+                : null,
     };
 
-    private static async Task<int> RunJobsAsync(GenerationWorkspace workspace, IReadOnlyList<GenerationRequest> requests, CancellationToken ct,
+    internal static async Task<int> RunJobsAsync(GenerationWorkspace workspace, IReadOnlyList<GenerationRequest> requests, CancellationToken ct,
         IReadOnlyList<BatchJob>? jobs = null, bool grid = false)
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
