@@ -42,6 +42,9 @@ public sealed class ModelSources
     /// </summary>
     public static readonly IReadOnlyList<string> DemoLoraNames = ["demo_style", "demo_subject"];
 
+    /// <summary>The LoRAs the built-in SDXL demo model comes with (python/lorabridge/demo_xl.py <c>LORA_NAME</c>).</summary>
+    public static readonly IReadOnlyList<string> DemoXlLoraNames = ["demo_style_xl"];
+
     /// <summary>Builds the catalog over the settings' folders.</summary>
     public ModelSources(WorkspaceSettings settings)
     {
@@ -149,8 +152,11 @@ public sealed class ModelSources
     }
 
     // The demo model (and its LoRAs) is made by Python on the first real run; until then its LoRA names are valid.
+    // Both demo families share the demo's Lora folder, so the check is per file, not per folder.
     private bool IsDemoLoraToBeCreated(string name) =>
-        UsesDemoModel && !Directory.Exists(Path.Combine(DemoDir, "Lora")) && DemoLoraNames.Contains(name, StringComparer.Ordinal);
+        UsesDemoModel
+        && (UsesSdxlDemoModel ? DemoXlLoraNames : DemoLoraNames).Contains(name, StringComparer.Ordinal)
+        && !File.Exists(Path.Combine(DemoDir, "Lora", name + ".safetensors"));
 }
 
 /// <summary>The built-in demo models, made on first use in the data folder by the Python side.</summary>
