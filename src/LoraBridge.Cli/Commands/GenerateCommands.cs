@@ -171,10 +171,11 @@ public static class GenerateCommands
     {
         LoraBridgeOptions o;
         using (var host = CliHost.Build(parse)) o = host.Services.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
-        var sources = new ModelSources(options.Workspace(parse, o));
+        ModelSources sources;
         GenerationRequest defaults;
         try
         {
+            sources = new ModelSources(options.Workspace(parse, o)); // --precision is checked here
             defaults = options.Request(parse, "", o, sources.DefaultSize());
         }
         catch (ArgumentException ex)
