@@ -326,3 +326,12 @@ def ensure_demo_model(folder: str) -> str:
     if not checkpoint.is_file():
         demo.write_demo_model(folder)
     return str(checkpoint)
+
+
+def gen_names() -> dict[str, list[str]]:
+    """The sampler, schedule-type and RNG-source names generation accepts, so the host can refuse a typo before
+    a checkpoint loads (issue 17). Read from the modules that define them, so a new sampler is known at once."""
+    from .rng import RNG_SOURCES
+    from .samplers import SAMPLERS
+    from .schedules import SCHEDULERS
+    return {"samplers": list(SAMPLERS), "schedules": list(SCHEDULERS), "rng_sources": list(RNG_SOURCES)}
