@@ -152,6 +152,7 @@ public static class BatchTemplate
         int i => i,
         long l => l,
         decimal m => (double)m,
+        System.Numerics.BigInteger b => (double)b, // Scriban's type for integer literals beyond long
         string s when double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => d,
         _ => throw new ArgumentException($"{what} must be a number, got '{value}'"),
     };

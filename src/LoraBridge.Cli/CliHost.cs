@@ -138,6 +138,12 @@ public static class CliHost
                 await Console.Error.WriteLineAsync($"error: invalid configuration: {ex.Message}");
                 return 2;
             }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // A file or folder problem anywhere (a vanished file, a read-only folder): one line, not a stack trace.
+                await Console.Error.WriteLineAsync($"error: {LoraBridge.Engine.TerminalText.Escape(ex.Message)}");
+                return 1;
+            }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 await Console.Error.WriteLineAsync("cancelled");

@@ -16,7 +16,9 @@ public static class OptionValidation
         option.Validators.Add(result =>
         {
             if (result.Tokens.Count == 0) return;
-            var value = result.GetValueOrDefault<object?>();
+            object? value;
+            try { value = result.GetValueOrDefault<object?>(); }
+            catch (InvalidOperationException) { return; } // not a number: the parser reports that itself
             if (value is int v && (v < min || v > max))
                 result.AddError($"{option.Name} must be between {min} and {max}, got {v}");
         });
@@ -29,7 +31,9 @@ public static class OptionValidation
         option.Validators.Add(result =>
         {
             if (result.Tokens.Count == 0) return;
-            var v = result.GetValueOrDefault<double>();
+            double v;
+            try { v = result.GetValueOrDefault<double>(); }
+            catch (InvalidOperationException) { return; }
             if (!double.IsFinite(v) || Math.Abs(v) > max)
                 result.AddError($"{option.Name} must be a finite number between {-max} and {max}, got {v.ToString(CultureInfo.InvariantCulture)}");
         });

@@ -13,12 +13,33 @@ if (parse.Errors.Count > 0)
     return 2;
 }
 using var terminate = new CancellationTokenSource();
-bool terminated = false;
-using var sigterm = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+int signalled = 0; // the exit code of the first signal: 130 (SIGINT) or 143 (SIGTERM)
+void OnSignal(PosixSignalContext context)
 {
     context.Cancel = true; // no abrupt exit: cancel the command and let it clean up
-    terminated = true;
+    int exitCode = context.Signal == PosixSignal.SIGTERM ? CliHost.TerminatedExitCode : CliHost.CancelledExitCode;
+    if (Interlocked.CompareExchange(ref signalled, exitCode, 0) != 0) return;
     terminate.Cancel();
-});
-int code = await parse.InvokeAsync(cancellationToken: terminate.Token);
-return terminated && code == CliHost.CancelledExitCode ? CliHost.TerminatedExitCode : code;
+    // Work that cannot be cancelled (native code, a stuck read) must not make the process immortal: give the clean
+    // path a few seconds, then leave at once. Every file is written atomically, so nothing half-written remains.
+    _ = Task.Delay(TimeSpan.FromSeconds(10)).ContinueWith(_ => Exit.Now(exitCode), TaskScheduler.Default);
+}
+// Our own handlers for both signals (System.CommandLine's are switched off below): its SIGTERM path returned the
+// action's 130, and only one handler decides here.
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+int code = await parse.InvokeAsync(new System.CommandLine.InvocationConfiguration { ProcessTerminationTimeout = null }, terminate.Token);
+return signalled == CliHost.TerminatedExitCode && code == CliHost.CancelledExitCode ? CliHost.TerminatedExitCode : code;
+
+internal static partial class Exit
+{
+    [DllImport("libc", EntryPoint = "_exit")]
+    private static extern void _exit(int status);
+
+    public static void Now(int status)
+    {
+        Console.Error.WriteLine("terminated");
+        Console.Error.Flush();
+        _exit(status);
+    }
+}

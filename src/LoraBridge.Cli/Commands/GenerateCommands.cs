@@ -102,6 +102,7 @@ public static class GenerateCommands
         command.SetAction((parse, ct) => CliHost.RunAsync(parse, ct, async (sp, token) =>
         {
             var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
+            if (Preflight.DataDirProblem(o.EffectiveDataDir) is { } dataProblem) return dataProblem;
             var workspace = new GenerationWorkspace(options.Workspace(parse, o), sp.GetRequiredService<PythonBridge>());
             using var extensions = ExtensionCommands.Load(sp);
             workspace.Engine.Hooks = extensions;
@@ -154,6 +155,7 @@ public static class GenerateCommands
             return await CliHost.RunAsync(parse, ct, async (sp, token) =>
             {
                 var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
+                if (Preflight.DataDirProblem(o.EffectiveDataDir) is { } dataProblem) return dataProblem;
                 var workspace = new GenerationWorkspace(options.Workspace(parse, o), sp.GetRequiredService<PythonBridge>());
                 using var extensions = ExtensionCommands.Load(sp);
                 workspace.Engine.Hooks = extensions;

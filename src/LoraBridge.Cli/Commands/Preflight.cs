@@ -36,6 +36,14 @@ public static class Preflight
         return problems;
     }
 
+    /// <summary>Prints why the data folder cannot be used and returns 2, or returns null when it can (checked before extensions or models touch it).</summary>
+    public static int? DataDirProblem(string dataDir)
+    {
+        if (GenerationLimits.FolderProblem(dataDir, "--data-dir") is not { } problem) return null;
+        Console.Error.WriteLine($"error: {TerminalText.Escape(problem)}");
+        return 2;
+    }
+
     /// <summary>Names Python does not know, before the checkpoint loads.</summary>
     public static async Task<IReadOnlyList<string>> CheckNamesAsync(PythonBridge bridge, IReadOnlyList<GenerationRequest> requests, CancellationToken ct)
     {
