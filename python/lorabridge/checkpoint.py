@@ -472,7 +472,8 @@ def _stored_record(path: str, zf: zipfile.ZipFile, name: str, file_size: int) ->
     return info
 
 
-def _load_zip(path: str, data: _FileData) -> Any:
+def _load_zip(path: str, data: _FileData, unpickler: type = None) -> Any:  # type: ignore[assignment]
+    unpickler = unpickler or _RestrictedUnpickler
     assert data.mm is not None
     try:
         zf = zipfile.ZipFile(path)
@@ -528,11 +529,12 @@ def _load_zip(path: str, data: _FileData) -> Any:
             return t if t.dtype == stype.dtype else t.view(torch.uint8).view(stype.dtype)
 
         pkl = zf.read(_stored_record(path, zf, pkls[0], data.size))
-        return _RestrictedUnpickler(io.BytesIO(pkl), load_storage).load()
+        return unpickler(io.BytesIO(pkl), load_storage).load()
 
 
-def _load_legacy(path: str, f: BinaryIO, file_size: int) -> Any:
+def _load_legacy(path: str, f: BinaryIO, file_size: int, unpickler: type = None) -> Any:  # type: ignore[assignment]
     """The pre-1.6 format: pickled magic, protocol, sys info, the object, then storage keys and raw data."""
+    unpickler = unpickler or _RestrictedUnpickler
     magic = _RestrictedUnpickler(f).load()
     if magic != _LEGACY_MAGIC:
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (a plain pickle; refusing to interpret it)")
@@ -570,7 +572,7 @@ def _load_legacy(path: str, f: BinaryIO, file_size: int) -> Any:
             return root[view[1]: view[1] + view[2]]
         return root
 
-    obj = _RestrictedUnpickler(f, load_storage).load()
+    obj = unpickler(f, load_storage).load()
     keys = _RestrictedUnpickler(f).load()
     if not isinstance(keys, list):
         raise CheckpointError(f"{path}: corrupt legacy checkpoint (storage key list is a {type(keys).__name__})")
@@ -599,9 +601,11 @@ def _load_legacy(path: str, f: BinaryIO, file_size: int) -> Any:
     return obj
 
 
-def load_torch_file(path: "str | os.PathLike[str]") -> Any:
+def load_torch_file(path: "str | os.PathLike[str]", unpickler: type = None) -> Any:  # type: ignore[assignment]
     """Reads a PyTorch pickle (zip or legacy format) without running code from it; returns the saved object
-    with tensors on the CPU.  Any global outside the tensor/container allow-list raises `CheckpointError`."""
+    with tensors on the CPU.  Any global outside the tensor/container allow-list raises `CheckpointError`.
+    `unpickler`: a subclass of the restricted unpickler that admits a few more inert types for one caller
+    (textual-inversion files: `ParameterDict`); it decides the object's pickle, never the storage reads."""
     p = str(path)
     try:
         data = _FileData(p)
@@ -611,8 +615,8 @@ def load_torch_file(path: "str | os.PathLike[str]") -> Any:
         raise CheckpointError(f"{p}: empty file")
     try:
         if data.mm[:4] == b"PK\x03\x04":
-            return _load_zip(p, data)
-        return _load_legacy(p, io.BytesIO(data.mm), data.size)
+            return _load_zip(p, data, unpickler)
+        return _load_legacy(p, io.BytesIO(data.mm), data.size, unpickler)
     except _ViewTooLarge as e:
         raise CheckpointError(f"{p}: refused: {e}") from None
     except RecursionError:

@@ -1,6 +1,8 @@
 using System.Runtime.InteropServices;
 using LoraBridge.Cli;
 
+StartupTimings.MainEntered();
+
 // Ctrl+C: System.CommandLine cancels the action's token; the Python runtime turns that into a
 // KeyboardInterrupt on its thread, the action returns 130 and disposing the host shuts Python down.
 // SIGTERM takes the same clean path (weights restored, no partial file) and exits 143, as shells report it.

@@ -7,17 +7,24 @@ namespace LoraBridge.Engine;
 /// scheduling, LoRA tracks with LoraBridge's extensions) and for the negative prompt (scheduled as is, tags kept
 /// as text and no AND split, exactly as A1111 treats negative prompts).
 /// </summary>
-public sealed class A1111PromptPlanner : IPromptPlanner
+public sealed class A1111PromptPlanner : IPromptPlanner, IHiresPromptPlanner
 {
     /// <inheritdoc />
-    public GenerationPlan Plan(string prompt, string negativePrompt, int steps)
-    {
-        var plan = PromptPlan.Create(prompt, steps);
-        if (!plan.IsOk) throw new PromptPlanException(Describe("prompt", plan.Errors));
-        var negative = Scheduler.Schedule(negativePrompt, new ScheduleOptions(steps));
-        if (!negative.IsOk) throw new PromptPlanException(Describe("negative prompt", [negative.Error!]));
+    public GenerationPlan Plan(string prompt, string negativePrompt, int steps) => PlanPass(prompt, negativePrompt, steps, null);
 
-        var pass = plan.Base;
+    /// <inheritdoc />
+    public GenerationPlan PlanHires(string prompt, string negativePrompt, int steps, int hiresSteps) =>
+        PlanPass(prompt, negativePrompt, steps, hiresSteps);
+
+    private GenerationPlan PlanPass(string prompt, string negativePrompt, int steps, int? hiresSteps)
+    {
+        var plan = PromptPlan.Create(prompt, steps, hiresSteps);
+        if (!plan.IsOk) throw new PromptPlanException(Describe(hiresSteps is null ? "prompt" : "hires prompt", plan.Errors));
+        var negative = Scheduler.Schedule(negativePrompt, new ScheduleOptions(steps, hiresSteps));
+        if (!negative.IsOk) throw new PromptPlanException(Describe(hiresSteps is null ? "negative prompt" : "hires negative prompt", [negative.Error!]));
+
+        // The hires pass is scheduled as A1111's calculate_hr_conds does: over the hires steps, offset by the first pass.
+        var pass = hiresSteps is null ? plan.Base : plan.Hires!;
         CheckMultipliers(prompt, pass.Loras.Select(t => (t.Name, t.Te.Concat(t.Unet))));
         var calls = new List<StepConditioning>(pass.Steps);
         for (int i = 0; i < pass.Steps; i++)

@@ -41,7 +41,17 @@ public static class GenerationLimits
         CheckFinite("--cfg", r.CfgScale, MaxCfg);
         if (r.Prompt.Length > MaxPromptChars) throw new ArgumentException($"the prompt has {r.Prompt.Length} characters, more than the limit of {MaxPromptChars}");
         if (r.NegativePrompt.Length > MaxPromptChars) throw new ArgumentException($"--negative has {r.NegativePrompt.Length} characters, more than the limit of {MaxPromptChars}");
-        CheckMemory(r.Width, r.Height, r.BatchSize, availableBytes ?? AvailableBytes());
+        long available = availableBytes ?? AvailableBytes();
+        CheckMemory(r.Width, r.Height, r.BatchSize, available);
+        if (r.Hires is { } hr)
+        {
+            // The second pass decodes at the upscaled size: that is the peak to check.
+            if (hr.Steps > MaxSteps) throw new ArgumentException($"--hires-steps must be between 0 and {MaxSteps}, got {hr.Steps}");
+            CheckFinite("--hr-scale", hr.Scale, MaxSide / 8.0);
+            var (w, h) = HiresRules.Target(r.Width, r.Height, hr);
+            if (w > MaxSide || h > MaxSide) throw new ArgumentException($"hires target {w}x{h} is larger than the limit of {MaxSide} per side");
+            CheckMemory(w, h, r.BatchSize, available);
+        }
     }
 
     /// <summary>Refuses NaN, infinity and values beyond ±<paramref name="max"/>; <paramref name="name"/> says where (an option, a tag with its position).</summary>
@@ -97,8 +107,9 @@ public static class GenerationLimits
     private static string Gb(long bytes) => (bytes / 1e9).ToString("0.#", CultureInfo.InvariantCulture) + " GB";
 
     /// <summary>
-    /// Why <paramref name="folder"/> cannot take output (it is a file, cannot be created, is not writable), or null
-    /// when it can; it is created when missing. Checked before any work, so a bad <c>--out</c> does not lose a render.
+    /// Why <paramref name="folder"/> cannot take output (it is a file, or it or the folder it would be made in is not
+    /// writable), or null when it can. Nothing is created: a refused job leaves no empty folder behind. Checked before
+    /// any work, so a bad <c>--out</c> does not lose a render.
     /// </summary>
     /// <param name="folder">The folder.</param>
     /// <param name="option">How the user named it (e.g. <c>--out</c>), for the message.</param>
@@ -106,9 +117,18 @@ public static class GenerationLimits
     {
         try
         {
-            if (File.Exists(folder)) return $"{option} {folder} is a file, not a folder";
-            Directory.CreateDirectory(folder);
-            var probe = Models.AtomicFile.WriteTemp(folder, []);
+            var full = Path.GetFullPath(folder);
+            if (File.Exists(full)) return $"{option} {folder} is a file, not a folder";
+            // The folder itself, or the nearest existing folder above it that would hold it.
+            var probeDir = full;
+            while (!Directory.Exists(probeDir))
+            {
+                var parent = Path.GetDirectoryName(probeDir);
+                if (parent is null) return $"{option} {folder} cannot be made: no existing folder above it";
+                if (File.Exists(parent)) return $"{option} {folder} cannot be made: {parent} is a file";
+                probeDir = parent;
+            }
+            var probe = Models.AtomicFile.WriteTemp(probeDir, []);
             File.Delete(probe);
             return null;
         }

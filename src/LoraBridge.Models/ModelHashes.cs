@@ -71,6 +71,7 @@ public sealed class HashCache
 {
     private readonly object _gate = new();
     private readonly Dictionary<string, Entry> _entries;
+    private bool _unsaved;
 
     /// <summary>Opens (or starts) the cache at <paramref name="cacheFile"/>; null keeps it in memory only.</summary>
     public HashCache(string? cacheFile)
@@ -94,7 +95,14 @@ public sealed class HashCache
     }
 
     /// <summary>Returns the hash, computing and storing it when the cache has none for the current size and mtime.</summary>
-    public string GetOrCompute(string path, HashKind kind)
+    public string GetOrCompute(string path, HashKind kind) => GetOrCompute(path, kind, deferSave: false);
+
+    /// <summary>
+    /// As <see cref="GetOrCompute(string, HashKind)"/>; with <paramref name="deferSave"/> the file is written by
+    /// <see cref="SaveIfChanged"/> instead of after every new hash (a scan of many small files would rewrite the whole
+    /// cache once per file).
+    /// </summary>
+    public string GetOrCompute(string path, HashKind kind, bool deferSave)
     {
         var cached = TryGet(path, kind);
         if (cached is not null) return cached;
@@ -104,7 +112,8 @@ public sealed class HashCache
         {
             _entries[key] = new Entry { Size = size, MtimeTicks = mtime, Sha256 = hash };
             ComputedCount++;
-            Save();
+            if (deferSave) _unsaved = true;
+            else Save();
         }
         return hash;
     }
@@ -131,8 +140,16 @@ public sealed class HashCache
         }
     }
 
+    /// <summary>Writes hashes computed with <c>deferSave</c>, if any.</summary>
+    public void SaveIfChanged()
+    {
+        lock (_gate)
+            if (_unsaved) Save();
+    }
+
     private void Save()
     {
+        _unsaved = false;
         if (CacheFile is null) return;
         // Exclusive temporary file + rename: a link planted at the cache's name or a predictable temp name is never written through.
         AtomicFile.Replace(CacheFile, JsonSerializer.SerializeToUtf8Bytes(_entries, HashCacheJson.Default.DictionaryStringEntry));
