@@ -71,22 +71,27 @@ public static class BatchTemplate
 
         // Scriban stops loops after 1000 iterations by default, which silently cut --data at 1000 rows; the real bound
         // is the number of jobs.
-        var context = new TemplateContext { StrictVariables = true, MemberRenamer = m => m.Name, LoopLimit = MaxJobs };
+        var context = new LineTrackingContext { StrictVariables = true, MemberRenamer = m => m.Name, LoopLimit = MaxJobs };
         context.PushGlobal(globals);
-        string output;
+        var output = new LineTrackingOutput(templateText, context);
+        context.PushOutput(output);
         try
         {
-            output = template.Render(context);
+            template.Render(context);
         }
         catch (ScriptRuntimeException ex)
         {
             throw new BatchTemplateException([ToError(sourcePath, ex.Span, ex.OriginalMessage)]);
         }
-        return ReadJobs(output, sourcePath);
+        return ReadJobs(output.Text, sourcePath, output.TemplateLines);
     }
 
     /// <summary>Reads jobs from rendered text: one per non-blank line.</summary>
-    public static IReadOnlyList<BatchJob> ReadJobs(string rendered, string sourcePath)
+    /// <param name="rendered">The rendered template.</param>
+    /// <param name="sourcePath">File name used in error positions.</param>
+    /// <param name="templateLines">Per rendered line (0-based), the 1-based template line it came from (0: unknown);
+    /// null: the rendered text is the template (a job's line is its rendered line).</param>
+    public static IReadOnlyList<BatchJob> ReadJobs(string rendered, string sourcePath, IReadOnlyList<int>? templateLines = null)
     {
         var jobs = new List<BatchJob>();
         var errors = new List<BatchError>();
@@ -96,19 +101,22 @@ public static class BatchTemplate
             var line = lines[i].TrimEnd('\r');
             if (string.IsNullOrWhiteSpace(line)) continue;
             var trimmed = line.Trim();
+            int templateLine = templateLines is null ? i + 1 : i < templateLines.Count && templateLines[i] > 0 ? templateLines[i] : 0;
             if (!trimmed.StartsWith(JobLinePrefix, StringComparison.Ordinal))
             {
-                jobs.Add(new BatchJob(trimmed, i + 1));
+                jobs.Add(new BatchJob(trimmed, templateLine));
                 continue;
             }
             try
             {
-                jobs.Add(ParseJobLine(trimmed[JobLinePrefix.Length..], i + 1));
+                jobs.Add(ParseJobLine(trimmed[JobLinePrefix.Length..], templateLine));
             }
             catch (Exception ex) when (ex is JsonException or FormatException or InvalidOperationException or OverflowException)
             {
                 var message = ex is OverflowException ? "a number in the job settings is out of range (seed, steps, width, height)" : ex.Message;
-                errors.Add(new BatchError(sourcePath + " (rendered)", i + 1, 1, message));
+                errors.Add(templateLine > 0
+                    ? new BatchError(sourcePath, templateLine, 1, $"{message} (rendered line {i + 1})")
+                    : new BatchError(sourcePath + " (rendered)", i + 1, 1, message));
             }
             if (jobs.Count > MaxJobs)
                 throw new BatchTemplateException([new BatchError(sourcePath + " (rendered)", i + 1, 1, $"more than {MaxJobs} jobs; split the batch")]);

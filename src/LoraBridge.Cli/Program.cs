@@ -23,8 +23,8 @@ void OnSignal(PosixSignalContext context)
     if (Interlocked.CompareExchange(ref signalled, exitCode, 0) != 0) return;
     terminate.Cancel();
     // Work that cannot be cancelled (native code, a stuck read) must not make the process immortal: give the clean
-    // path a few seconds, then leave at once. Every file is written atomically, so nothing half-written remains.
-    _ = Task.Delay(TimeSpan.FromSeconds(10)).ContinueWith(_ => Exit.Now(exitCode), TaskScheduler.Default);
+    // path 12 s (the runtime bounds its own shutdown at 10 s), then leave at once. Every file is written atomically, so nothing half-written remains.
+    _ = Task.Delay(TimeSpan.FromSeconds(12)).ContinueWith(_ => Exit.Now(exitCode), TaskScheduler.Default);
 }
 // Our own handlers for both signals (System.CommandLine's are switched off below): its SIGTERM path returned the
 // action's 130, and only one handler decides here.

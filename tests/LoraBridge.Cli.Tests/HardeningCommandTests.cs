@@ -128,7 +128,7 @@ public sealed class HardeningCommandTests(CliDataFixture f) : IClassFixture<CliD
         var template = Write("overflow.sbn", "a cat\n@job {\"prompt\": \"a dog\", \"seed\": 1e30}\n");
         var (code, _, stderr) = await CliProcess.RunAsync(["batch", template, "--dry-run", "--data-dir", f.DataDir], f.Root, HeapCap);
         Assert.True(code == 2, $"exit {code}\n{stderr}");
-        Assert.Contains("overflow.sbn (rendered)(2,1): a number in the job settings is out of range", stderr);
+        Assert.Contains("overflow.sbn(2,1): a number in the job settings is out of range", stderr);
         NoStackTrace(stderr);
 
         template = Write("overflow2.sbn", "a cat\n{{ job {prompt: \"a dog\", steps: 1e12} }}\n");

@@ -160,12 +160,7 @@ public static class GenerateCommands
                 return 1;
             }
             Console.Out.WriteLine($"{jobs.Count} job{(jobs.Count == 1 ? "" : "s")} from {template.Name}");
-            if (parse.GetValue(dryRun))
-            {
-                foreach (var (job, i) in jobs.Select((j, i) => (j, i)))
-                    Console.Out.WriteLine($"{i + 1,4}  {(job.Seed is { } s ? $"seed {s}  " : "")}{TerminalText.Escape(job.Prompt)}");
-                return 0;
-            }
+            if (parse.GetValue(dryRun)) return DryRun(parse, options, jobs);
             return await CliHost.RunAsync(parse, ct, async (sp, token) =>
             {
                 var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
@@ -181,6 +176,40 @@ public static class GenerateCommands
             });
         });
         return command;
+    }
+
+    /// <summary>
+    /// Lists every job with the settings it would run with and refuses what a real run would (unknown LoRA, bad
+    /// settings, prompt errors), without starting Python.
+    /// </summary>
+    private static int DryRun(ParseResult parse, GenerationOptions options, IReadOnlyList<BatchJob> jobs)
+    {
+        LoraBridgeOptions o;
+        using (var host = CliHost.Build(parse)) o = host.Services.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
+        var sources = new ModelSources(options.Workspace(parse, o));
+        GenerationRequest defaults;
+        try
+        {
+            defaults = options.Request(parse, "", o, sources.DefaultSize());
+        }
+        catch (ArgumentException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return 1;
+        }
+        var requests = jobs.Select(j => Apply(defaults, j)).ToList();
+        for (int i = 0; i < requests.Count; i++)
+            foreach (var line in BatchManifest.Describe(i + 1, jobs[i], requests[i])) Console.Out.WriteLine(line);
+        bool ok = true;
+        for (int i = 0; i < requests.Count; i++)
+        {
+            foreach (var problem in sources.Check(requests[i]))
+            {
+                Console.Error.WriteLine($"error: job {i + 1} (line {jobs[i].Line}): {problem}");
+                ok = false;
+            }
+        }
+        return ok ? 0 : 1;
     }
 
     private static GenerationRequest Apply(GenerationRequest d, BatchJob j) => d with
@@ -303,17 +332,8 @@ public static class GenerateCommands
     private static void WriteManifest(List<(int Job, GeneratedImage Image)> all, IReadOnlyList<GenerationRequest> requests, IReadOnlyList<BatchJob> jobs)
     {
         var outDir = Path.GetDirectoryName(all[0].Image.Path)!;
-        var lines = all.Select(r => JsonSerializer.Serialize(new
-        {
-            job = r.Job + 1,
-            line = jobs[r.Job].Line,
-            prompt = requests[r.Job].Prompt,
-            seed = r.Image.Seed,
-            file = r.Image.Path,
-            x = jobs[r.Job].X,
-            y = jobs[r.Job].Y,
-        }) + "\n");
         // A new file every time: two batches finishing in the same second get -1, -2, …; a planted link is never followed.
+        var lines = all.Select(r => BatchManifest.Line(r.Job + 1, jobs[r.Job], requests[r.Job], r.Image.Seed, r.Image.Path) + "\n");
         var manifest = AtomicFile.CreateUnique(outDir, UniqueName("batch", "jsonl"), System.Text.Encoding.UTF8.GetBytes(string.Concat(lines)));
         Console.Out.WriteLine($"manifest: {manifest}");
     }
