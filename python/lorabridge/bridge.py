@@ -492,3 +492,12 @@ def upscale_image(image_path: str, models_dirs: list, name: str, scale: float, t
     device = _session.device if _session is not None else ("cuda" if torch.cuda.is_available() else "cpu")
     return upscale_png(str(image_path), [str(d) for d in models_dirs], str(name), float(scale), int(tile),
                        int(tile_overlap), None if postprocessing is None else str(postprocessing), device)
+
+
+def gen_names() -> dict[str, list[str]]:
+    """The sampler, schedule-type and RNG-source names generation accepts, so the host can refuse a typo before
+    a checkpoint loads (issue 17). Read from the modules that define them, so a new sampler is known at once."""
+    from .rng import RNG_SOURCES
+    from .samplers import SAMPLERS
+    from .schedules import SCHEDULERS
+    return {"samplers": list(SAMPLERS), "schedules": list(SCHEDULERS), "rng_sources": list(RNG_SOURCES)}

@@ -10,13 +10,36 @@ public static class BatchData
     /// <exception cref="BatchTemplateException">Malformed data, with file and position.</exception>
     public static IReadOnlyList<IReadOnlyDictionary<string, object?>> Load(string path)
     {
-        var text = File.ReadAllText(path);
-        return Path.GetExtension(path).ToLowerInvariant() switch
+        var ext = Path.GetExtension(path).ToLowerInvariant();
+        if (ext is not (".json" or ".csv"))
+            throw new BatchTemplateException([new BatchError(path, 1, 1, $"data file must be .json or .csv, not '{ext}'")]);
+        var text = ReadCapped(path);
+        var rows = ext == ".json" ? ParseJson(text, path) : ParseCsv(text, path);
+        if (rows.Count > MaxRows)
+            throw new BatchTemplateException([new BatchError(path, 1, 1, $"{rows.Count} data rows, more than the limit of {MaxRows}")]);
+        return rows;
+    }
+
+    /// <summary>Largest <c>--data</c> file in bytes.</summary>
+    public const long MaxBytes = 64L << 20;
+
+    /// <summary>Most rows a <c>--data</c> file may hold.</summary>
+    public const int MaxRows = BatchTemplate.MaxJobs;
+
+    // Reads at most MaxBytes + 1: a device such as /dev/zero (length 0, endless) or a huge file is refused, not swallowed.
+    private static string ReadCapped(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        var buffer = new MemoryStream();
+        var chunk = new byte[1 << 16];
+        int n;
+        while ((n = stream.Read(chunk)) > 0)
         {
-            ".json" => ParseJson(text, path),
-            ".csv" => ParseCsv(text, path),
-            var ext => throw new BatchTemplateException([new BatchError(path, 1, 1, $"data file must be .json or .csv, not '{ext}'")]),
-        };
+            if (buffer.Length + n > MaxBytes)
+                throw new BatchTemplateException([new BatchError(path, 1, 1, $"data file is larger than the limit of {MaxBytes} bytes")]);
+            buffer.Write(chunk, 0, n);
+        }
+        return new System.Text.UTF8Encoding(false, false).GetString(buffer.GetBuffer(), 0, (int)buffer.Length).TrimStart('\uFEFF');
     }
 
     /// <summary>Parses a JSON array of flat objects.</summary>

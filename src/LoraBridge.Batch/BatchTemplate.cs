@@ -24,6 +24,9 @@ namespace LoraBridge.Batch;
 /// </remarks>
 public static class BatchTemplate
 {
+    /// <summary>Most jobs one template may render (and most loop iterations, so <c>data</c> rows are not cut at Scriban's default 1000).</summary>
+    public const int MaxJobs = 100_000;
+
     /// <summary>Prefix of the lines the <c>job</c> helper writes; chosen so no prompt is mistaken for settings.</summary>
     public const string JobLinePrefix = "@job ";
 
@@ -66,7 +69,9 @@ public static class BatchTemplate
             globals["data"] = rows;
         }
 
-        var context = new LineTrackingContext { StrictVariables = true, MemberRenamer = m => m.Name };
+        // Scriban stops loops after 1000 iterations by default, which silently cut --data at 1000 rows; the real bound
+        // is the number of jobs.
+        var context = new LineTrackingContext { StrictVariables = true, MemberRenamer = m => m.Name, LoopLimit = MaxJobs };
         context.PushGlobal(globals);
         var output = new LineTrackingOutput(templateText, context);
         context.PushOutput(output);
@@ -106,12 +111,15 @@ public static class BatchTemplate
             {
                 jobs.Add(ParseJobLine(trimmed[JobLinePrefix.Length..], templateLine));
             }
-            catch (Exception ex) when (ex is JsonException or FormatException or InvalidOperationException)
+            catch (Exception ex) when (ex is JsonException or FormatException or InvalidOperationException or OverflowException)
             {
+                var message = ex is OverflowException ? "a number in the job settings is out of range (seed, steps, width, height)" : ex.Message;
                 errors.Add(templateLine > 0
-                    ? new BatchError(sourcePath, templateLine, 1, $"{ex.Message} (rendered line {i + 1})")
-                    : new BatchError(sourcePath + " (rendered)", i + 1, 1, ex.Message));
+                    ? new BatchError(sourcePath, templateLine, 1, $"{message} (rendered line {i + 1})")
+                    : new BatchError(sourcePath + " (rendered)", i + 1, 1, message));
             }
+            if (jobs.Count > MaxJobs)
+                throw new BatchTemplateException([new BatchError(sourcePath + " (rendered)", i + 1, 1, $"more than {MaxJobs} jobs; split the batch")]);
         }
         if (errors.Count > 0) throw new BatchTemplateException(errors);
         return jobs;
@@ -160,6 +168,7 @@ public static class BatchTemplate
         int i => i,
         long l => l,
         decimal m => (double)m,
+        System.Numerics.BigInteger b => (double)b, // Scriban's type for integer literals beyond long
         string s when double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => d,
         _ => throw new ArgumentException($"{what} must be a number, got '{value}'"),
     };
@@ -173,8 +182,11 @@ public static class BatchTemplate
             throw new ArgumentException($"range {FormatNumber(a)} {FormatNumber(b)} {FormatNumber(s)} never reaches its end");
         var result = new ScriptArray();
         // Index-based stepping, rounded to 12 significant decimals, so 0..1 by 0.1 ends exactly at 1.
-        int count = (int)Math.Floor((b - a) / s + 1e-9) + 1;
-        if (count > 100_000) throw new ArgumentException($"range has {count} values; at most 100000");
+        // Counted in double first: a huge span overflowed the int cast to a negative count and an empty range.
+        double span = Math.Floor((b - a) / s + 1e-9) + 1;
+        if (!double.IsFinite(span) || span > MaxJobs)
+            throw new ArgumentException($"range {FormatNumber(a)} {FormatNumber(b)} {FormatNumber(s)} has {FormatNumber(span)} values; at most {MaxJobs}");
+        int count = (int)span;
         for (int k = 0; k < count; k++) result.Add(Math.Round(a + k * s, 12));
         return result;
     }

@@ -15,6 +15,9 @@ public static class CliHost
     /// <summary>Exit code when the user cancelled (Ctrl+C), as shells report SIGINT.</summary>
     public const int CancelledExitCode = 130;
 
+    /// <summary>Exit code after SIGTERM (128 + 15), as shells report it.</summary>
+    public const int TerminatedExitCode = 143;
+
     /// <summary><c>--python PATH</c> → <c>LoraBridge:Python:Executable</c>.</summary>
     public static readonly Option<string> Python = new("--python")
     { Description = "Python interpreter to embed (skips discovery)", Recursive = true, HelpName = "path" };
@@ -24,8 +27,8 @@ public static class CliHost
     { Description = "An existing AUTOMATIC1111 stable-diffusion-webui folder; its venv is tried first", Recursive = true, HelpName = "dir" };
 
     /// <summary><c>--torch-threads N</c> → <c>LoraBridge:TorchThreads</c>.</summary>
-    public static readonly Option<int?> TorchThreads = new("--torch-threads")
-    { Description = "CPU threads for torch (default: all cores)", Recursive = true, HelpName = "n" };
+    public static readonly Option<int?> TorchThreads = OptionValidation.Range(new Option<int?>("--torch-threads")
+    { Description = "CPU threads for torch (default: all cores)", Recursive = true, HelpName = "n" }, 0, LoraBridge.Engine.GenerationLimits.MaxThreads);
 
     /// <summary><c>--data-dir DIR</c> → <c>LoraBridge:DataDir</c>.</summary>
     public static readonly Option<string> DataDir = new("--data-dir")
@@ -83,6 +86,8 @@ public static class CliHost
         builder.Services.AddOptions<LoraBridgeOptions>()
             .Bind(builder.Configuration.GetSection(LoraBridgeOptions.Section))
             .Validate(o => o.TorchThreads is null or >= 0, "LoraBridge:TorchThreads must be 0 (all cores) or a positive thread count")
+            .Validate(o => o.TorchThreads is null or <= LoraBridge.Engine.GenerationLimits.MaxThreads,
+                $"LoraBridge:TorchThreads must be at most {LoraBridge.Engine.GenerationLimits.MaxThreads}")
             .Validate(o => o.Precision is null or "full" or "autocast", "LoraBridge:Precision must be full or autocast");
         builder.Services.AddLoraBridgePython(sp => sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value.ToRuntimeOptions());
         return builder.Build();
@@ -177,6 +182,12 @@ public static class CliHost
             {
                 await Console.Error.WriteLineAsync($"error: invalid configuration: {ex.Message}");
                 return 2;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // A file or folder problem anywhere (a vanished file, a read-only folder): one line, not a stack trace.
+                await Console.Error.WriteLineAsync($"error: {LoraBridge.Engine.TerminalText.Escape(ex.Message)}");
+                return 1;
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {

@@ -25,6 +25,7 @@ public sealed class A1111PromptPlanner : IPromptPlanner, IHiresPromptPlanner
 
         // The hires pass is scheduled as A1111's calculate_hr_conds does: over the hires steps, offset by the first pass.
         var pass = hiresSteps is null ? plan.Base : plan.Hires!;
+        CheckMultipliers(prompt, pass.Loras.Select(t => (t.Name, t.Te.Concat(t.Unet))));
         var calls = new List<StepConditioning>(pass.Steps);
         for (int i = 0; i < pass.Steps; i++)
         {
@@ -51,6 +52,23 @@ public sealed class A1111PromptPlanner : IPromptPlanner, IHiresPromptPlanner
         var parsed = LoraBridge.Prompting.Attention.Parse(text);
         if (!parsed.IsOk) throw new PromptPlanException(Describe($"text \"{text}\"", [parsed.Error!]));
         return parsed.Value!.Select(f => (f.Text, f.Weight)).ToList();
+    }
+
+    // A1111 takes float("nan") and float("inf") as multipliers and renders a black image; here they are refused
+    // (A1111's prompt plan still shows them as parsed, which the prompt conformance checks).
+    private static void CheckMultipliers(string prompt, IEnumerable<(string Name, IEnumerable<double> Values)> tracks)
+    {
+        foreach (var (name, values) in tracks)
+        {
+            foreach (var v in values)
+            {
+                if (double.IsFinite(v) && Math.Abs(v) <= GenerationLimits.MaxMultiplier) continue;
+                int at = prompt.IndexOf("<lora:" + name, StringComparison.Ordinal);
+                if (at < 0) at = Math.Max(0, prompt.IndexOf(name, StringComparison.Ordinal));
+                throw new PromptPlanException($"cannot use the prompt: LoRA '{name}' has multiplier {PyText.FloatRepr(v)}; multipliers must be finite numbers " +
+                    $"between {-GenerationLimits.MaxMultiplier} and {GenerationLimits.MaxMultiplier} (at character {at + 1})");
+            }
+        }
     }
 
     private static string Describe(string what, IReadOnlyList<PromptError> errors) =>

@@ -307,6 +307,7 @@ public sealed class GenerationEngine
         if (r.ClipSkip is < 1 or > 12) throw new ArgumentException($"clip skip must be between 1 and 12, got {r.ClipSkip}");
         if (r.Seed < -1 || r.Seed > uint.MaxValue) throw new ArgumentException($"seed must be -1 or between 0 and {uint.MaxValue}, got {r.Seed}");
         HiresRules.Validate(r);
+        GenerationLimits.Check(r);
     }
 
     /// <summary>The text-encoder multipliers a step's conditioning is encoded under: part of the cache key.</summary>

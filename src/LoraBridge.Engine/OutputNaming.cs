@@ -1,3 +1,4 @@
+using LoraBridge.Models;
 using System.Globalization;
 
 namespace LoraBridge.Engine;
@@ -19,7 +20,8 @@ public static class OutputNaming
             var first = stem.Split('-')[0];
             if (int.TryParse(first, NumberStyles.None, CultureInfo.InvariantCulture, out var n)) result = Math.Max(result, n);
         }
-        return result + 1;
+        // 2147483647-x.png would overflow the counter to a negative number; saturate and let WriteNext refuse.
+        return result == int.MaxValue ? int.MaxValue : result + 1;
     }
 
     /// <summary>File name for image number <paramref name="sequence"/> with <paramref name="seed"/>.</summary>
@@ -27,34 +29,22 @@ public static class OutputNaming
         $"{sequence.ToString("D5", CultureInfo.InvariantCulture)}-{seed.ToString(CultureInfo.InvariantCulture)}.png";
 
     /// <summary>
-    /// Writes <paramref name="bytes"/> under the next free name without ever replacing a file: the bytes go to a
-    /// temporary file first and are moved in place only when complete, so a crash never leaves half an image.
+    /// Writes <paramref name="bytes"/> under the next free name without ever replacing a file: the bytes go to an
+    /// exclusively created temporary file first and are moved in place only when complete (<see cref="AtomicFile"/>),
+    /// so a crash never leaves half an image and a planted link is never written through.
     /// </summary>
     /// <returns>The path written.</returns>
+    /// <exception cref="IOException">The numbers are exhausted (a file numbered 2147483647 exists) or the folder cannot be written.</exception>
     public static string WriteNext(string folder, long seed, ReadOnlySpan<byte> bytes)
     {
-        Directory.CreateDirectory(folder);
-        var temp = Path.Combine(folder, $".lorabridge-{Guid.NewGuid():N}.tmp");
-        File.WriteAllBytes(temp, bytes.ToArray());
-        try
+        int first = NextSequenceNumber(folder);
+        return AtomicFile.CreateUnique(folder, attempt =>
         {
-            for (int sequence = NextSequenceNumber(folder); ; sequence++)
-            {
-                var target = Path.Combine(folder, FileName(sequence, seed));
-                try
-                {
-                    File.Move(temp, target, overwrite: false);
-                    return target;
-                }
-                catch (IOException) when (File.Exists(target))
-                {
-                    // Another writer took this number between the scan and the move: try the next one.
-                }
-            }
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
+            long sequence = (long)first + attempt;
+            // Another writer may take numbers between the scan and the move; the next ones are tried, up to int's end.
+            if (sequence > int.MaxValue)
+                throw new IOException($"{folder}: image numbers are exhausted (a file numbered {int.MaxValue} exists); choose another --out folder");
+            return FileName((int)sequence, seed);
+        }, bytes);
     }
 }

@@ -151,10 +151,8 @@ public sealed class HashCache
     {
         _unsaved = false;
         if (CacheFile is null) return;
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(CacheFile))!);
-        string tmp = CacheFile + "." + Environment.ProcessId + ".tmp";
-        File.WriteAllText(tmp, JsonSerializer.Serialize(_entries, HashCacheJson.Default.DictionaryStringEntry));
-        File.Move(tmp, CacheFile, overwrite: true);
+        // Exclusive temporary file + rename: a link planted at the cache's name or a predictable temp name is never written through.
+        AtomicFile.Replace(CacheFile, JsonSerializer.SerializeToUtf8Bytes(_entries, HashCacheJson.Default.DictionaryStringEntry));
     }
 
     /// <summary>One cached hash (serialized form).</summary>

@@ -186,7 +186,7 @@ public sealed class BatchCommandTests(CliDataFixture f) : IClassFixture<CliDataF
         var template = WriteTemplate("check.sbn", "a cat <lora:demo_style:1>\n{{ job {prompt: \"a dog <lora:demo_styel:1>\", steps: 0} }}\n");
         var outDir = f.NewDir("check");
         var (code, _, stderr) = await CliProcess.RunAsync(["batch", template, "--out", outDir, "--size", "64x64", .. f.Common], f.Root, timeoutSeconds: 300);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code); // invalid input (issue 17: exit 2 everywhere)
         Assert.Contains("error: job 2 (line 2): steps must be at least 1", stderr);
         Assert.DoesNotContain("job 1", stderr);
         Assert.False(Directory.Exists(outDir) && Directory.EnumerateFiles(outDir).Any(), "nothing is rendered when a later job is bad");

@@ -60,11 +60,11 @@ public sealed class Img2ImgCommandTests(CliDataFixture f) : IClassFixture<CliDat
     }
 
     [Fact]
-    public async Task Img2ImgWithAMissingPictureExitsOneAndWritesNothing()
+    public async Task Img2ImgWithAMissingPictureExitsTwoAndWritesNothing()
     {
         var outDir = f.NewDir("missing");
         var (code, _, stderr) = await CliProcess.RunAsync(["img2img", Path.Combine(f.Root, "nope.png"), "a lighthouse", "--out", outDir, .. f.Common], f.Root);
-        Assert.Equal(1, code);
+        Assert.Equal(2, code); // invalid input (issue 17)
         Assert.Contains("nope.png", stderr);
         Assert.False(Directory.Exists(outDir));
     }

@@ -40,6 +40,12 @@ public static class GenerateCommands
 
         public void AddTo(Command command)
         {
+            // Limits checked while parsing (issue 17): a typo never reaches the model.
+            OptionValidation.Range(Steps, 1, GenerationLimits.MaxSteps);
+            OptionValidation.Range(BatchSize, 1, GenerationLimits.MaxBatchSize);
+            OptionValidation.Range(BatchCount, 1, GenerationLimits.MaxBatchCount);
+            OptionValidation.Range(ClipSkip, 1, 12);
+            OptionValidation.Finite(Cfg, GenerationLimits.MaxCfg);
             foreach (var o in new Option[] { Negative, Steps, Sampler, Schedule, Cfg, Seed, Size, BatchSize, BatchCount, ClipSkip, RandnSource, Checkpoint, Out, Tokenizer, Precision, NoHalfVae })
                 command.Options.Add(o);
             Hires.AddTo(command);
@@ -110,10 +116,12 @@ public static class GenerateCommands
             var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
             var bridge = sp.GetRequiredService<PythonBridge>();
             bridge.StartBooting(); // Python and torch load on their own thread while the C# work below runs
+            if (Preflight.DataDirProblem(o.EffectiveDataDir) is { } dataProblem) return dataProblem;
             var workspace = new GenerationWorkspace(options.Workspace(parse, o), bridge);
             using var extensions = ExtensionCommands.Load(sp);
             workspace.Engine.Hooks = extensions;
-            return await RunJobsAsync(workspace, [options.Request(parse, parse.GetValue(prompt)!, o, workspace.Sources.DefaultSize())], token);
+            return await RunJobsAsync(workspace, [options.Request(parse, parse.GetValue(prompt)!, o, workspace.Sources.DefaultSize())], token,
+                bridge: bridge);
         }));
         return command;
     }
@@ -140,9 +148,15 @@ public static class GenerateCommands
                 var rows = parse.GetValue(data) is { } d ? BatchData.Load(d.FullName) : null;
                 jobs = BatchTemplate.Render(File.ReadAllText(template.FullName), template.FullName, rows);
             }
-            catch (Exception ex) when (ex is BatchTemplateException or IOException or UnauthorizedAccessException)
+            catch (BatchTemplateException ex)
             {
-                await Console.Error.WriteLineAsync($"error: {ex.Message}");
+                // Invalid input (template or data): exit 2.
+                await Console.Error.WriteLineAsync($"error: {TerminalText.Escape(ex.Message, keepNewlines: true)}");
+                return 2;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                await Console.Error.WriteLineAsync($"error: {TerminalText.Escape(ex.Message)}");
                 return 1;
             }
             Console.Out.WriteLine($"{jobs.Count} job{(jobs.Count == 1 ? "" : "s")} from {template.Name}");
@@ -152,12 +166,13 @@ public static class GenerateCommands
                 var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
                 var bridge = sp.GetRequiredService<PythonBridge>();
                 bridge.StartBooting(); // Python and torch load on their own thread while the C# work below runs
+                if (Preflight.DataDirProblem(o.EffectiveDataDir) is { } dataProblem) return dataProblem;
                 var workspace = new GenerationWorkspace(options.Workspace(parse, o), bridge);
                 using var extensions = ExtensionCommands.Load(sp);
                 workspace.Engine.Hooks = extensions;
                 var defaults = options.Request(parse, "", o, workspace.Sources.DefaultSize());
                 var requests = jobs.Select(j => Apply(defaults, j)).ToList();
-                return await RunJobsAsync(workspace, requests, token, jobs, parse.GetValue(grid));
+                return await RunJobsAsync(workspace, requests, token, jobs, parse.GetValue(grid), bridge);
             });
         });
         return command;
@@ -225,41 +240,68 @@ public static class GenerateCommands
     };
 
     internal static async Task<int> RunJobsAsync(GenerationWorkspace workspace, IReadOnlyList<GenerationRequest> requests, CancellationToken ct,
-        IReadOnlyList<BatchJob>? jobs = null, bool grid = false)
+        IReadOnlyList<BatchJob>? jobs = null, bool grid = false, PythonBridge? bridge = null)
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         var all = new List<(int Job, GeneratedImage Image)>();
         bool complete = false;
+        // Limits, values and folders before anything starts, so a bad --out never costs a render (exit 2).
+        if (Preflight.CheckLocal(workspace, requests, jobs is null ? null : i => $"job {i + 1} (line {jobs[i].Line})") is { Count: > 0 } local)
+        {
+            foreach (var p in local) await Console.Error.WriteLineAsync($"error: {TerminalText.Escape(p)}");
+            return 2;
+        }
         try
         {
+            if (bridge is not null && await Preflight.CheckNamesAsync(bridge, requests, ct) is { Count: > 0 } names)
+            {
+                foreach (var p in names) await Console.Error.WriteLineAsync($"error: {p}");
+                return 2;
+            }
             var checkpoint = await workspace.PrepareAsync(ct);
-            Console.Error.WriteLine($"checkpoint: {checkpoint.Path}{(workspace.UsesDemoModel ? " (built-in demo model)" : "")}");
+            Console.Error.WriteLine($"checkpoint: {TerminalText.Escape(checkpoint.Path)}{(workspace.UsesDemoModel ? " (built-in demo model)" : "")}");
             // After PrepareAsync, so the demo LoRAs a fresh data folder gets are there to be found.
             if (jobs is not null && !CheckJobs(workspace, requests, jobs, grid)) return 1;
             for (int i = 0; i < requests.Count; i++)
             {
                 var label = requests.Count > 1 ? $"job {i + 1}/{requests.Count}" : "generating";
                 var images = await RunWithProgressAsync(console, label, p => workspace.GenerateAsync(requests[i], p, ct));
-                foreach (var w in workspace.Warnings.Distinct()) Console.Error.WriteLine($"warning: {w}");
+                foreach (var w in workspace.Warnings.Distinct()) Console.Error.WriteLine($"warning: {TerminalText.Escape(w)}");
                 workspace.Warnings.Clear();
                 foreach (var image in images)
                 {
-                    Console.Out.WriteLine(image.Path);
+                    Console.Out.WriteLine(TerminalText.Escape(image.Path));
                     all.Add((i, image));
                 }
             }
             complete = true;
         }
-        catch (Exception ex) when (ex is PromptPlanException or LoraNotFoundException or TokenizerNotFoundException or FileNotFoundException
-            or ArgumentException or PythonCallException or ModelFileException)
+        catch (Exception ex) when (ex is ArgumentException or PromptPlanException)
         {
-            await Console.Error.WriteLineAsync($"error: {ex.Message}");
+            // Invalid input (an option value, a prompt): exit 2 as the README says.
+            await Console.Error.WriteLineAsync($"error: {TerminalText.Escape(ex.Message)}");
+            return 2;
+        }
+        catch (Exception ex) when (ex is LoraNotFoundException or TokenizerNotFoundException or FileNotFoundException
+            or PythonCallException or ModelFileException or IOException or UnauthorizedAccessException)
+        {
+            await Console.Error.WriteLineAsync($"error: {TerminalText.Escape(ex.Message)}");
             return 1;
         }
         finally
         {
             // Images already written stay listed, even when a later job fails or the run is cancelled.
-            if (jobs is not null && all.Count > 0) WriteManifest(all, requests, jobs);
+            if (jobs is not null && all.Count > 0)
+            {
+                try
+                {
+                    WriteManifest(all, requests, jobs);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    Console.Error.WriteLine($"error: manifest: {TerminalText.Escape(ex.Message)}");
+                }
+            }
         }
 
         if (complete && grid && jobs is not null && all.Count > 0 && !WriteGrid(all, jobs)) return 1;
@@ -275,7 +317,7 @@ public static class GenerateCommands
         {
             foreach (var problem in workspace.Check(requests[i]))
             {
-                Console.Error.WriteLine($"error: job {i + 1} (line {jobs[i].Line}): {problem}");
+                Console.Error.WriteLine($"error: job {i + 1} (line {jobs[i].Line}): {TerminalText.Escape(problem)}");
                 ok = false;
             }
         }
@@ -291,8 +333,9 @@ public static class GenerateCommands
     private static void WriteManifest(List<(int Job, GeneratedImage Image)> all, IReadOnlyList<GenerationRequest> requests, IReadOnlyList<BatchJob> jobs)
     {
         var outDir = Path.GetDirectoryName(all[0].Image.Path)!;
-        var manifest = Path.Combine(outDir, $"batch-{DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}.jsonl");
-        File.WriteAllLines(manifest, all.Select(r => BatchManifest.Line(r.Job + 1, jobs[r.Job], requests[r.Job], r.Image.Seed, r.Image.Path)));
+        // A new file every time: two batches finishing in the same second get -1, -2, …; a planted link is never followed.
+        var lines = all.Select(r => BatchManifest.Line(r.Job + 1, jobs[r.Job], requests[r.Job], r.Image.Seed, r.Image.Path) + "\n");
+        var manifest = AtomicFile.CreateUnique(outDir, UniqueName("batch", "jsonl"), System.Text.Encoding.UTF8.GetBytes(string.Concat(lines)));
         Console.Out.WriteLine($"manifest: {manifest}");
     }
 
@@ -309,16 +352,22 @@ public static class GenerateCommands
         try
         {
             var (png, layout) = GridComposer.Compose(cells);
-            var gridPath = Path.Combine(Path.GetDirectoryName(all[0].Image.Path)!, $"grid-{DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}.png");
-            File.WriteAllBytes(gridPath, png);
+            var gridPath = AtomicFile.CreateUnique(Path.GetDirectoryName(all[0].Image.Path)!, UniqueName("grid", "png"), png);
             Console.Out.WriteLine($"grid: {gridPath} ({layout.Columns.Count}x{layout.Rows.Count} cells, {layout.Width}x{layout.Height} px)");
             return true;
         }
-        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException)
         {
-            Console.Error.WriteLine($"error: --grid: {ex.Message}");
+            Console.Error.WriteLine($"error: --grid: {TerminalText.Escape(ex.Message)}");
             return false;
         }
+    }
+
+    // prefix-yyyyMMdd-HHmmss.ext, then prefix-yyyyMMdd-HHmmss-1.ext, … for AtomicFile.CreateUnique.
+    private static Func<int, string> UniqueName(string prefix, string extension)
+    {
+        var stamp = DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+        return attempt => attempt == 0 ? $"{prefix}-{stamp}.{extension}" : $"{prefix}-{stamp}-{attempt}.{extension}";
     }
 
     private static async Task<IReadOnlyList<GeneratedImage>> RunWithProgressAsync(IAnsiConsole console, string label,
@@ -379,7 +428,7 @@ public static class GenerateCommands
             }
             catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException)
             {
-                Console.Error.WriteLine($"error: {ex.Message}");
+                Console.Error.WriteLine($"error: {TerminalText.Escape(ex.Message)}");
                 return 1;
             }
             if (!chunks.TryGetValue("parameters", out var text))
@@ -399,9 +448,10 @@ public static class GenerateCommands
             }
             else
             {
-                Console.Out.WriteLine($"Prompt: {info.Prompt}");
-                if (info.NegativePrompt.Length > 0) Console.Out.WriteLine($"Negative prompt: {info.NegativePrompt}");
-                foreach (var (k, v) in info.Parameters) Console.Out.WriteLine($"{k}: {v}");
+                // PNG text comes from anywhere: control characters are escaped, never sent to the terminal raw.
+                Console.Out.WriteLine($"Prompt: {TerminalText.Escape(info.Prompt, keepNewlines: true)}");
+                if (info.NegativePrompt.Length > 0) Console.Out.WriteLine($"Negative prompt: {TerminalText.Escape(info.NegativePrompt, keepNewlines: true)}");
+                foreach (var (k, v) in info.Parameters) Console.Out.WriteLine($"{TerminalText.Escape(k)}: {TerminalText.Escape(v)}");
             }
             return 0;
         });

@@ -107,10 +107,10 @@ public static class Img2ImgCommands
             }
             catch (ArgumentException ex)
             {
-                await Console.Error.WriteLineAsync($"error: {ex.Message}");
-                return 1;
+                await Console.Error.WriteLineAsync($"error: {TerminalText.Escape(ex.Message)}");
+                return 2; // invalid input (issue 17)
             }
-            return await GenerateCommands.RunJobsAsync(workspace, [request], token);
+            return await GenerateCommands.RunJobsAsync(workspace, [request], token, bridge: sp.GetRequiredService<PythonBridge>());
         }));
         return command;
     }

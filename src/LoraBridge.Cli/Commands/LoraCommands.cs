@@ -41,9 +41,10 @@ public static class LoraCommands
         {
             var catalog = catalogFactory(parse);
             var rows = LoraReports.List(catalog, withHashes: !parse.GetValue(noHash));
+            // Names, aliases and errors come from files: escape control characters (JSON escapes them itself).
             parse.InvocationConfiguration.Output.Write(parse.GetValue(json)
                 ? LoraReports.FormatJson(rows)
-                : LoraReports.FormatTable(rows, catalog.Options.EffectiveLoraDirs));
+                : TerminalText.Escape(LoraReports.FormatTable(rows, catalog.Options.EffectiveLoraDirs), keepNewlines: true));
             return 0;
         });
 
@@ -59,12 +60,13 @@ public static class LoraCommands
             try
             {
                 var details = LoraReports.Show(catalogFactory(parse), parse.GetValue(name)!, Math.Max(0, parse.GetValue(tags)));
-                parse.InvocationConfiguration.Output.Write(parse.GetValue(showJson) ? LoraReports.FormatShowJson(details) : LoraReports.FormatShow(details));
+                parse.InvocationConfiguration.Output.Write(parse.GetValue(showJson) ? LoraReports.FormatShowJson(details)
+                    : TerminalText.Escape(LoraReports.FormatShow(details), keepNewlines: true));
                 return 0;
             }
             catch (LoraNotFoundException e)
             {
-                parse.InvocationConfiguration.Error.WriteLine(e.Message);
+                parse.InvocationConfiguration.Error.WriteLine(TerminalText.Escape(e.Message));
                 return 1;
             }
         });

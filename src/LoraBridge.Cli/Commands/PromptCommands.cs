@@ -23,6 +23,8 @@ public static class PromptCommands
         var hires = new Option<int?>("--hires-steps") { Description = "Hires-fix steps (adds the hires pass)" };
         var json = new Option<bool>("--json") { Description = "Write the plan as JSON instead of a table" };
         var jsonl = new Option<bool>("--jsonl") { Description = "Read {\"prompt\",\"steps\",\"hires_steps\"} lines from stdin, write A1111 conformance-shaped lines" };
+        OptionValidation.Range(steps, 1, LoraBridge.Engine.GenerationLimits.MaxSteps);
+        OptionValidation.Range(hires, 1, LoraBridge.Engine.GenerationLimits.MaxSteps);
         var plan = new Command("plan", "Show which text conditions each step and every LoRA's multipliers per step");
         plan.Arguments.Add(text);
         plan.Options.Add(steps);
