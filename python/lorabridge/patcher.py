@@ -43,6 +43,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
+from .lbw import BlockWeights
 from .networks import LayerSkipped, Network, load_network_file
 from .networks.keymap import TE_PREFIX, UNET_PREFIX, layer_map
 
@@ -55,12 +56,14 @@ class Cancelled(Exception):
 
 @dataclass(frozen=True)
 class Activation:
-    """One ``<lora:name:te:unet:dyn>`` entry: absolute multipliers (``unet`` defaults to ``te``)."""
+    """One ``<lora:name:te:unet:dyn>`` entry: absolute multipliers (``unet`` defaults to ``te``) and optional
+    LoRA-block-weight ratios (:mod:`lorabridge.lbw`; None or trivial = every layer at ratio 1)."""
 
     network: Network
     te: float = 1.0
     unet: Optional[float] = None
     dyn: Optional[int] = None
+    blocks: Optional[BlockWeights] = None
 
     @property
     def unet_multiplier(self) -> float:
@@ -74,7 +77,7 @@ class _Original:
     bias: Optional[torch.Tensor]  # None: the layer had no bias (one we create is removed on restore)
 
 
-Entry = tuple[Network, float, Optional[int]]
+Entry = tuple[Network, float, Optional[int], float]  # network, multiplier, dyn, block-weight ratio
 
 
 class Patcher:
@@ -93,6 +96,7 @@ class Patcher:
         # A1111 picks the te multiplier when 'transformer' is in the first 20 characters of the layer name.
         self._is_te = {path: "transformer" in name[:20] for name, (path, _) in self.layers.items()}
         self._by_path = {path: module for path, module in self.layers.values()}
+        self._a1111_name = {path: name for name, (path, _) in self.layers.items()}
         self._originals: dict[str, _Original] = {}
         self._applied: dict[str, tuple[Entry, ...]] = {}
         self._last: dict[int, tuple[float, float, Optional[int]]] = {}
@@ -126,8 +130,12 @@ class Patcher:
             final = last[id(a.network)]
             for path in a.network.modules:
                 m = final.te if self._is_te.get(path, False) else final.unet_multiplier
-                if m != 0.0:  # m = 0 adds exactly nothing in A1111; skipping it keeps originals untouched
-                    wanted.setdefault(path, []).append((a.network, float(m), final.dyn))
+                blocks = final.blocks
+                r = 1.0 if blocks is None or blocks.trivial else float(blocks.ratio(self._a1111_name[path]))
+                # m = 0 adds exactly nothing in A1111; skipping it keeps originals untouched. A ratio of 0 is not
+                # skipped: extra biases are not scaled by it and DoRA still decomposes.
+                if m != 0.0:
+                    wanted.setdefault(path, []).append((a.network, float(m), final.dyn, r))
         self._track_keyframes(last.values())
         te_key = tuple((a.network.name, a.network.source, float(last[id(a.network)].te), last[id(a.network)].dyn)
                        for a in activations
@@ -243,12 +251,16 @@ class Patcher:
             w = orig.weight.to(torch.float32, copy=True)
         b = None if orig.bias is None else orig.bias.to(torch.float32, copy=True)
         errors: list[str] = []
-        for net, m, dyn in entries:
+        for net, m, dyn, ratio in entries:
             nm = net.modules[path]
             try:
-                if nm.add_into(w, m, dyn):
+                if ratio != 1.0:
+                    delta, ex_bias = nm.compute(w, m, dyn, ratio)
+                    _check_fits(w, delta)
+                    w.add_(delta)
+                elif nm.add_into(w, m, dyn):
                     continue
-                if nm.weight_independent and nm.dora_scale is None:
+                elif nm.weight_independent and nm.dora_scale is None:
                     # w + m·unit: one rounding fewer than A1111's (unit·m) then +, identical cached or not.
                     delta, ex_bias = self._unit(path, net, dyn, w)
                     _check_fits(w, delta)
