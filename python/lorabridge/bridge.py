@@ -283,6 +283,11 @@ def gen_set_networks(settings: list) -> int:
     return _require_session().set_networks([(str(n), float(te), float(u), None if d is None else int(d)) for n, te, u, d in settings])
 
 
+def gen_set_block_weights(table: list) -> None:
+    """LoRA block weights by network name: [(name, values (12/17/20/26/61), elemental text)]; [] clears."""
+    _require_session().set_block_weights([(str(n), [float(v) for v in w], str(e)) for n, w, e in table])
+
+
 def gen_restore() -> None:
     if _session is not None:
         _session.restore()

@@ -15,6 +15,7 @@ import torch
 from .conditioning import encode_prompt
 from .images import encode_pngs
 from .model import StableDiffusion, load_checkpoint
+from .lbw import BlockWeights, to26
 from .networks import Network
 from .patcher import Activation, Patcher
 from .rng import ImageRNG, image_seeds
@@ -46,6 +47,7 @@ class Session:
                              f"{', '.join(self.model.missing_parts)}")
         self.patcher = Patcher(self.model)
         self.networks: dict[str, Network] = {}
+        self.block_weights: dict[str, BlockWeights] = {}
         self._objects: dict[int, object] = {}
         self._next_handle = 1
 
@@ -87,8 +89,13 @@ class Session:
             network = self.networks.get(name)
             if network is None:
                 raise KeyError(f"network {name!r} is not loaded; load_network it first")
-            activations.append(Activation(network, float(te), float(unet), None if dyn is None else int(dyn)))
+            activations.append(Activation(network, float(te), float(unet), None if dyn is None else int(dyn),
+                                          self.block_weights.get(name)))
         return self.patcher.apply(activations, should_cancel)
+
+    def set_block_weights(self, table: Sequence[tuple[str, Sequence[float], str]]) -> None:
+        """Replaces the LoRA block weights by network name (LBW: 12/17/20 values expand to 26 by count)."""
+        self.block_weights = {name: BlockWeights(tuple(to26(list(values))), elemental) for name, values, elemental in table}
 
     def restore(self) -> None:
         """Base weights back, bit for bit."""

@@ -9,11 +9,16 @@ namespace LoraBridge.Engine;
 /// </summary>
 public sealed class A1111PromptPlanner : IPromptPlanner
 {
+    /// <summary>Block-weight presets for <c>lbw=</c>/<c>lbwe=</c> (LBW's defaults unless set).</summary>
+    public LbwPresets BlockWeightPresets { get; init; } = LbwPresets.Default;
+
     /// <inheritdoc />
     public GenerationPlan Plan(string prompt, string negativePrompt, int steps)
     {
         var plan = PromptPlan.Create(prompt, steps);
         if (!plan.IsOk) throw new PromptPlanException(Describe("prompt", plan.Errors));
+        var blockWeights = BlockWeightReader.Read(prompt, BlockWeightPresets);
+        if (!blockWeights.IsOk) throw new PromptPlanException(Describe("prompt", [blockWeights.Error!]));
         var negative = Scheduler.Schedule(negativePrompt, new ScheduleOptions(steps));
         if (!negative.IsOk) throw new PromptPlanException(Describe("negative prompt", [negative.Error!]));
 
@@ -35,6 +40,7 @@ public sealed class A1111PromptPlanner : IPromptPlanner
         {
             PositiveBatches = pass.Parts.Select(p => (IReadOnlyList<string>)p.Schedule.Value!.Select(e => e.Text).ToList()).ToList(),
             NegativeBatch = negative.Value!.Select(e => e.Text).ToList(),
+            BlockWeights = blockWeights.Value!,
         };
     }
 

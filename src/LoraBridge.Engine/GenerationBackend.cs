@@ -1,3 +1,4 @@
+using LoraBridge.Prompting;
 namespace LoraBridge.Engine;
 
 /// <summary>A conditioning tensor held by the backend.</summary>
@@ -58,6 +59,13 @@ public interface IGenerationBackend
 
     /// <summary>Restores the base weights bit for bit.</summary>
     Task RestoreAsync();
+
+    /// <summary>
+    /// Replaces the table of LoRA block weights (by network name) that later <see cref="SetNetworksAsync"/> calls apply;
+    /// an empty list clears it. Backends without block-weight support reject a non-empty table.
+    /// </summary>
+    Task SetBlockWeightsAsync(IReadOnlyList<LoraBlockWeights> weights, CancellationToken ct) =>
+        weights.Count == 0 ? Task.CompletedTask : throw new NotSupportedException("this backend has no LoRA block weights");
 
     /// <summary>
     /// Encodes texts as one batch under the current text-encoder weights, as A1111 encodes the texts of one prompt's

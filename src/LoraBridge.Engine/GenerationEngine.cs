@@ -87,6 +87,7 @@ public sealed class GenerationEngine
     private readonly Dictionary<string, ConditioningHandle> _conditionings = new(StringComparer.Ordinal);
     private readonly HashSet<string> _loadedNetworks = new(StringComparer.Ordinal);
     private string? _checkpointPath;
+    private string _blockWeightsKey = "";
 
     /// <summary>Creates an engine over a backend, a prompt planner and a network resolver (catalog lookup).</summary>
     /// <param name="backend">The model side.</param>
@@ -137,6 +138,7 @@ public sealed class GenerationEngine
             // Another checkpoint: its encoder gives other conditionings and its patcher knows no networks yet.
             await DropConditioningsAsync(keep: null).ConfigureAwait(false);
             _loadedNetworks.Clear();
+            _blockWeightsKey = "";
             _checkpointPath = checkpoint.Path;
         }
         foreach (var network in networks)
@@ -146,6 +148,7 @@ public sealed class GenerationEngine
             await _backend.LoadNetworkAsync(network.Name, network.Path, ct).ConfigureAwait(false);
             _loadedNetworks.Add(network.Name);
         }
+        await SendBlockWeightsAsync(plan, skipped, ct).ConfigureAwait(false);
 
         var images = new List<GeneratedImage>();
         var clock = Stopwatch.StartNew();
@@ -329,6 +332,20 @@ public sealed class GenerationEngine
         result.AddRange(teState.Values.Where(t => result.All(r => r.Name != t.Name)).Select(t => t with { Unet = 0 }));
         result.RemoveAll(n => n.Te == 0 && n.Unet == 0);
         return result;
+    }
+
+    /// <summary>
+    /// Sends the job's LoRA block weights when they differ from the last job's. Block weights change the text encoder
+    /// (BASE) too, and the conditioning cache key knows only multipliers, so cached conditionings go with them.
+    /// </summary>
+    private async Task SendBlockWeightsAsync(GenerationPlan plan, HashSet<string> skipped, CancellationToken ct)
+    {
+        var weights = plan.BlockWeights.Where(b => !skipped.Contains(b.Name)).ToList();
+        string key = string.Join("\u0001", weights.Select(b => $"{b.Name}\u0002{string.Join(",", b.Weights.Select(w => w.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))}\u0002{b.Elemental}"));
+        if (key == _blockWeightsKey) return;
+        await _backend.SetBlockWeightsAsync(weights, ct).ConfigureAwait(false);
+        _blockWeightsKey = key;
+        await DropConditioningsAsync(keep: null).ConfigureAwait(false);
     }
 
     private async Task DropConditioningsAsync(HashSet<string>? keep)

@@ -19,8 +19,13 @@ public sealed class GenerationWorkspace
     {
         _bridge = bridge;
         Sources = new ModelSources(settings);
-        Engine = new GenerationEngine(new PythonGenerationBackend(bridge), new A1111PromptPlanner(), ResolveNetwork);
+        Engine = new GenerationEngine(new PythonGenerationBackend(bridge), Planner, ResolveNetwork);
     }
+
+    /// <summary>The prompt planner, with the block-weight presets of the data folder (<c>lbwpresets.txt</c>, <c>elempresets.txt</c>).</summary>
+    public A1111PromptPlanner Planner => _planner ??= new A1111PromptPlanner { BlockWeightPresets = LoraBridge.Prompting.LbwPresets.Load(Sources.Settings.DataDir) };
+
+    private A1111PromptPlanner? _planner;
 
     /// <summary>Catalog, checkpoint and tokenizer discovery.</summary>
     public ModelSources Sources { get; }
@@ -61,7 +66,7 @@ public sealed class GenerationWorkspace
         try
         {
             GenerationEngine.ValidateRequest(request);
-            var plan = new A1111PromptPlanner().Plan(request.Prompt, request.NegativePrompt, request.Steps);
+            var plan = Planner.Plan(request.Prompt, request.NegativePrompt, request.Steps);
             foreach (var name in plan.NetworkNames)
             {
                 if (Sources.Catalog.TryFind(name) is null && Sources.Settings.LoraNotFound == LoraNotFoundBehavior.Error)

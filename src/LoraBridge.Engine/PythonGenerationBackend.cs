@@ -1,3 +1,4 @@
+using LoraBridge.Prompting;
 using LoraBridge.Python;
 
 namespace LoraBridge.Engine;
@@ -17,6 +18,10 @@ public sealed class PythonGenerationBackend(PythonBridge bridge) : IGenerationBa
 
     /// <inheritdoc />
     public Task RestoreAsync() => bridge.RestoreNetworksAsync();
+
+    /// <inheritdoc />
+    public Task SetBlockWeightsAsync(IReadOnlyList<LoraBlockWeights> weights, CancellationToken ct) =>
+        bridge.SetBlockWeightsAsync(weights.Select(w => (w.Name, w.Weights, w.Elemental)).ToList(), ct);
 
     /// <inheritdoc />
     public async Task<IReadOnlyList<ConditioningHandle>> EncodeAsync(IReadOnlyList<IReadOnlyList<TokenChunk>> texts, int clipSkip, CancellationToken ct)

@@ -1,0 +1,21 @@
+using Python.Runtime;
+
+namespace LoraBridge.Python;
+
+// LoRA block weights (lbw=/lbwe=): a table by network name that the session's set_networks applies.
+public sealed partial class PythonBridge
+{
+    /// <summary>
+    /// Replaces the session's block-weight table: per network name the block ratios as written (12, 17, 20, 26 or 61
+    /// values) and the elemental directives text. An empty list clears it. Applied by the next network update.
+    /// </summary>
+    public Task SetBlockWeightsAsync(IReadOnlyList<(string Name, IReadOnlyList<double> Weights, string Elemental)> table,
+        CancellationToken ct = default) => CallAsync(m =>
+    {
+        var items = table.Select(t => (PyObject)new PyTuple([
+            new PyString(t.Name), new PyList(t.Weights.Select(w => (PyObject)new PyFloat(w)).ToArray()), new PyString(t.Elemental),
+        ])).ToArray();
+        Invoke(m, "gen_set_block_weights", new PyList(items)).Dispose();
+        return true;
+    }, ct);
+}
