@@ -288,6 +288,13 @@ def gen_set_block_weights(table: list) -> None:
     _require_session().set_block_weights([(str(n), [float(v) for v in w], str(e)) for n, w, e in table])
 
 
+def gen_patch_totals() -> tuple[int, float]:
+    """(layers patched, seconds spent patching) since the session was created; (0, 0.0) without one."""
+    if _session is None:
+        return 0, 0.0
+    return int(_session.patch_layers), float(_session.patch_seconds)
+
+
 def gen_restore() -> None:
     if _session is not None:
         _session.restore()

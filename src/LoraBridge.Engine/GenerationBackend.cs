@@ -60,6 +60,9 @@ public interface IGenerationBackend
     /// <summary>Restores the base weights bit for bit.</summary>
     Task RestoreAsync();
 
+    /// <summary>Layers patched and seconds spent patching since the model was loaded (cumulative), or null when not counted.</summary>
+    Task<(long Layers, double Seconds)?> PatchTotalsAsync(CancellationToken ct) => Task.FromResult<(long, double)?>(null);
+
     /// <summary>
     /// Replaces the table of LoRA block weights (by network name) that later <see cref="SetNetworksAsync"/> calls apply;
     /// an empty list clears it. Backends without block-weight support reject a non-empty table.

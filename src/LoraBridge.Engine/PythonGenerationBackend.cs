@@ -20,6 +20,10 @@ public sealed class PythonGenerationBackend(PythonBridge bridge) : IGenerationBa
     public Task RestoreAsync() => bridge.RestoreNetworksAsync();
 
     /// <inheritdoc />
+    public async Task<(long Layers, double Seconds)?> PatchTotalsAsync(CancellationToken ct) =>
+        await bridge.GetPatchTotalsAsync(ct).ConfigureAwait(false);
+
+    /// <inheritdoc />
     public Task SetBlockWeightsAsync(IReadOnlyList<LoraBlockWeights> weights, CancellationToken ct) =>
         bridge.SetBlockWeightsAsync(weights.Select(w => (w.Name, w.Weights, w.Elemental)).ToList(), ct);
 

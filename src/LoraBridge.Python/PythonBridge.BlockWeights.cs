@@ -18,4 +18,13 @@ public sealed partial class PythonBridge
         Invoke(m, "gen_set_block_weights", new PyList(items)).Dispose();
         return true;
     }, ct);
+
+    /// <summary>Layers patched and seconds spent patching by the loaded session (cumulative); (0, 0) without one.</summary>
+    public Task<(long Layers, double Seconds)> GetPatchTotalsAsync(CancellationToken ct = default) => CallAsync(m =>
+    {
+        using var r = Invoke(m, "gen_patch_totals");
+        using var layers = r[0];
+        using var seconds = r[1];
+        return (layers.As<long>(), seconds.As<double>());
+    }, ct);
 }

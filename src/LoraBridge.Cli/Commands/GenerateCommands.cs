@@ -170,6 +170,9 @@ public static class GenerateCommands
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         var all = new List<(int Job, GeneratedImage Image)>();
+        var patches = new Dictionary<int, PatchStatistics>();
+        // A batch keeps its networks patched from one job to the next: equal networks and multipliers patch nothing.
+        if (jobs is not null) workspace.Engine.KeepNetworksBetweenJobs = true;
         bool complete = false;
         try
         {
@@ -181,6 +184,7 @@ public static class GenerateCommands
             {
                 var label = requests.Count > 1 ? $"job {i + 1}/{requests.Count}" : "generating";
                 var images = await RunWithProgressAsync(console, label, p => workspace.GenerateAsync(requests[i], p, ct));
+                if (workspace.Engine.LastJobPatches is { } patched) patches[i] = patched;
                 foreach (var w in workspace.Warnings.Distinct()) Console.Error.WriteLine($"warning: {w}");
                 workspace.Warnings.Clear();
                 foreach (var image in images)
@@ -200,7 +204,7 @@ public static class GenerateCommands
         finally
         {
             // Images already written stay listed, even when a later job fails or the run is cancelled.
-            if (jobs is not null && all.Count > 0) WriteManifest(all, requests, jobs);
+            if (jobs is not null && all.Count > 0) WriteManifest(all, requests, jobs, patches);
         }
 
         if (complete && grid && jobs is not null && all.Count > 0 && !WriteGrid(all, jobs)) return 1;
@@ -229,7 +233,8 @@ public static class GenerateCommands
         return ok;
     }
 
-    private static void WriteManifest(List<(int Job, GeneratedImage Image)> all, IReadOnlyList<GenerationRequest> requests, IReadOnlyList<BatchJob> jobs)
+    private static void WriteManifest(List<(int Job, GeneratedImage Image)> all, IReadOnlyList<GenerationRequest> requests, IReadOnlyList<BatchJob> jobs,
+        IReadOnlyDictionary<int, PatchStatistics> patches)
     {
         var outDir = Path.GetDirectoryName(all[0].Image.Path)!;
         var manifest = Path.Combine(outDir, $"batch-{DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}.jsonl");
@@ -242,6 +247,8 @@ public static class GenerateCommands
             file = r.Image.Path,
             x = jobs[r.Job].X,
             y = jobs[r.Job].Y,
+            patch_ms = patches.TryGetValue(r.Job, out var p) ? Math.Round(p.PatchMs, 3) : (double?)null,
+            layers_patched = patches.TryGetValue(r.Job, out var q) ? q.LayersPatched : (long?)null,
         })));
         Console.Out.WriteLine($"manifest: {manifest}");
     }
