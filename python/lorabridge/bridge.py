@@ -295,6 +295,13 @@ def gen_patch_totals() -> tuple[int, float]:
     return int(_session.patch_layers), float(_session.patch_seconds)
 
 
+def gen_layer_errors() -> list:
+    """Networks whose layers failed to merge as the model is patched now: [(name, file, layers, first message)]."""
+    if _session is None:
+        return []
+    return [list(t) for t in _session.patcher.layer_error_summary()]
+
+
 def gen_restore() -> None:
     if _session is not None:
         _session.restore()

@@ -60,6 +60,9 @@ public interface IGenerationBackend
     /// <summary>Restores the base weights bit for bit.</summary>
     Task RestoreAsync();
 
+    /// <summary>Warnings for networks whose layers failed to merge in the current patch (file and first failing key).</summary>
+    Task<IReadOnlyList<string>> LayerWarningsAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<string>>([]);
+
     /// <summary>Layers patched and seconds spent patching since the model was loaded (cumulative), or null when not counted.</summary>
     Task<(long Layers, double Seconds)?> PatchTotalsAsync(CancellationToken ct) => Task.FromResult<(long, double)?>(null);
 

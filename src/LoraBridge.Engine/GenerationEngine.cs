@@ -160,6 +160,7 @@ public sealed class GenerationEngine
         var images = new List<GeneratedImage>();
         bool failed = false;
         LastJobPatches = null;
+        LastJobWarnings.Clear();
         var patchBefore = await _backend.PatchTotalsAsync(ct).ConfigureAwait(false);
         var clock = Stopwatch.StartNew();
         int stepsDone = 0;
@@ -219,6 +220,8 @@ public sealed class GenerationEngine
                         if (hooks is not null) await hooks.AfterStepAsync(lastProgress, ct).ConfigureAwait(false);
                     }
 
+                    foreach (var warning in await _backend.LayerWarningsAsync(ct).ConfigureAwait(false))
+                        if (!LastJobWarnings.Contains(warning)) LastJobWarnings.Add(warning);
                     var seeds = Enumerable.Range(0, request.BatchSize).Select(k => batchSeed + k).ToList();
                     var infotexts = seeds.Select(s => FormatInfotext(request, checkpoint, networks, sampling, s)).ToList();
                     var pngs = await _backend.DecodePngAsync(sampling, infotexts, ct).ConfigureAwait(false);
@@ -265,6 +268,9 @@ public sealed class GenerationEngine
     /// Failures and cancellations still restore the base weights; <see cref="RestoreNetworksAsync"/> restores on demand.
     /// </summary>
     public bool KeepNetworksBetweenJobs { get; set; }
+
+    /// <summary>Warnings of the last job: networks whose layers could not be merged (file and first failing key).</summary>
+    public List<string> LastJobWarnings { get; } = [];
 
     /// <summary>Layers re-merged and time spent merging during the last job (null when the backend does not count).</summary>
     public PatchStatistics? LastJobPatches { get; private set; }

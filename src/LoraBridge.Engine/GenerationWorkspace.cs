@@ -100,6 +100,13 @@ public sealed class GenerationWorkspace
     public async Task<IReadOnlyList<GeneratedImage>> GenerateAsync(GenerationRequest request, IProgress<GenerationProgress>? progress, CancellationToken ct)
     {
         var checkpoint = await PrepareAsync(ct).ConfigureAwait(false);
-        return await Engine.GenerateAsync(request, checkpoint, progress, ct).ConfigureAwait(false);
+        try
+        {
+            return await Engine.GenerateAsync(request, checkpoint, progress, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            Warnings.AddRange(Engine.LastJobWarnings);
+        }
     }
 }

@@ -20,6 +20,9 @@ public sealed class PythonGenerationBackend(PythonBridge bridge) : IGenerationBa
     public Task RestoreAsync() => bridge.RestoreNetworksAsync();
 
     /// <inheritdoc />
+    public Task<IReadOnlyList<string>> LayerWarningsAsync(CancellationToken ct) => bridge.GetLayerWarningsAsync(ct);
+
+    /// <inheritdoc />
     public async Task<(long Layers, double Seconds)?> PatchTotalsAsync(CancellationToken ct) =>
         await bridge.GetPatchTotalsAsync(ct).ConfigureAwait(false);
 

@@ -19,6 +19,30 @@ public sealed partial class PythonBridge
         return true;
     }, ct);
 
+    /// <summary>
+    /// Warnings for networks whose layers failed to merge as the model is patched now (A1111 leaves such layers as they
+    /// were and only logs it): one line per network naming its file, the number of layers and the first failing key.
+    /// </summary>
+    public Task<IReadOnlyList<string>> GetLayerWarningsAsync(CancellationToken ct = default) => CallAsync(m =>
+    {
+        using var r = Invoke(m, "gen_layer_errors");
+        var list = new List<string>();
+        long total = r.Length();
+        for (long i = 0; i < total; i++)
+        {
+            using (var item = r[(int)i])
+            {
+                using var name = item[0];
+                using var file = item[1];
+                using var count = item[2];
+                using var first = item[3];
+                long n = count.As<long>();
+                list.Add($"LoRA '{name.As<string>()}' ({file.As<string>()}): {n} layer{(n == 1 ? "" : "s")} could not be merged and {(n == 1 ? "was" : "were")} left unchanged; first: {first.As<string>()}");
+            }
+        }
+        return (IReadOnlyList<string>)list;
+    }, ct);
+
     /// <summary>Layers patched and seconds spent patching by the loaded session (cumulative); (0, 0) without one.</summary>
     public Task<(long Layers, double Seconds)> GetPatchTotalsAsync(CancellationToken ct = default) => CallAsync(m =>
     {
