@@ -261,14 +261,20 @@ def _require_session() -> Any:
     return _session
 
 
+# A1111's --precision / --no-half-vae for the next load (gen_set_precision).
+_precision: dict[str, Any] = {"precision": "autocast", "no_half_vae": False}
+
+
 def gen_load_checkpoint(path: str) -> bool:
     """Loads `path` unless it is already loaded; True when a load happened. A failed load keeps the old model."""
     global _session
     from .generation import Session
 
-    if _session is not None and _session.checkpoint == path:
+    if (_session is not None and _session.checkpoint == path
+            and getattr(_session, "precision_settings", _precision) == _precision):
         return False
-    session = Session(path)
+    session = Session(path, precision=_precision["precision"], no_half_vae=_precision["no_half_vae"])
+    session.precision_settings = dict(_precision)
     if _session is not None:
         _session.restore()
     _session = session
@@ -335,6 +341,61 @@ def gen_weights_digest() -> str:
     return _require_session().weights_digest()
 
 
+def gen_set_precision(precision: str = "autocast", no_half_vae: bool = False) -> bool:
+    """A1111's `--precision full|autocast` and `--no-half-vae` for the next gen_load_checkpoint (a loaded model
+    with other settings is reloaded by it). True when the settings changed. CPU runs are fp32 either way."""
+    from .sdxl import precision_for
+
+    precision_for("cpu", str(precision), bool(no_half_vae))  # validates the name
+    new = {"precision": str(precision), "no_half_vae": bool(no_half_vae)}
+    changed = new != _precision
+    _precision.update(new)
+    return changed
+
+
+def gen_model_info() -> dict:
+    """Family ("sd1"/"sdxl"), default size, text encoders, VAE scale, ADM width, precision of the loaded model."""
+    return _require_session().model_info()
+
+
+def checkpoint_family(path: str) -> dict:
+    """Family, support, what was recognised and default size of a checkpoint, from its keys and shapes only."""
+    from .model_loading import checkpoint_family as _family
+
+    return _family(path)
+
+
+def gen_encode_xl(ids_te1: list, ids_te2: Any, weights: list, width: int, height: int, zero_text: bool,
+                  crop_top: int = 0, crop_left: int = 0, original_width: int = 0, original_height: int = 0) -> list:
+    """SDXL texts [texts][chunks][77] of one prompt's schedule, encoded as one batch; one handle per text.
+
+    ids_te2 None: derived from ids_te1 (0 after the first end token). zero_text: A1111's empty negative prompt
+    (every schedule text ''), text parts zeroed. original size 0: the image size."""
+    original = None
+    if int(original_width) > 0 and int(original_height) > 0:
+        original = (int(original_width), int(original_height))
+    return _require_session().encode_batch_xl(ids_te1, ids_te2, weights, int(width), int(height), bool(zero_text),
+                                              (int(crop_top), int(crop_left)), original)
+
+
+def gen_network_family(name: str) -> dict:
+    """Which family a loaded network was made for and how much of it reaches this model, with a warning text
+    when it was made for another family (A1111 applies it anyway; its non-matching keys change nothing)."""
+    return _require_session().network_family(name)
+
+
+def ensure_demo_model_xl(folder: str) -> str:
+    """The SDXL demo checkpoint in `folder` (beside the SD1 demo, same tokenizer), written on first use."""
+    from pathlib import Path
+
+    from . import demo_xl
+
+    checkpoint = Path(folder) / "Stable-diffusion" / f"{demo_xl.CHECKPOINT_NAME}.safetensors"
+    if not checkpoint.is_file():
+        demo_xl.write_demo_model_xl(folder)
+    return str(checkpoint)
+
+
 def ensure_demo_model(folder: str) -> str:
     """The built-in demo checkpoint in `folder`, written on first use (its checkpoint file is written last)."""
     from pathlib import Path
@@ -345,3 +406,108 @@ def ensure_demo_model(folder: str) -> str:
     if not checkpoint.is_file():
         demo.write_demo_model(folder)
     return str(checkpoint)
+
+
+# --- textual-inversion embeddings ----------------------------------------------------------------------------
+
+def emb_describe_files(paths: list) -> str:
+    """JSON array: one `lorabridge.embeddings.describe` object per path (pickles, images, safetensors)."""
+    from .embeddings import describe_files
+
+    return describe_files([str(p) for p in paths])
+
+
+def gen_encode_fixed(request_json: str, clip_skip: int) -> list:
+    """`gen_encode` with textual-inversion vectors written at their placeholders (request: ids, weights, fixes)."""
+    import json
+
+    from .embeddings import EmbeddingStore, encode_request
+
+    s = _require_session()
+    store = getattr(s, "embedding_store", None)
+    if store is None:
+        store = s.embedding_store = EmbeddingStore()  # vectors live as long as the checkpoint's session
+    z = encode_request(s.model.text_encoder, store, json.loads(request_json), int(clip_skip))
+    return [s._keep(z[i]) for i in range(z.shape[0])]
+
+
+def emb_text_encoder_width(weights: str) -> int:
+    from .embeddings import encoder_width, text_encoder_from
+
+    return encoder_width(text_encoder_from(str(weights)))
+
+
+def emb_write_cond(weights: str, out_path: str, calls_json: str) -> str:
+    """Conformance: runs encode calls on a text encoder, writes their outputs to an .npz; JSON list of errors."""
+    import json
+
+    from .embeddings import write_cond
+
+    return json.dumps(write_cond(str(weights), str(out_path), json.loads(calls_json)))
+
+
+# ------------------------------------------------------------------ img2img, hires fix, upscalers (generation_img)
+
+def _upscaler_fn(models_dirs: list, name: Any, tile: int, tile_overlap: int) -> Any:
+    """(image, scale) -> image for an image-upscaler name, None for LANCZOS / latent modes."""
+    from .generation_img import catalog
+    from .hires import latent_mode
+
+    if name is None or str(name) in ("", "None") or latent_mode(str(name)) is not None:
+        return None
+    device = _session.device if _session is not None else "cpu"
+    return catalog([str(d) for d in models_dirs], int(tile), int(tile_overlap), device).as_image_upscale(str(name))
+
+
+def gen_start_img2img(sampler: str, schedule: str, steps: int, seed: int, batch_size: int, width: int, height: int,
+                      randn_source: str, eta_noise_seed_delta: int, image_path: str, strength: float, resize_mode: str,
+                      fix_steps: bool, upscaler: Any, models_dirs: list, tile: int, tile_overlap: int) -> tuple:
+    """img2img start (A1111 StableDiffusionProcessingImg2Img): handle, model calls, sampler infotext entries."""
+    from .generation_img import start_img2img_run
+
+    s = _require_session()
+    up = _upscaler_fn(models_dirs, upscaler, tile, tile_overlap)
+    handle = start_img2img_run(s, sampler, schedule, int(steps), int(seed), int(batch_size), int(width), int(height),
+                               randn_source, int(eta_noise_seed_delta), str(image_path), float(strength),
+                               str(resize_mode), bool(fix_steps), up)
+    return handle, s.total_steps(handle), list(s.sampler_params(handle).items())
+
+
+def gen_start_hires(first_handle: int, sampler: str, schedule: str, steps: int, strength: float, scale: float,
+                    resize_x: int, resize_y: int, upscaler: Any, models_dirs: list, tile: int, tile_overlap: int) -> tuple:
+    """Hires second pass after a finished first pass: handle, model calls, infotext entries of the pass."""
+    from .generation_img import start_hires_run
+
+    s = _require_session()
+    name = None if upscaler is None else str(upscaler)
+    up = _upscaler_fn(models_dirs, name, tile, tile_overlap)
+    handle, params = start_hires_run(s, int(first_handle), sampler, schedule, int(steps), float(strength),
+                                     float(scale), int(resize_x), int(resize_y), name, up)
+    return handle, s.total_steps(handle), list(params.items())
+
+
+def hires_infotext(width: int, height: int, scale: float, resize_x: int, resize_y: int, strength: float, sampler: str,
+                   hr_sampler: Any, hr_steps: int, upscaler: Any) -> list:
+    """The hires entries A1111 writes, in its order, as (key, value) pairs."""
+    from .generation_img import hires_params
+
+    return hires_params(width, height, scale, resize_x, resize_y, strength, sampler,
+                        None if hr_sampler is None else str(hr_sampler), hr_steps,
+                        None if upscaler is None else str(upscaler))
+
+
+def upscalers_list(models_dirs: list) -> list:
+    """(name, kind, path) of every upscaler: built-ins, then files in <dir>/ESRGAN and <dir>/RealESRGAN."""
+    from .upscaler import UpscalerCatalog
+
+    return [(e.name, e.kind, e.path or "") for e in UpscalerCatalog([str(d) for d in models_dirs]).entries]
+
+
+def upscale_image(image_path: str, models_dirs: list, name: str, scale: float, tile: int, tile_overlap: int,
+                  postprocessing: Any) -> tuple:
+    """A1111 Extras with one upscaler: (PNG bytes, width, height)."""
+    from .generation_img import upscale_png
+
+    device = _session.device if _session is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    return upscale_png(str(image_path), [str(d) for d in models_dirs], str(name), float(scale), int(tile),
+                       int(tile_overlap), None if postprocessing is None else str(postprocessing), device)

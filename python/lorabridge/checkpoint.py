@@ -101,6 +101,15 @@ def _parse_safetensors_header(path: str, prefix: bytes, file_size: int) -> tuple
         raise CheckpointError(f"{path}: {e}") from None
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: safetensors header is not valid JSON: {e.msg} at header byte {e.pos}") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: safetensors header is nested too deeply (corrupt or hostile)") from None
+    try:
+        # JSON escapes can spell lone surrogates ("\\ud800"), which no UTF-8 consumer (the C# host) accepts.
+        json.dumps(header, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise CheckpointError(f"{path}: safetensors header holds an escaped lone surrogate (invalid Unicode)") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: safetensors header is nested too deeply (corrupt or hostile)") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: safetensors header must be a JSON object, got {type(header).__name__}")
 
@@ -321,7 +330,26 @@ def _rebuild_tensor(storage: torch.Tensor, storage_offset: int, size: tuple[int,
         last = storage_offset + sum((s - 1) * st for s, st in zip(size, stride))
         if last >= storage.numel():
             raise _Refused(f"tensor of size {size} stride {stride} at offset {storage_offset} lies outside its storage of {storage.numel()} elements")
+        _check_no_overlap(size, stride)
     return torch.as_strided(storage, size, stride, storage_offset)
+
+
+class _ViewTooLarge(CheckpointError):
+    pass
+
+
+def _check_no_overlap(size: tuple[int, ...], stride: tuple[int, ...]) -> None:
+    """Refuses views in which two elements share one storage slot (stride 0 or overlapping strides).  Such a
+    view is tiny on disk but every consumer densifies it (`.to()`, `.contiguous()`, a copy into the model): an
+    800-byte file with a 1-element storage and stride 0 becomes 12.8 GB.  torch.save only writes such views for
+    `expand()`ed tensors, which no weights file holds.  Sufficient condition for no overlap: with the dimensions
+    sorted by stride, each stride exceeds the furthest element reachable with the smaller ones."""
+    reach = 0
+    for s, st in sorted(((s, st) for s, st in zip(size, stride) if s > 1), key=lambda p: p[1]):
+        if st <= reach:
+            raise _ViewTooLarge(f"tensor of size {size} with stride {stride} reuses its storage elements (an expanded or "
+                                "overlapping view, larger than the data the file holds)")
+        reach += (s - 1) * st
 
 
 def _rebuild_tensor_v2(storage: torch.Tensor, storage_offset: int, size: tuple[int, ...], stride: tuple[int, ...],
@@ -444,7 +472,8 @@ def _stored_record(path: str, zf: zipfile.ZipFile, name: str, file_size: int) ->
     return info
 
 
-def _load_zip(path: str, data: _FileData) -> Any:
+def _load_zip(path: str, data: _FileData, unpickler: type = None) -> Any:  # type: ignore[assignment]
+    unpickler = unpickler or _RestrictedUnpickler
     assert data.mm is not None
     try:
         zf = zipfile.ZipFile(path)
@@ -463,6 +492,7 @@ def _load_zip(path: str, data: _FileData) -> Any:
             if order.strip() not in (b"little", b""):
                 raise CheckpointError(f"{path}: big-endian checkpoints are not supported")
         storages: dict[str, torch.Tensor] = {}
+        stored = [0]
 
         def record(key: str) -> tuple[Any, int, int]:
             name = f"{prefix}data/{key}"
@@ -488,16 +518,23 @@ def _load_zip(path: str, data: _FileData) -> Any:
                 need = int(numel) * _itemsize(stype.dtype)
                 if nbytes < need:
                     raise _Refused(f"storage record 'data/{key}' has {nbytes} bytes, {need} expected (truncated)")
+                # Several directory entries may point at one record's bytes; the storages together still
+                # cannot hold more than the file.
+                stored[0] += need
+                if stored[0] > data.size:
+                    raise _ViewTooLarge(f"its storages add up to {stored[0]} bytes, more than the file's {data.size} "
+                                        "(records sharing data)")
                 storages[key] = _tensor_from_buffer(buf, stype.dtype, (int(numel),), off, need)
             t = storages[key]
             return t if t.dtype == stype.dtype else t.view(torch.uint8).view(stype.dtype)
 
         pkl = zf.read(_stored_record(path, zf, pkls[0], data.size))
-        return _RestrictedUnpickler(io.BytesIO(pkl), load_storage).load()
+        return unpickler(io.BytesIO(pkl), load_storage).load()
 
 
-def _load_legacy(path: str, f: BinaryIO, file_size: int) -> Any:
+def _load_legacy(path: str, f: BinaryIO, file_size: int, unpickler: type = None) -> Any:  # type: ignore[assignment]
     """The pre-1.6 format: pickled magic, protocol, sys info, the object, then storage keys and raw data."""
+    unpickler = unpickler or _RestrictedUnpickler
     magic = _RestrictedUnpickler(f).load()
     if magic != _LEGACY_MAGIC:
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (a plain pickle; refusing to interpret it)")
@@ -535,7 +572,7 @@ def _load_legacy(path: str, f: BinaryIO, file_size: int) -> Any:
             return root[view[1]: view[1] + view[2]]
         return root
 
-    obj = _RestrictedUnpickler(f, load_storage).load()
+    obj = unpickler(f, load_storage).load()
     keys = _RestrictedUnpickler(f).load()
     if not isinstance(keys, list):
         raise CheckpointError(f"{path}: corrupt legacy checkpoint (storage key list is a {type(keys).__name__})")
@@ -564,9 +601,11 @@ def _load_legacy(path: str, f: BinaryIO, file_size: int) -> Any:
     return obj
 
 
-def load_torch_file(path: "str | os.PathLike[str]") -> Any:
+def load_torch_file(path: "str | os.PathLike[str]", unpickler: type = None) -> Any:  # type: ignore[assignment]
     """Reads a PyTorch pickle (zip or legacy format) without running code from it; returns the saved object
-    with tensors on the CPU.  Any global outside the tensor/container allow-list raises `CheckpointError`."""
+    with tensors on the CPU.  Any global outside the tensor/container allow-list raises `CheckpointError`.
+    `unpickler`: a subclass of the restricted unpickler that admits a few more inert types for one caller
+    (textual-inversion files: `ParameterDict`); it decides the object's pickle, never the storage reads."""
     p = str(path)
     try:
         data = _FileData(p)
@@ -576,8 +615,12 @@ def load_torch_file(path: "str | os.PathLike[str]") -> Any:
         raise CheckpointError(f"{p}: empty file")
     try:
         if data.mm[:4] == b"PK\x03\x04":
-            return _load_zip(p, data)
-        return _load_legacy(p, io.BytesIO(data.mm), data.size)
+            return _load_zip(p, data, unpickler)
+        return _load_legacy(p, io.BytesIO(data.mm), data.size, unpickler)
+    except _ViewTooLarge as e:
+        raise CheckpointError(f"{p}: refused: {e}") from None
+    except RecursionError:
+        raise CheckpointError(f"{p}: corrupt or hostile PyTorch checkpoint: objects nested too deeply") from None
     except _Refused as e:
         raise CheckpointError(f"{p}: refused to load {e.what}: the file may try to run code, and only tensor "
                               "data and plain containers are allowed") from None
@@ -610,7 +653,26 @@ def _unwrap_state_dict(path: str, obj: Any) -> dict[str, torch.Tensor]:
     if not out:
         keys = ", ".join(repr(k) for k in list(obj)[:10])
         raise CheckpointError(f"{path}: no tensors found (top-level keys: {keys or 'none'})")
+    _check_total_size(path, out)
     return out
+
+
+def _check_total_size(path: str, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Each view already lies within its storage, but many keys may name one storage (or one pickled tensor
+    object), and every consumer copies each key: 400 keys on one 40 KB storage become 16 MB, 10,000 keys on
+    a 1 MB one become 10 GB.  Tied weights are the only legitimate sharing and at most double a file, so the
+    tensors may describe twice the file plus 1 MiB; checked here, before anything densifies them."""
+    try:
+        file_size = os.path.getsize(path)
+    except OSError:
+        return
+    limit = 2 * file_size + (1 << 20)
+    total = 0
+    for t in tensors.values():
+        total += t.numel() * t.element_size()
+        if total > limit:
+            raise CheckpointError(f"{path}: refused: its tensors describe more than {total} bytes, more than twice the "
+                                  f"file's {file_size} bytes (keys sharing storage); nothing was allocated")
 
 
 def load_state_dict(path: "str | os.PathLike[str]") -> dict[str, torch.Tensor]:

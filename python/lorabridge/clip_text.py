@@ -6,7 +6,7 @@ pre-LN blocks, quick_gelu, causal mask, no attention mask (SD1.x never passes on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
@@ -82,9 +82,33 @@ class CLIPEmbeddings(nn.Module):
         self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.hidden_size, **fk)
         self.position_embedding = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size, **fk)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, fixes: Optional[Sequence[Sequence[tuple[int, torch.Tensor]]]] = None) -> torch.Tensor:
         pos = torch.arange(ids.shape[1], device=ids.device)
-        return self.token_embedding(ids) + self.position_embedding(pos)[None]
+        tokens = self.token_embedding(ids)
+        if fixes is not None:
+            tokens = apply_embedding_fixes(tokens, fixes)
+        return tokens + self.position_embedding(pos)[None]
+
+
+def apply_embedding_fixes(inputs_embeds: torch.Tensor, batch_fixes: Sequence[Sequence[tuple[int, torch.Tensor]]]) -> torch.Tensor:
+    """A1111's ``EmbeddingsWithFixes``: per row, each textual-inversion embedding's vectors replace the token
+    embeddings after ``offset`` (its placeholders start at position offset + 1), at most up to the last position.
+
+    Done with the same ``torch.cat`` as A1111, so vectors that cannot replace a row (1-D, another width) fail
+    with torch's RuntimeError exactly where A1111's do. Rows without fixes are returned unchanged.
+    """
+    if len(batch_fixes) != inputs_embeds.shape[0]:
+        raise ValueError(f"{len(batch_fixes)} fix lists for a batch of {inputs_embeds.shape[0]}")
+    if not any(len(f) for f in batch_fixes):
+        return inputs_embeds
+    rows = []
+    for fixes, tensor in zip(batch_fixes, inputs_embeds):
+        for offset, vec in fixes:
+            emb = vec.to(device=tensor.device, dtype=tensor.dtype)
+            emb_len = min(tensor.shape[0] - offset - 1, emb.shape[0])
+            tensor = torch.cat([tensor[0:offset + 1], emb[0:emb_len], tensor[offset + 1 + emb_len:]]).to(dtype=inputs_embeds.dtype)
+        rows.append(tensor)
+    return torch.stack(rows)
 
 
 class CLIPEncoder(nn.Module):
@@ -125,11 +149,13 @@ class CLIPTextModel(nn.Module):
             return ids.argmax(dim=-1)
         return (ids == self.config.eos_token_id).int().argmax(dim=-1)
 
-    def forward(self, input_ids: torch.Tensor, stop_at_layer: Optional[int] = None) -> CLIPTextOutput:
-        """Runs the tower; ``stop_at_layer`` (1-based) skips the layers after it (then the last state is that layer's)."""
+    def forward(self, input_ids: torch.Tensor, stop_at_layer: Optional[int] = None,
+                fixes: Optional[Sequence[Sequence[tuple[int, torch.Tensor]]]] = None) -> CLIPTextOutput:
+        """Runs the tower; ``stop_at_layer`` (1-based) skips the layers after it (then the last state is that layer's).
+        ``fixes``: per row, (offset, vectors) of textual-inversion embeddings (see ``apply_embedding_fixes``)."""
         ids = self._check_ids(input_ids.to(self.text_model.embeddings.token_embedding.weight.device))
         tm = self.text_model
-        h = tm.embeddings(ids)
+        h = tm.embeddings(ids, fixes)
         states = [h]
         layers = tm.encoder.layers if stop_at_layer is None else tm.encoder.layers[:stop_at_layer]
         for layer in layers:
@@ -139,10 +165,11 @@ class CLIPTextModel(nn.Module):
         pooled = last[torch.arange(last.shape[0], device=last.device), self.pooled_index(ids)]
         return CLIPTextOutput(last, states, pooled)
 
-    def encode(self, input_ids: torch.Tensor, clip_skip: int = 1) -> torch.Tensor:
+    def encode(self, input_ids: torch.Tensor, clip_skip: int = 1,
+               fixes: Optional[Sequence[Sequence[tuple[int, torch.Tensor]]]] = None) -> torch.Tensor:
         """A1111's ``encode_with_transformers``: skip 1 = last_hidden_state; skip n = final LN of hidden_states[-n]."""
         n = self.config.num_hidden_layers
         if not 1 <= clip_skip <= n:
             raise ValueError(f"clip_skip must be in 1..{n}, got {clip_skip}")
         # hidden_states[-n] is the output of layer (layers - n + 1); later layers are not needed.
-        return self.forward(input_ids, stop_at_layer=n - clip_skip + 1).last_hidden_state
+        return self.forward(input_ids, stop_at_layer=n - clip_skip + 1, fixes=fixes).last_hidden_state

@@ -7,7 +7,7 @@ on its own (``sd_hijack_clip.process_tokens``), the emphasis is applied to the c
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 
@@ -48,11 +48,13 @@ def _as_chunks(values: Any, name: str, dtype: torch.dtype) -> torch.Tensor:
 
 
 def encode_prompt(text_encoder: CLIPTextModel, token_ids: Any, weights: Any, clip_skip: int = 1,
-                  emphasis: str = "Original") -> torch.Tensor:
+                  emphasis: str = "Original", fixes: Optional[Sequence[Sequence[Any]]] = None) -> torch.Tensor:
     """Conditioning [batch, chunks*T, width] for token ids and per-token weights of the same shape.
 
     ``token_ids``/``weights``: nested sequences, numpy arrays or tensors, ``[chunks, T]`` for one prompt or
     ``[batch, chunks, T]``. ``clip_skip`` 1 = last layer; 2 = penultimate layer with the final layer norm.
+    ``fixes``: textual-inversion embeddings, ``fixes[text][chunk]`` = list of (offset, vectors) written over the
+    token embeddings of that chunk (A1111's ``EmbeddingsWithFixes``); the chunk's emphasis then weights them too.
     """
     ids = _as_chunks(token_ids, "token_ids", torch.long)
     w = _as_chunks(weights, "weights", torch.float32)
@@ -62,7 +64,8 @@ def encode_prompt(text_encoder: CLIPTextModel, token_ids: Any, weights: Any, cli
     zs = []
     with torch.no_grad():
         for c in range(ids.shape[1]):
-            z = text_encoder.encode(ids[:, c].to(device), clip_skip=clip_skip)
+            chunk_fixes = None if fixes is None else [f[c] if c < len(f) else [] for f in fixes]
+            z = text_encoder.encode(ids[:, c].to(device), clip_skip=clip_skip, fixes=chunk_fixes)
             zs.append(apply_emphasis(z, w[:, c].to(device), emphasis))
     return torch.cat(zs, dim=1)
 

@@ -114,14 +114,19 @@ def _silu_mean(scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 def _build_unet(cfg: UNetConfig, gen: torch.Generator) -> UNetModel:
     unet = UNetModel(cfg)
     _init_random(unet, gen)
-    lat = cfg.in_channels
+    _identity_path(unet, cfg.in_channels, cfg.model_channels)
+    return unet
+
+
+def _identity_path(unet: nn.Module, lat: int, model_channels: int) -> None:
+    """Turns a randomly initialised ldm/sgm UNet into "identity plus a random perturbation" (module doc)."""
     # Damp the random weights that write into the latent-carrying channels, so the identity path leads.
     last = unet.output_blocks[-1][0]
     for conv in (unet.input_blocks[0][0], last.out_layers[3], last.skip_connection):
         conv.weight.data[:lat] *= 0.3
     # The identity path: latent channel c -> feature channel c -> (last skip connection) -> output c.
     _center_identity(unet.input_blocks[0][0], lat, 0, 1.0)
-    skip_in = last.skip_connection.weight.shape[1] - cfg.model_channels  # cat([h, hs[0]]): hs[0] comes last
+    skip_in = last.skip_connection.weight.shape[1] - model_channels  # cat([h, hs[0]]): hs[0] comes last
     _center_identity(last.skip_connection, lat, skip_in, 1.0)
     # out = conv(SiLU(GroupNorm(h))).  A GroupNorm bias of 5 moves the latent channels into SiLU's nearly
     # linear range, so a centre gain of 1 hands back the normalised input.  The conv bias then removes each
@@ -132,7 +137,6 @@ def _build_unet(cfg: UNetConfig, gen: torch.Generator) -> UNetModel:
     out.weight.data *= 0.5
     _center_identity(out, lat, 0, 1.0)
     out.bias.data = -(out.weight.data.sum(dim=(2, 3)) @ _silu_mean(norm.weight.data, norm.bias.data))
-    return unet
 
 
 def _build_vae(cfg: VAEConfig, gen: torch.Generator) -> AutoencoderKL:

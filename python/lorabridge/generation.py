@@ -17,7 +17,7 @@ from .conditioning import encode_prompt
 from .images import encode_pngs
 from .model import StableDiffusion, load_checkpoint
 from .lbw import BlockWeights, to26
-from .networks import Network
+from .networks import Network, NetworkError
 from .patcher import Activation, Patcher
 from .rng import ImageRNG, image_seeds
 from .samplers import SamplerState
@@ -39,10 +39,17 @@ class NetworkInfo:
 class Session:
     """A checkpoint with its patcher and the tensors the engine refers to by handle."""
 
-    def __init__(self, checkpoint: "str | os.PathLike[str]", device: Optional[str] = None) -> None:
+    def __init__(self, checkpoint: "str | os.PathLike[str]", device: Optional[str] = None,
+                 precision: str = "autocast", no_half_vae: bool = False) -> None:
         self.checkpoint = os.fspath(checkpoint)
         self.device = device or default_device()
-        self.model: StableDiffusion = load_checkpoint(self.checkpoint, device=self.device)
+        # SD1 or SDXL, told apart from the keys and shapes (lorabridge.sdxl.detect_family); refused families
+        # raise with what was recognised. `precision` follows A1111 (see lorabridge.sdxl.precision_for).
+        from .model_loading import load_model
+
+        self.precision_mode = precision
+        self.model = load_model(self.checkpoint, device=self.device, precision=precision, no_half_vae=no_half_vae)
+        self.family = getattr(self.model, "family", "sd1")
         if self.model.missing_parts:
             raise ValueError(f"{self.checkpoint}: cannot generate images, the checkpoint has no "
                              f"{', '.join(self.model.missing_parts)}")
@@ -78,8 +85,38 @@ class Session:
     def load_network(self, name: str, path: "str | os.PathLike[str]") -> NetworkInfo:
         """Reads and validates a LoRA-family file once; later activations refer to it by name."""
         if name not in self.networks:
-            self.networks[name] = self.patcher.load(path, name)
+            try:
+                self.networks[name] = self.patcher.load(path, name)
+            except NetworkError:
+                # A file made for the other family (SD1 LoRA on SDXL and back) applies where it fits, as in
+                # A1111; a file of this family that does not fit stays an error.
+                from .checkpoint import load_state_dict
+                from .networks.keymap import normalize_keys
+                from .sdxl import file_family, load_network_lenient
+
+                groups = {k.partition(".")[0] for k in normalize_keys(load_state_dict(path).keys()).values()}
+                if file_family(os.fspath(path), groups) in (self.family, "unknown"):
+                    raise
+                network = load_network_lenient(path, self.patcher.layers, name)
+                if hasattr(self.model, "filter_network"):
+                    self.model.filter_network(network)
+                self.networks[name] = network
+            warning = self.network_family(name)["warning"]
+            if warning:
+                import warnings
+
+                warnings.warn(warning, stacklevel=2)
         return NetworkInfo(name, os.fspath(path), len(self.networks[name].modules))
+
+    def network_family(self, name: str) -> dict:
+        """The family a loaded network was made for (from its key names) against the model's, with a warning
+        text when they differ or nothing of it applies; see lorabridge.sdxl.network_family."""
+        from .sdxl import network_family
+
+        network = self.networks.get(name)
+        if network is None:
+            raise KeyError(f"network {name!r} is not loaded; load_network it first")
+        return network_family(network, self.family)
 
     def set_networks(self, settings: Sequence[NetworkSetting],
                      should_cancel: Optional[Callable[[], bool]] = None) -> int:
@@ -120,13 +157,49 @@ class Session:
         """Encodes texts as ONE batch [texts, chunks, 77], as A1111 encodes the texts of one prompt's schedule:
         "Original" emphasis restores the mean of the whole batch, so the batch is part of the result. The caller
         pads texts to the same chunk count with A1111's empty chunk. Returns one handle per text."""
+        if self.family != "sd1":
+            raise ValueError(f"{self.checkpoint} is an {self.family.upper()} checkpoint; encode with encode_batch_xl")
         counts = {len(t) for t in token_ids}
         if len(counts) != 1:
             raise ValueError(f"every text of a batch needs the same number of chunks, got {sorted(counts)}")
         ids = [[list(c) for c in t] for t in token_ids]
         w = [[list(c) for c in t] for t in weights]
-        z = encode_prompt(self.model.text_encoder, ids, w, clip_skip)
+        with self._autocast():
+            z = encode_prompt(self.model.text_encoder, ids, w, clip_skip)
         return [self._keep(z[i]) for i in range(z.shape[0])]
+
+    def encode_batch_xl(self, ids_te1: Sequence, ids_te2: Optional[Sequence], weights: Sequence, width: int,
+                        height: int, zero_text: bool = False, crop: tuple[int, int] = (0, 0),
+                        original_size: Optional[tuple[int, int]] = None) -> list[int]:
+        """SDXL: texts [texts][chunks][77] of one prompt's schedule as one batch (see encode_batch); te2 ids
+        None = derived from te1's. One handle per text, usable wherever an SD1 conditioning handle is."""
+        from .sdxl import pack_cond
+
+        if self.family != "sdxl":
+            raise ValueError(f"{self.checkpoint} is an SD1 checkpoint; encode with encode_batch")
+        counts = {len(t) for t in ids_te1}
+        if len(counts) != 1:
+            raise ValueError(f"every text of a batch needs the same number of chunks, got {sorted(counts)}")
+        with self._autocast():
+            crossattn, vector = self.model.get_learned_conditioning(
+                ids_te1, ids_te2, weights, int(width), int(height), zero_text=bool(zero_text), crop=crop,
+                original_size=original_size)
+        packed = pack_cond(crossattn.float(), vector.float())
+        return [self._keep(packed[i]) for i in range(packed.shape[0])]
+
+    def _autocast(self):  # type: ignore[no-untyped-def]
+        """torch.autocast(cuda, fp16) when the model runs A1111's default precision on CUDA, else a no-op."""
+        from .model_loading import autocast_for
+
+        return autocast_for(self.model, self.device)
+
+    def model_info(self) -> dict:
+        """Family, default size and precision of the loaded model (bridge gen_model_info)."""
+        if hasattr(self.model, "info"):
+            return self.model.info()
+        from .model_loading import sd1_info
+
+        return sd1_info(self.model, self.device)
 
     # --- sampling ------------------------------------------------------------------------------------
     def start(self, sampler: str, schedule: str, steps: int, seed: int, batch_size: int, width: int, height: int,
@@ -137,7 +210,9 @@ class Session:
         rng = ImageRNG((unet.config.in_channels, height // 8, width // 8),
                        image_seeds(int(seed), int(batch_size)), source=randn_source, device=self.device,
                        eta_noise_seed_delta=int(eta_noise_seed_delta))
-        state = SamplerState(sampler, unet, rng, int(steps), scheduler=schedule,
+        from .model_loading import eps_model
+
+        state = SamplerState(sampler, eps_model(self.model), rng, int(steps), scheduler=schedule,
                              alphas_cumprod=self.model.alphas_cumprod)
         return self._keep(state)
 
@@ -159,7 +234,7 @@ class Session:
     def decode_png(self, handle: int, infotexts: Sequence[Optional[str]]) -> list[bytes]:
         """Final latent → PNG bytes per image, each with its `parameters` text."""
         state: SamplerState = self._get(handle, SamplerState)  # type: ignore[assignment]
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             decoded = self.model.decode_latents(state.x.to(self.device))
         return encode_pngs(decoded, list(infotexts))
 
@@ -172,8 +247,10 @@ class Session:
         import hashlib
 
         h = hashlib.sha256()
-        for part in ("unet", "vae", "text_encoder"):
-            module = getattr(self.model, part)
+        for part in ("unet", "vae", "text_encoder", "text_encoder_2"):
+            module = getattr(self.model, part, None)
+            if module is None:
+                continue
             for name, t in sorted(list(module.named_parameters()) + list(module.named_buffers())):
                 h.update(name.encode())
                 h.update(t.detach().to("cpu").contiguous().numpy().tobytes())

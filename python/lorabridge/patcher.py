@@ -92,7 +92,9 @@ class Patcher:
                 roots[UNET_PREFIX] = model.unet
             if getattr(model, "text_encoder", None) is not None:
                 roots[TE_PREFIX] = model.text_encoder
-        self.layers = layer_map(roots)
+        # Models other than SD1 (lorabridge.sdxl.SDXLModel) name their own layers and may filter networks.
+        self._model = model
+        self.layers = model.network_layers() if hasattr(model, "network_layers") else layer_map(roots)
         # A1111 picks the te multiplier when 'transformer' is in the first 20 characters of the layer name.
         self._is_te = {path: "transformer" in name[:20] for name, (path, _) in self.layers.items()}
         self._by_path = {path: module for path, module in self.layers.values()}
@@ -110,7 +112,10 @@ class Patcher:
     # --- loading --------------------------------------------------------------------------------------
     def load(self, path: "str | os.PathLike[str]", name: Optional[str] = None) -> Network:
         """Read and validate a LoRA-family file against this model (raises NetworkError naming file and key)."""
-        return load_network_file(path, self.layers, name)
+        network = load_network_file(path, self.layers, name)
+        if hasattr(self._model, "filter_network"):
+            self._model.filter_network(network)
+        return network
 
     # --- applying -------------------------------------------------------------------------------------
     def apply(self, activations: Sequence[Activation], should_cancel: Optional[Callable[[], bool]] = None) -> int:

@@ -368,18 +368,48 @@ class SamplerState:
         else:
             # DDIM ignores the schedule type (A1111 `CompVisSampler.get_timesteps`).
             self.schedule_type = None
-            ts = ddim_timesteps(steps, discard_next_to_last_sigma=discard)
-            ac = self.schedule.alphas_cumprod
-            self.timesteps = ts
-            self.ddim_alphas = ac[ts]
-            self.ddim_alphas_prev = ac[torch.nn.functional.pad(ts[:-1], (1, 0))].to(torch.float64)
-            self.ddim_sqrt_one_minus_alphas = torch.sqrt(1 - self.ddim_alphas)
-            a64 = self.ddim_alphas.to(torch.float64)
-            self.ddim_sigmas = self.eta * torch.sqrt(
-                (1 - self.ddim_alphas_prev) / (1 - self.ddim_alphas).to(torch.float64) * (1 - a64 / self.ddim_alphas_prev)
-            )
+            self._set_timesteps(ddim_timesteps(steps, discard_next_to_last_sigma=discard))
             self.x = self.noise
-            self.total = len(ts) - 1
+
+    def _set_timesteps(self, ts: torch.Tensor) -> None:
+        """DDIM's coefficients for the timesteps it walks (A1111 `ddim` computes them from the list it gets)."""
+        ac = self.schedule.alphas_cumprod
+        self.timesteps = ts
+        self.ddim_alphas = ac[ts]
+        self.ddim_alphas_prev = ac[torch.nn.functional.pad(ts[:-1], (1, 0))].to(torch.float64)
+        self.ddim_sqrt_one_minus_alphas = torch.sqrt(1 - self.ddim_alphas)
+        a64 = self.ddim_alphas.to(torch.float64)
+        self.ddim_sigmas = self.eta * torch.sqrt(
+            (1 - self.ddim_alphas_prev) / (1 - self.ddim_alphas).to(torch.float64) * (1 - a64 / self.ddim_alphas_prev)
+        )
+        self.total = max(len(ts) - 1, 0)
+
+    def start_img2img(self, init_latent: torch.Tensor, t_enc: int) -> None:
+        """Turns a fresh state built for the full schedule into A1111's `sample_img2img` from `init_latent`.
+
+        k-diffusion: keep `sigmas[steps - t_enc - 1:]` and start at init + noise * sigma; t_enc + 1 calls.
+        DDIM: walk `timesteps[:t_enc]` from init noised to `timesteps[t_enc]`; t_enc - 1 calls (the first at
+        `timesteps[t_enc - 1]`, as A1111 does). The noise is the seed noise this state already drew.
+        """
+        if self.i != 0:
+            raise RuntimeError("start_img2img needs a state that has not stepped yet")
+        init = init_latent.to(device=self.noise.device, dtype=self.noise.dtype)
+        if init.shape != self.noise.shape:
+            raise ValueError(f"init latent has shape {tuple(init.shape)}, the noise {tuple(self.noise.shape)}")
+        if self.sigmas is not None:
+            n = len(self.sigmas) - 1
+            if not 0 <= t_enc < n:
+                raise ValueError(f"t_enc {t_enc} is outside [0, {n - 1}] for {n} steps")
+            self.sigmas = self.sigmas[n - t_enc - 1:]
+            self.x = init + self.noise * self.sigmas[0]
+            self.total = len(self.sigmas) - 1
+        else:
+            ts = self.timesteps
+            if not 0 <= t_enc < len(ts):
+                raise ValueError(f"t_enc {t_enc} is outside [0, {len(ts) - 1}] for {len(ts)} DDIM timesteps")
+            a_t = self.schedule.alphas_cumprod[ts[t_enc]]
+            self.x = init * torch.sqrt(a_t) + self.noise * torch.sqrt(1 - a_t)
+            self._set_timesteps(ts[:t_enc])
 
     @property
     def name(self) -> str:

@@ -128,12 +128,9 @@ class Upsample(nn.Module):
         self.conv = nn.Conv2d(channels, channels, 3, padding=1, **_fk(device, dtype))
 
     def forward(self, x: torch.Tensor, output_shape: Optional[Sequence[int]] = None) -> torch.Tensor:
-        # ldm always doubles; matching the skip's size (as ComfyUI does) also allows odd latent sizes
-        # and is identical whenever the size is even.
-        if output_shape is not None:
-            x = F.interpolate(x, size=(int(output_shape[2]), int(output_shape[3])), mode="nearest")
-        else:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        # ldm always doubles; odd latent sizes are reconciled where the skip is concatenated (UNetModel.forward),
+        # as A1111 does. `output_shape` is accepted for callers that pass it and not used.
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
         return self.conv(x)
 
 
@@ -298,6 +295,11 @@ class UNetModel(nn.Module):
             hs.append(h)
         h = self.middle_block(h, emb, context)
         for module in self.output_blocks:
-            h = torch.cat([h, hs.pop()], dim=1)
+            skip = hs.pop()
+            if h.shape[-2:] != skip.shape[-2:]:
+                # A1111 `sd_hijack_unet.TorchHijackForUnet.cat`: with an odd latent size the doubled (and
+                # convolved) tensor is resized to the skip's size, nearest, just before the concatenation.
+                h = F.interpolate(h, skip.shape[-2:], mode="nearest")
+            h = torch.cat([h, skip], dim=1)
             h = module(h, emb, context, hs[-1].shape if hs else None)
         return self.out(h).to(x.dtype)

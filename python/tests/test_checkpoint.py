@@ -284,6 +284,10 @@ _BROKEN = [
                  "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, None, bytes(12), "'a' \\[0, 8\\] and 'b' \\[4, 12\\] overlap"),
     ("duplicate_key", b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}',
      None, bytes(8), "duplicate key 'a'"),
+    # issue 17: a lone surrogate spelled as a JSON escape, and nesting deep enough to exhaust Python's stack
+    ("lone_surrogate", b'{"__metadata__": {"x": "\\ud800"}, "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}',
+     None, bytes(8), "escaped lone surrogate"),
+    ("deep_nesting", b'{"__metadata__": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", None, b"", "nested too deeply"),
 ]
 
 
@@ -522,3 +526,79 @@ def test_state_set_by_real_checkpoints_still_loads(tmp_path: Path, zipped: bool)
     assert obj["state_dict"]._metadata == sd._metadata  # type: ignore[attr-defined]
     assert np.array_equal(obj["arr"], np.arange(6, dtype=np.float32).reshape(2, 3))
     _assert_same(dict(sd), load_state_dict(path))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# views larger than their data (issue 17): stride 0 and overlapping strides
+# ----------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("zipped", [True, False])
+@pytest.mark.parametrize("ext", [".pt", ".ckpt"])
+def test_stride_zero_view_is_refused_before_densifying(tmp_path: Path, zipped: bool, ext: str) -> None:
+    # torch.save keeps an expanded tensor as its 1-element storage with stride 0: a file of under 1 KB whose
+    # tensor claims 40000 x 40000 float32 = 6.4 GB as soon as anything copies it.
+    path = tmp_path / f"bomb{ext}"
+    torch.save({"lora_unet_x.lora_down.weight": torch.zeros(1).expand(40_000, 40_000)}, path,
+               _use_new_zipfile_serialization=zipped)
+    assert path.stat().st_size < 2000
+    with pytest.raises(CheckpointError, match=rf"bomb\{ext}: refused: tensor of size \(40000, 40000\) with stride \(0, 0\) reuses its storage"):
+        load_state_dict(path)
+
+
+def test_overlapping_strides_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "overlap.ckpt"
+    base = torch.arange(1000, dtype=torch.float32)
+    torch.save({"w": base.as_strided((900, 100), (1, 1))}, path)  # row i = base[i:i+100]: 90,000 from 1,000
+    with pytest.raises(CheckpointError, match=r"overlap\.ckpt: refused: tensor of size \(900, 100\) with stride \(1, 1\)"):
+        load_state_dict(path)
+
+
+def test_many_views_of_one_storage_are_bounded_by_the_file(tmp_path: Path) -> None:
+    # Each view fits its storage, but 400 keys viewing the same 40 KB storage would describe 16 MB.
+    path = tmp_path / "shared.pt"
+    base = torch.zeros(10_000)
+    torch.save({f"w{i}": base for i in range(400)}, path)
+    assert path.stat().st_size < 200_000
+    with pytest.raises(CheckpointError, match=r"shared\.pt: refused: its tensors describe more than \d+ bytes, more than twice the file"):
+        load_state_dict(path)
+
+
+def test_legitimate_views_still_load(tmp_path: Path) -> None:
+    # Transposes, slices with steps, a tied weight and a zero-size tensor are real and must keep loading.
+    base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+    sd = {"t": base.t(), "step": base[:, ::2], "tied_a": base, "tied_b": base, "empty": torch.zeros(0, 5),
+          "scalar": torch.tensor(3.0)}
+    path = tmp_path / "views.ckpt"
+    torch.save(sd, path)
+    got = load_state_dict(path)
+    for k, v in sd.items():
+        assert torch.equal(got[k], v), k
+
+
+def test_stride_zero_lora_fails_under_a_memory_cap(tmp_path: Path) -> None:
+    # The whole LoRA path (load + bind) in a child whose address space is capped well below the 6.4 GB the
+    # view describes: it must end with a NetworkError naming the file, not a MemoryError or a kill.
+    import subprocess
+    import textwrap
+    path = tmp_path / "bomb.pt"
+    torch.save({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.zeros(1).expand(40_000, 40_000),
+                "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": torch.zeros(1).expand(40_000, 40_000)}, path)
+    code = textwrap.dedent(f"""
+        import resource, sys
+        from lorabridge.networks import load_network_file
+        from lorabridge.networks import NetworkError
+        cap = 3 << 30
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+        try:
+            load_network_file({str(path)!r}, {{}})
+        except NetworkError as e:
+            print("ERR", e)
+            sys.exit(0)
+        sys.exit(5)
+    """)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "bomb.pt: refused: tensor of size (40000, 40000) with stride (0, 0)" in r.stdout
+    assert "Traceback" not in r.stderr

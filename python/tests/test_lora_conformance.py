@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 from lorabridge.conformance import lora
@@ -10,7 +11,7 @@ from lorabridge.conformance import lora
 def test_harness_passes_the_checker(shared_dir: Path, tmp_path: Path) -> None:
     data = shared_dir / "conformance" / "lora"
     assert lora.run(data / "manifest.json", tmp_path) == 0
-    result = subprocess.run(["/usr/bin/python3", str(data / "compare_lora.py"), str(tmp_path), "--quiet"],
+    result = subprocess.run([sys.executable, str(data / "compare_lora.py"), str(tmp_path), "--quiet"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -27,6 +28,6 @@ def test_checker_rejects_a_wrong_merge(shared_dir: Path, tmp_path: Path) -> None
     tensors = {k: v.clone() for k, v in tensors.items()}
     tensors[key][0] += 1e-3
     save_safetensors(case, tensors)
-    result = subprocess.run(["/usr/bin/python3", str(data / "compare_lora.py"), str(tmp_path), "--case", "lora_attn__1_1",
+    result = subprocess.run([sys.executable, str(data / "compare_lora.py"), str(tmp_path), "--case", "lora_attn__1_1",
                              "--quiet"], capture_output=True, text=True, timeout=300)
     assert result.returncode != 0

@@ -16,7 +16,7 @@ from lorabridge.conformance import models as harness
 from lorabridge.model import StableDiffusion, load_checkpoint
 from lorabridge.unet import UNetConfig, UNetModel, timestep_embedding
 
-CHECKER_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+CHECKER_PYTHON = sys.executable  # the interpreter pytest runs under (LORABRIDGE_TEST_PYTHON in .ci/test)
 
 
 def _checker(shared: Path, out: Path, manifest: Path | None = None) -> subprocess.CompletedProcess:

@@ -28,6 +28,20 @@ public sealed record BatchJob(string Prompt, int Line)
     public string? X { get; init; }
     /// <summary>Row label when the job is a cell of an X/Y sweep.</summary>
     public string? Y { get; init; }
+    /// <summary>Init picture: the job is img2img.</summary>
+    public string? InitImage { get; init; }
+    /// <summary>Denoising strength (img2img or hires).</summary>
+    public double? Denoise { get; init; }
+    /// <summary>img2img resize mode.</summary>
+    public string? ResizeMode { get; init; }
+    /// <summary>Hires fix on (true) or off (false); null takes the command line's.</summary>
+    public bool? Hires { get; init; }
+    /// <summary>Hires upscale factor.</summary>
+    public double? HrScale { get; init; }
+    /// <summary>Hires steps (0: same as steps).</summary>
+    public int? HrSteps { get; init; }
+    /// <summary>Hires upscaler name.</summary>
+    public string? HrUpscaler { get; init; }
 }
 
 /// <summary>A template problem with the position it happened at (1-based line and column).</summary>

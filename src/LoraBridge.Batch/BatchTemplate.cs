@@ -30,6 +30,7 @@ public static class BatchTemplate
     private static readonly HashSet<string> JobKeys = new(StringComparer.Ordinal)
     {
         "prompt", "negative_prompt", "seed", "steps", "cfg_scale", "sampler", "schedule", "width", "height", "x", "y",
+        "init_image", "denoise", "resize_mode", "hires", "hr_scale", "hr_steps", "hr_upscaler",
     };
 
     /// <summary>Parses and renders <paramref name="templateText"/>, then reads the jobs from the output.</summary>
@@ -128,6 +129,13 @@ public static class BatchTemplate
             Height = obj["height"] is { } h ? checked((int)h.GetValue<double>()) : null,
             X = obj["x"]?.GetValue<string>(),
             Y = obj["y"]?.GetValue<string>(),
+            InitImage = obj["init_image"]?.GetValue<string>(),
+            Denoise = obj["denoise"]?.GetValue<double>(),
+            ResizeMode = obj["resize_mode"]?.GetValue<string>(),
+            Hires = obj["hires"]?.GetValue<bool>(),
+            HrScale = obj["hr_scale"]?.GetValue<double>(),
+            HrSteps = obj["hr_steps"] is { } hs ? checked((int)hs.GetValue<double>()) : null,
+            HrUpscaler = obj["hr_upscaler"]?.GetValue<string>(),
         };
     }
 

@@ -23,8 +23,11 @@ public static class CommandCatalog
         root.Subcommands.Add(prompt);
         LoraCommands.Register(root);       // loras list, loras show
         GenerateCommands.Register(root);   // generate, batch, info
+        Img2ImgCommands.Register(root);    // img2img, upscalers list, upscale
         TuiCommand.Register(root);         // tui
         ExtensionCommands.Register(root);  // extensions list
+        EmbeddingCommands.Register(root);  // embeddings list
+        ConformanceCommands.Register(root); // conformance embeddings
         return root;
     }
 }

@@ -33,6 +33,9 @@ public sealed class LoraBridgeOptions
     /// <summary>More LoRA folders, scanned after A1111's <c>models/Lora</c> and <c>models/LyCORIS</c>.</summary>
     public List<string> LoraDirs { get; set; } = [];
 
+    /// <summary>Textual-inversion embedding folders, read before A1111's <c>embeddings/</c> under <see cref="WebUiDir"/>.</summary>
+    public List<string> EmbeddingsDirs { get; set; } = [];
+
     /// <summary>Where images go (<c>--out</c>); default <c>outputs/txt2img-images/DATE</c> under the working directory, as A1111 lays it out.</summary>
     public string? OutputDir { get; set; }
 
@@ -41,6 +44,12 @@ public sealed class LoraBridgeOptions
     /// <c>SkipAndNote</c> (A1111's behaviour: warn and generate without it).
     /// </summary>
     public LoraBridge.Models.LoraNotFoundBehavior LoraNotFound { get; set; }
+
+    /// <summary><c>full</c> or <c>autocast</c> (<c>--precision</c>, A1111's option of that name); unset: autocast (fp16 with autocast on CUDA, fp32 on the CPU).</summary>
+    public string? Precision { get; set; }
+
+    /// <summary>Keep the VAE in fp32 on CUDA (<c>--no-half-vae</c>, as A1111's option).</summary>
+    public bool NoHalfVae { get; set; }
 
     /// <summary>The data directory with the default applied.</summary>
     public string EffectiveDataDir => string.IsNullOrWhiteSpace(DataDir)
@@ -57,7 +66,10 @@ public sealed class LoraBridgeOptions
         Checkpoint = checkpoint ?? Checkpoint,
         TokenizerDir = tokenizerDir ?? TokenizerDir,
         LoraDirs = LoraDirs,
+        EmbeddingDirs = EmbeddingsDirs,
         LoraNotFound = LoraNotFound,
+        Precision = Precision,
+        NoHalfVae = NoHalfVae,
     };
 
     /// <summary>The output folder: <paramref name="explicitDir"/>, else <see cref="OutputDir"/>, else A1111's <c>outputs/txt2img-images/DATE</c>.</summary>
@@ -72,6 +84,8 @@ public sealed class LoraBridgeOptions
         DataDir = EffectiveDataDir,
         TorchThreads = TorchThreads,
         PackageDir = Python.PackageDir,
+        SystemPython = string.IsNullOrWhiteSpace(Python.SystemPython) ? "/usr/bin/python3" : Python.SystemPython,
+        NoDiscoveryCache = !Python.DiscoveryCache,
     };
 }
 
@@ -83,4 +97,10 @@ public sealed class PythonSettings
 
     /// <summary>Folder containing the <c>lorabridge</c> Python package; default: <c>python/</c> beside the executable.</summary>
     public string? PackageDir { get; set; }
+
+    /// <summary>The last-resort interpreter discovery tries (default <c>/usr/bin/python3</c>; tests point it elsewhere).</summary>
+    public string? SystemPython { get; set; }
+
+    /// <summary>Keep discovery verdicts in <c>python-discovery.json</c> in the data folder (default true; false probes every start).</summary>
+    public bool DiscoveryCache { get; set; } = true;
 }

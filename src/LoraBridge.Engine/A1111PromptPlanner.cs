@@ -7,22 +7,29 @@ namespace LoraBridge.Engine;
 /// scheduling, LoRA tracks with LoraBridge's extensions) and for the negative prompt (scheduled as is, tags kept
 /// as text and no AND split, exactly as A1111 treats negative prompts).
 /// </summary>
-public sealed class A1111PromptPlanner : IPromptPlanner
+public sealed class A1111PromptPlanner : IPromptPlanner, IHiresPromptPlanner
 {
     /// <summary>Block-weight presets for <c>lbw=</c>/<c>lbwe=</c> (LBW's defaults unless set).</summary>
     public LbwPresets BlockWeightPresets { get; init; } = LbwPresets.Default;
 
     /// <inheritdoc />
-    public GenerationPlan Plan(string prompt, string negativePrompt, int steps)
+    public GenerationPlan Plan(string prompt, string negativePrompt, int steps) => PlanPass(prompt, negativePrompt, steps, null);
+
+    /// <inheritdoc />
+    public GenerationPlan PlanHires(string prompt, string negativePrompt, int steps, int hiresSteps) =>
+        PlanPass(prompt, negativePrompt, steps, hiresSteps);
+
+    private GenerationPlan PlanPass(string prompt, string negativePrompt, int steps, int? hiresSteps)
     {
-        var plan = PromptPlan.Create(prompt, steps);
-        if (!plan.IsOk) throw new PromptPlanException(Describe("prompt", plan.Errors));
+        var plan = PromptPlan.Create(prompt, steps, hiresSteps);
+        if (!plan.IsOk) throw new PromptPlanException(Describe(hiresSteps is null ? "prompt" : "hires prompt", plan.Errors));
         var blockWeights = BlockWeightReader.Read(prompt, BlockWeightPresets);
         if (!blockWeights.IsOk) throw new PromptPlanException(Describe("prompt", [blockWeights.Error!]));
-        var negative = Scheduler.Schedule(negativePrompt, new ScheduleOptions(steps));
-        if (!negative.IsOk) throw new PromptPlanException(Describe("negative prompt", [negative.Error!]));
+        var negative = Scheduler.Schedule(negativePrompt, new ScheduleOptions(steps, hiresSteps));
+        if (!negative.IsOk) throw new PromptPlanException(Describe(hiresSteps is null ? "negative prompt" : "hires negative prompt", [negative.Error!]));
 
-        var pass = plan.Base;
+        // The hires pass is scheduled as A1111's calculate_hr_conds does: over the hires steps, offset by the first pass.
+        var pass = hiresSteps is null ? plan.Base : plan.Hires!;
         var calls = new List<StepConditioning>(pass.Steps);
         for (int i = 0; i < pass.Steps; i++)
         {

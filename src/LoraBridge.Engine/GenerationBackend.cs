@@ -1,4 +1,7 @@
+using LoraBridge.Models;
 using LoraBridge.Prompting;
+using LoraBridge.Tokenizers;
+
 namespace LoraBridge.Engine;
 
 /// <summary>A conditioning tensor held by the backend.</summary>
@@ -21,7 +24,19 @@ public sealed record NetworkSetting(string Name, double Te, double Unet, int? Dy
 /// <summary>One 77-token chunk: token ids and per-token emphasis weights.</summary>
 /// <param name="Ids">77 token ids (BOS, up to 75 tokens, EOS padding).</param>
 /// <param name="Weights">77 weights.</param>
-public sealed record TokenChunk(int[] Ids, double[] Weights);
+/// <param name="Fixes">Textual-inversion embeddings whose vectors overwrite this chunk's placeholders; null: none.</param>
+public sealed record TokenChunk(int[] Ids, double[] Weights, IReadOnlyList<TokenFix>? Fixes = null)
+{
+    /// <summary>A chunker chunk with its embedding fixes.</summary>
+    public static TokenChunk From(PromptChunk chunk) => new(chunk.Ids, chunk.Weights,
+        chunk.Fixes is { Count: > 0 } f ? f.Select(x => { var e = EmbeddingDatabase.EntryOf(x); return new TokenFix(x.Offset, e.Key, e.File.Path); }).ToList() : null);
+}
+
+/// <summary>An embedding placed in a chunk: its vectors go after token <paramref name="Offset"/> + 1 (A1111's offset).</summary>
+/// <param name="Offset">Index among the chunk's tokens without BOS.</param>
+/// <param name="Key">Key the backend keeps the vectors under (name, file, hash).</param>
+/// <param name="Path">The embedding file.</param>
+public sealed record TokenFix(int Offset, string Key, string Path);
 
 /// <summary>What starts a sampling run (one batch).</summary>
 /// <param name="Sampler">A1111 sampler name.</param>

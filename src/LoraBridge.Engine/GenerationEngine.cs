@@ -38,6 +38,10 @@ public sealed record GenerationRequest
     public long EtaNoiseSeedDelta { get; init; }
     /// <summary>Folder the PNG files go to.</summary>
     public required string OutputDir { get; init; }
+    /// <summary>img2img from an init picture instead of txt2img; null for txt2img.</summary>
+    public Img2ImgSettings? Img2Img { get; init; }
+    /// <summary>Hires fix after the txt2img pass; null for none.</summary>
+    public HiresSettings? Hires { get; init; }
 }
 
 /// <summary>The loaded checkpoint as the engine sees it.</summary>
@@ -46,7 +50,10 @@ public sealed record GenerationRequest
 /// <param name="ShortHash">A1111's "Model hash" (10 hex characters), when known.</param>
 /// <param name="Chunker">Tokenizer and A1111 chunking for this checkpoint's text encoder.</param>
 /// <param name="Family">Base-model family, to warn about LoRAs made for another one.</param>
-public sealed record CheckpointContext(string Path, string Name, string? ShortHash, PromptChunker Chunker, BaseFamily Family = BaseFamily.Unknown);
+/// <param name="Embeddings">Textual-inversion embeddings for this checkpoint's text encoder (the chunker matches their
+/// names); null: none.</param>
+public sealed record CheckpointContext(string Path, string Name, string? ShortHash, PromptChunker Chunker, BaseFamily Family = BaseFamily.Unknown,
+    EmbeddingDatabase? Embeddings = null);
 
 /// <summary>A network file the prompt refers to, found in the catalog.</summary>
 /// <param name="Name">The name as written in the prompt.</param>
@@ -125,17 +132,23 @@ public sealed class GenerationEngine
         var hooks = Hooks;
         if (hooks is not null) request = await hooks.BeforeJobAsync(request, ct).ConfigureAwait(false);
         ValidateRequest(request);
+        var encoder = ConditioningEncoder.For(_backend, checkpoint, request);
         var plan = _planner.Plan(request.Prompt, request.NegativePrompt, request.Steps);
+        var hiresPlan = PlanHires(request);
         var networks = new List<NetworkFile>();
         var skipped = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var name in plan.NetworkNames)
+        foreach (var name in plan.NetworkNames.Concat(hiresPlan?.NetworkNames ?? []).Distinct(StringComparer.Ordinal))
         {
             if (_resolveNetwork(name) is { } file) networks.Add(file);
             else skipped.Add(name);
         }
         if (skipped.Count > 0)
-            plan = plan with { Steps = plan.Steps.Select(s => s with { Networks = s.Networks.Where(n => !skipped.Contains(n.Name)).ToList() }).ToList() };
+        {
+            plan = WithoutNetworks(plan, skipped);
+            if (hiresPlan is not null) hiresPlan = WithoutNetworks(hiresPlan, skipped);
+        }
         long seed = request.Seed == -1 ? Random.Shared.NextInt64(0, 4294967294L) : request.Seed;
+        string? tiHashes = TextualInversionPlan.HashesFor(request, checkpoint, _planner);
 
         bool loaded = await _backend.LoadCheckpointAsync(checkpoint.Path, ct).ConfigureAwait(false);
         if (loaded) CheckpointLoads++;
@@ -166,65 +179,35 @@ public sealed class GenerationEngine
         int stepsDone = 0;
         try
         {
-            var conds = await EncodeAllAsync(plan, checkpoint.Chunker, request.ClipSkip, ct).ConfigureAwait(false);
+            var conds = await EncodeAllAsync(plan, checkpoint.Chunker, encoder, ct).ConfigureAwait(false);
             for (int batch = 0; batch < request.BatchCount; batch++)
             {
                 long batchSeed = seed + (long)batch * request.BatchSize;
-                var sampling = await _backend.StartAsync(new SamplingSettings(request.Sampler, request.Schedule, request.Steps, batchSeed,
-                    request.BatchSize, request.Width, request.Height, request.RandnSource, request.EtaNoiseSeedDelta), ct).ConfigureAwait(false);
-                // Step i+1's calls are issued before step i is awaited: the backend runs calls in the order issued,
-                // and the Python thread then finds its next work queued instead of sleeping until C# wakes it
-                // (benchmark host-overhead: ~400 → ~160 µs of host time per step).
-                Task? running = null;
+                var samplingSettings = new SamplingSettings(request.Sampler, request.Schedule, request.Steps, batchSeed,
+                    request.BatchSize, request.Width, request.Height, request.RandnSource, request.EtaNoiseSeedDelta);
+                var sampling = request.Img2Img is { } img2img
+                    ? await ImageBackend.StartImg2ImgAsync(samplingSettings, img2img, ct).ConfigureAwait(false)
+                    : await _backend.StartAsync(samplingSettings, ct).ConfigureAwait(false);
+                SamplingHandle? hires = null;
                 try
                 {
-                    IReadOnlyList<NetworkSetting>? applied = null;
-                    for (int i = 0; i < sampling.TotalCalls; i++)
+                    int expected = sampling.TotalCalls + (request.Hires is { } h ? HiresRules.Steps(request, h) : 0);
+                    stepsDone = await RunPassAsync(sampling, plan, conds, request, encoder, batch, 0, expected, stepsDone, clock, progress, hooks, ct).ConfigureAwait(false);
+                    if (request.Hires is { } hr && hiresPlan is not null)
                     {
-                        var step = plan.Steps[Math.Min(i, plan.Steps.Count - 1)];
-                        var settings = SamplingNetworks(step, conds.TextEncoderState);
-                        Task? set = null;
-                        if (applied is null || !settings.SequenceEqual(applied))
-                        {
-                            set = SetNetworksAsync(settings, ct);
-                            applied = settings;
-                        }
-                        var texts = TextsOf(plan, step).ToList();
-                        var positive = step.Positive.Select((p, k) => (conds.Handles[Key(texts[k].Batch, p.Text, step, request.ClipSkip)], p.Weight)).ToList();
-                        var negative = conds.Handles[Key(plan.NegativeBatch, step.Negative, step, request.ClipSkip)];
-                        var call = _backend.StepAsync(sampling, positive, negative, request.CfgScale, ct);
-                        var issued = set is null ? call : Task.WhenAll(set, call);
-                        if (running is not null)
-                        {
-                            var previous = running;
-                            running = issued;
-                            await previous.ConfigureAwait(false);
-                            stepsDone++;
-                            var stepProgress = Progress(batch, request.BatchCount, i, sampling.TotalCalls, stepsDone, clock.Elapsed);
-                            progress?.Report(stepProgress);
-                            if (hooks is not null) await hooks.AfterStepAsync(stepProgress, ct).ConfigureAwait(false);
-                        }
-                        else
-                        {
-                            running = issued;
-                        }
-                    }
-                    if (running is not null)
-                    {
-                        var last = running;
-                        running = null;
-                        await last.ConfigureAwait(false);
-                        stepsDone++;
-                        var lastProgress = Progress(batch, request.BatchCount, sampling.TotalCalls, sampling.TotalCalls, stepsDone, clock.Elapsed);
-                        progress?.Report(lastProgress);
-                        if (hooks is not null) await hooks.AfterStepAsync(lastProgress, ct).ConfigureAwait(false);
+                        var hrConds = await EncodeAllAsync(hiresPlan, checkpoint.Chunker, encoder, ct).ConfigureAwait(false);
+                        hires = await ImageBackend.StartHiresAsync(sampling, new HiresPassSettings(hr.Sampler ?? request.Sampler,
+                            hr.Schedule ?? request.Schedule, HiresRules.Steps(request, hr), hr.DenoisingStrength, hr.Scale, hr.ResizeX,
+                            hr.ResizeY, hr.Upscaler), ct).ConfigureAwait(false);
+                        stepsDone = await RunPassAsync(hires, hiresPlan, hrConds, request, encoder, batch, sampling.TotalCalls,
+                            sampling.TotalCalls + hires.TotalCalls, stepsDone, clock, progress, hooks, ct).ConfigureAwait(false);
                     }
 
                     foreach (var warning in await _backend.LayerWarningsAsync(ct).ConfigureAwait(false))
                         if (!LastJobWarnings.Contains(warning)) LastJobWarnings.Add(warning);
                     var seeds = Enumerable.Range(0, request.BatchSize).Select(k => batchSeed + k).ToList();
-                    var infotexts = seeds.Select(s => FormatInfotext(request, checkpoint, networks, sampling, s)).ToList();
-                    var pngs = await _backend.DecodePngAsync(sampling, infotexts, ct).ConfigureAwait(false);
+                    var infotexts = seeds.Select(s => FormatInfotext(request, checkpoint, networks, sampling, s, tiHashes, hires)).ToList();
+                    var pngs = await _backend.DecodePngAsync(hires ?? sampling, infotexts, ct).ConfigureAwait(false);
                     ct.ThrowIfCancellationRequested();
                     for (int k = 0; k < pngs.Count; k++)
                     {
@@ -236,9 +219,7 @@ public sealed class GenerationEngine
                 }
                 finally
                 {
-                    // A step issued behind a failed or cancelled one: let it finish (a cancelled one does not run) and
-                    // observe its outcome, so the release and restore come after it and no fault goes unobserved.
-                    if (running is not null) await running.ContinueWith(static t => t.Exception, TaskScheduler.Default).ConfigureAwait(false);
+                    if (hires is not null) await _backend.ReleaseAsync(hires.Id).ConfigureAwait(false);
                     await _backend.ReleaseAsync(sampling.Id).ConfigureAwait(false);
                 }
             }
@@ -289,6 +270,86 @@ public sealed class GenerationEngine
         return _backend.SetNetworksAsync(settings, ct);
     }
 
+    /// <summary>The backend's img2img/hires side.</summary>
+    private IImageGenerationBackend ImageBackend => _backend as IImageGenerationBackend
+        ?? throw new NotSupportedException("this backend cannot run img2img or hires fix");
+
+    private GenerationPlan? PlanHires(GenerationRequest request)
+    {
+        if (request.Hires is not { } hr) return null;
+        if (_planner is not IHiresPromptPlanner planner) throw new NotSupportedException("the prompt planner cannot plan a hires pass");
+        return planner.PlanHires(hr.Prompt.Length > 0 ? hr.Prompt : request.Prompt,
+            hr.NegativePrompt.Length > 0 ? hr.NegativePrompt : request.NegativePrompt, request.Steps, HiresRules.Steps(request, hr));
+    }
+
+    private static GenerationPlan WithoutNetworks(GenerationPlan plan, HashSet<string> skipped) =>
+        plan with { Steps = plan.Steps.Select(s => s with { Networks = s.Networks.Where(n => !skipped.Contains(n.Name)).ToList() }).ToList() };
+
+    /// <summary>
+    /// Runs every model call of one pass: call i takes step i of the plan (its texts and network multipliers).
+    /// Step i+1's calls are issued before step i is awaited: the backend runs calls in the order issued, and the
+    /// Python thread then finds its next work queued instead of sleeping until C# wakes it (benchmark host-overhead:
+    /// ~400 → ~160 µs of host time per step). Returns the job's steps done so far.
+    /// </summary>
+    private async Task<int> RunPassAsync(SamplingHandle sampling, GenerationPlan plan, EncodedConditionings conds, GenerationRequest request,
+        ConditioningEncoder encoder, int batch, int offset, int total, int stepsDone, Stopwatch clock, IProgress<GenerationProgress>? progress, IGenerationHooks? hooks,
+        CancellationToken ct)
+    {
+        Task? running = null;
+        try
+        {
+            IReadOnlyList<NetworkSetting>? applied = null;
+            for (int i = 0; i < sampling.TotalCalls; i++)
+            {
+                var step = plan.Steps[Math.Min(i, plan.Steps.Count - 1)];
+                var settings = SamplingNetworks(step, conds.TextEncoderState);
+                Task? set = null;
+                if (applied is null || !settings.SequenceEqual(applied))
+                {
+                    set = SetNetworksAsync(settings, ct);
+                    applied = settings;
+                }
+                var texts = TextsOf(plan, step).ToList();
+                var positive = step.Positive.Select((p, k) => (conds.Handles[Key(texts[k].Batch, p.Text, step, encoder, false)], p.Weight)).ToList();
+                var negative = conds.Handles[Key(plan.NegativeBatch, step.Negative, step, encoder, true)];
+                var call = _backend.StepAsync(sampling, positive, negative, request.CfgScale, ct);
+                var issued = set is null ? call : Task.WhenAll(set, call);
+                if (running is not null)
+                {
+                    var previous = running;
+                    running = issued;
+                    await previous.ConfigureAwait(false);
+                    stepsDone++;
+                    var stepProgress = Progress(batch, request.BatchCount, offset + i, Math.Max(total, offset + i), stepsDone, clock.Elapsed);
+                    progress?.Report(stepProgress);
+                    if (hooks is not null) await hooks.AfterStepAsync(stepProgress, ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    running = issued;
+                }
+            }
+            if (running is not null)
+            {
+                var last = running;
+                running = null;
+                await last.ConfigureAwait(false);
+                stepsDone++;
+                int step = offset + sampling.TotalCalls;
+                var lastProgress = Progress(batch, request.BatchCount, step, Math.Max(total, step), stepsDone, clock.Elapsed);
+                progress?.Report(lastProgress);
+                if (hooks is not null) await hooks.AfterStepAsync(lastProgress, ct).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            // A step issued behind a failed or cancelled one: let it finish (a cancelled one does not run) and
+            // observe its outcome, so the release and restore come after it and no fault goes unobserved.
+            if (running is not null) await running.ContinueWith(static t => t.Exception, TaskScheduler.Default).ConfigureAwait(false);
+        }
+        return stepsDone;
+    }
+
     /// <summary>Checks a request's settings before any work.</summary>
     /// <exception cref="ArgumentException">A setting out of range, with its value.</exception>
     public static void ValidateRequest(GenerationRequest r)
@@ -299,6 +360,7 @@ public sealed class GenerationEngine
         if (r.BatchSize < 1 || r.BatchCount < 1) throw new ArgumentException("batch size and count must be at least 1");
         if (r.ClipSkip is < 1 or > 12) throw new ArgumentException($"clip skip must be between 1 and 12, got {r.ClipSkip}");
         if (r.Seed < -1 || r.Seed > uint.MaxValue) throw new ArgumentException($"seed must be -1 or between 0 and {uint.MaxValue}, got {r.Seed}");
+        HiresRules.Validate(r);
     }
 
     /// <summary>The text-encoder multipliers a step's conditioning is encoded under: part of the cache key.</summary>
@@ -306,16 +368,17 @@ public sealed class GenerationEngine
         string.Join(";", networks.Where(n => n.Te != 0).Select(n => $"{n.Name}:{n.Te.ToString("R", CultureInfo.InvariantCulture)}:{n.Dyn}"));
 
     // A text's conditioning depends on the batch it was encoded in (A1111 encodes one prompt's schedule together),
-    // so the batch is part of the key, with the clip skip and the text-encoder multipliers.
-    private static string Key(IReadOnlyList<string>? batch, string text, StepConditioning step, int clipSkip) =>
-        $"{clipSkip}\u0001{TextEncoderKey(step.Networks)}\u0001{string.Join("\u0002", BatchOf(batch, text))}\u0001{text}";
+    // so the batch is part of the key, with the encoder's scope (SD1: the clip skip; SDXL: the size conditioning and
+    // the empty-negative rule) and the text-encoder multipliers.
+    private static string Key(IReadOnlyList<string>? batch, string text, StepConditioning step, ConditioningEncoder encoder, bool negative) =>
+        $"{encoder.Scope(BatchOf(batch, text), negative)}\u0001{TextEncoderKey(step.Networks)}\u0001{string.Join("\u0002", BatchOf(batch, text))}\u0001{text}";
 
     private static IReadOnlyList<string> BatchOf(IReadOnlyList<string>? batch, string text) =>
         batch is not null && batch.Contains(text) ? batch : [text];
 
-    private static IEnumerable<(IReadOnlyList<string>? Batch, string Text)> TextsOf(GenerationPlan plan, StepConditioning step) =>
-        step.Positive.Select((p, k) => (plan.PositiveBatches is { } b && k < b.Count ? b[k] : null, p.Text))
-            .Append((plan.NegativeBatch, step.Negative));
+    private static IEnumerable<(IReadOnlyList<string>? Batch, string Text, bool Negative)> TextsOf(GenerationPlan plan, StepConditioning step) =>
+        step.Positive.Select((p, k) => (plan.PositiveBatches is { } b && k < b.Count ? b[k] : null, p.Text, false))
+            .Append((plan.NegativeBatch, step.Negative, true));
 
     private sealed record EncodedConditionings(Dictionary<string, ConditioningHandle> Handles, IReadOnlyDictionary<string, NetworkSetting> TextEncoderState);
 
@@ -323,7 +386,7 @@ public sealed class GenerationEngine
     /// Encodes every (batch, text, text-encoder multipliers) the plan needs, grouped so the text encoder's weights
     /// change once per group; cached ones are reused across generations.
     /// </summary>
-    private async Task<EncodedConditionings> EncodeAllAsync(GenerationPlan plan, PromptChunker chunker, int clipSkip, CancellationToken ct)
+    private async Task<EncodedConditionings> EncodeAllAsync(GenerationPlan plan, PromptChunker chunker, ConditioningEncoder encoder, CancellationToken ct)
     {
         var handles = new Dictionary<string, ConditioningHandle>(StringComparer.Ordinal);
         // The text encoder as the model has it now (patches kept from the previous job, or nothing after a restore).
@@ -336,9 +399,9 @@ public sealed class GenerationEngine
             bool applied = false;
             foreach (var step in group)
             {
-                foreach (var (batch, text) in TextsOf(plan, step))
+                foreach (var (batch, text, negative) in TextsOf(plan, step))
                 {
-                    var key = Key(batch, text, step, clipSkip);
+                    var key = Key(batch, text, step, encoder, negative);
                     if (handles.ContainsKey(key)) continue;
                     if (!_conditionings.ContainsKey(key))
                     {
@@ -348,7 +411,7 @@ public sealed class GenerationEngine
                             state = teSettings.ToDictionary(n => n.Name, StringComparer.Ordinal);
                             applied = true;
                         }
-                        await EncodeBatchAsync(BatchOf(batch, text), step, chunker, clipSkip, ct).ConfigureAwait(false);
+                        await EncodeBatchAsync(BatchOf(batch, text), step, chunker, encoder, negative, ct).ConfigureAwait(false);
                     }
                     handles[key] = _conditionings[key];
                 }
@@ -362,17 +425,18 @@ public sealed class GenerationEngine
     /// One A1111 batch: every schedule text (repeats included, they count in the emphasis mean), padded with empty
     /// chunks to the longest; one cached handle per distinct text.
     /// </summary>
-    private async Task EncodeBatchAsync(IReadOnlyList<string> batch, StepConditioning step, PromptChunker chunker, int clipSkip, CancellationToken ct)
+    private async Task EncodeBatchAsync(IReadOnlyList<string> batch, StepConditioning step, PromptChunker chunker, ConditioningEncoder encoder,
+        bool negative, CancellationToken ct)
     {
         var chunked = batch.Select(t => chunker.Chunk(_planner.Attention(t).Select(f => new WeightedText(f.Text, f.Weight)).ToList()).Chunks).ToList();
         int count = chunked.Max(c => c.Count);
         var empty = chunker.EmptyChunk();
         var texts = chunked.Select(c => (IReadOnlyList<TokenChunk>)c.Concat(Enumerable.Repeat(empty, count - c.Count))
-            .Select(p => new TokenChunk(p.Ids, p.Weights)).ToList()).ToList();
-        var encoded = await _backend.EncodeAsync(texts, clipSkip, ct).ConfigureAwait(false);
+            .Select(TokenChunk.From).ToList()).ToList();
+        var encoded = await encoder.EncodeAsync(texts, batch, negative, ct).ConfigureAwait(false);
         for (int i = 0; i < batch.Count; i++)
         {
-            if (!_conditionings.TryAdd(Key(batch, batch[i], step, clipSkip), encoded[i]))
+            if (!_conditionings.TryAdd(Key(batch, batch[i], step, encoder, negative), encoded[i]))
                 await _backend.ReleaseAsync(encoded[i].Id).ConfigureAwait(false); // a repeat of a text already kept
         }
     }
@@ -421,8 +485,15 @@ public sealed class GenerationEngine
     }
 
     /// <summary>A1111's infotext for one image of this job.</summary>
+    /// <param name="request">The job.</param>
+    /// <param name="checkpoint">Its checkpoint.</param>
+    /// <param name="networks">The networks it used (for "Lora hashes").</param>
+    /// <param name="sampling">The (first) pass.</param>
+    /// <param name="seed">The image's seed.</param>
+    /// <param name="tiHashes">A1111's "TI hashes" value, or null.</param>
+    /// <param name="hires">The hires pass, when there was one.</param>
     public static string FormatInfotext(GenerationRequest request, CheckpointContext checkpoint, IReadOnlyList<NetworkFile> networks,
-        SamplingHandle sampling, long seed)
+        SamplingHandle sampling, long seed, string? tiHashes = null, SamplingHandle? hires = null)
     {
         var p = new List<KeyValuePair<string, string>>
         {
@@ -435,12 +506,15 @@ public sealed class GenerationEngine
         p.Add(new("Size", $"{request.Width}x{request.Height}"));
         if (checkpoint.ShortHash is not null) p.Add(new("Model hash", checkpoint.ShortHash));
         p.Add(new("Model", checkpoint.Name));
+        p.AddRange(HiresRules.Denoising(request));
         if (request.ClipSkip > 1) p.Add(new("Clip skip", request.ClipSkip.ToString(CultureInfo.InvariantCulture)));
         if (request.EtaNoiseSeedDelta != 0) p.Add(new("ENSD", request.EtaNoiseSeedDelta.ToString(CultureInfo.InvariantCulture)));
         if (request.RandnSource != "GPU") p.Add(new("RNG", request.RandnSource));
         p.AddRange(sampling.InfotextParams.Where(kv => kv.Key != "Schedule type"));
+        if (request.Hires is { } hr) p.AddRange(HiresRules.Infotext(request, hr, hires));
         var hashed = networks.Where(n => n.ShortHash is not null).DistinctBy(n => n.Alias).ToList();
         if (hashed.Count > 0) p.Add(new("Lora hashes", string.Join(", ", hashed.Select(n => $"{n.Alias}: {n.ShortHash}"))));
+        if (!string.IsNullOrEmpty(tiHashes)) p.Add(new("TI hashes", tiHashes)); // after Lora hashes, as A1111 adds it after the conds
         p.Add(new("Version", Version));
         return new Infotext(request.Prompt, request.NegativePrompt, p).Format();
     }

@@ -19,7 +19,8 @@ public sealed class GenerationWorkspace
     {
         _bridge = bridge;
         Sources = new ModelSources(settings);
-        Engine = new GenerationEngine(new PythonGenerationBackend(bridge), Planner, ResolveNetwork);
+        Engine = new GenerationEngine(new PythonGenerationBackend(bridge) { Upscalers = UpscalerLocations.Folders(settings) },
+            Planner, ResolveNetwork);
     }
 
     /// <summary>The prompt planner, with the block-weight presets of the data folder (<c>lbwpresets.txt</c>, <c>elempresets.txt</c>).</summary>
@@ -48,11 +49,39 @@ public sealed class GenerationWorkspace
     public async Task<CheckpointContext> PrepareAsync(CancellationToken ct)
     {
         if (_checkpoint is not null) return _checkpoint;
+        await CheckpointFamilies.ApplyPrecisionAsync(_bridge, Sources.Settings, ct).ConfigureAwait(false);
         string path = Sources.FindConfiguredCheckpoint()
-            ?? await _bridge.EnsureDemoModelAsync(Sources.DemoDir, ct).ConfigureAwait(false);
+            ?? ExistingDemoCheckpoint()
+            ?? await (Sources.UsesSdxlDemoModel ? _bridge.EnsureDemoModelXlAsync(Sources.DemoDir, ct) : _bridge.EnsureDemoModelAsync(Sources.DemoDir, ct)).ConfigureAwait(false);
         var entry = CheckpointEntry.Load(path, Path.GetDirectoryName(path)!);
-        var chunker = new PromptChunker(ClipTokenizer.Load(Sources.LocateTokenizer(path)));
-        return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Sources.Catalog.Hashes), chunker, entry.Family);
+        var family = await CheckpointFamilies.ResolveAsync(_bridge, path, ct).ConfigureAwait(false);
+        var tokenizer = ClipTokenizer.Load(Sources.LocateTokenizer(path));
+        var embeddings = await EmbeddingSources.LoadAsync(Sources, path, tokenizer, _bridge, ct).ConfigureAwait(false);
+        if (family == BaseFamily.SDXL && embeddings is { Loaded.Count: > 0 })
+        {
+            // The database knows SDXL pairs (clip_l + clip_g); writing them into the two SDXL encoders is not built yet,
+            // so their names stay plain text rather than becoming placeholders nothing fills.
+            Warnings.Add($"textual-inversion embeddings are not applied to SDXL checkpoints yet ({embeddings.Loaded.Count} found); their names stay plain text");
+            embeddings = null;
+        }
+        var chunker = new PromptChunker(tokenizer, embeddings: embeddings?.Lookup);
+        return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Sources.Catalog.Hashes), chunker, family, embeddings);
+    }
+
+    /// <summary>File name of the demo checkpoint (<c>demo.CHECKPOINT_NAME</c> in python/lorabridge/demo.py).</summary>
+    public const string DemoCheckpointFile = "lorabridge-demo.safetensors";
+
+    /// <summary>File name of the SDXL demo checkpoint (<c>demo_xl.CHECKPOINT_NAME</c> in python/lorabridge/demo_xl.py).</summary>
+    public const string DemoXlCheckpointFile = "lorabridge-demo-xl.safetensors";
+
+    /// <summary>
+    /// The demo checkpoint when it exists already. Python writes it last, after the tokenizer and LoRAs, and its own
+    /// check is the same file test, so finding it here saves a bridge call (and importing the demo builder) per command.
+    /// </summary>
+    private string? ExistingDemoCheckpoint()
+    {
+        var path = Path.Combine(Sources.DemoDir, "Stable-diffusion", Sources.UsesSdxlDemoModel ? DemoXlCheckpointFile : DemoCheckpointFile);
+        return File.Exists(path) ? path : null;
     }
 
     /// <summary>

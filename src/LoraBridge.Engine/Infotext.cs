@@ -14,9 +14,9 @@ namespace LoraBridge.Engine;
 /// <param name="Parameters">The "Key: value" pairs in order, values unquoted.</param>
 public sealed record Infotext(string Prompt, string NegativePrompt, IReadOnlyList<KeyValuePair<string, string>> Parameters)
 {
-    // A1111 v1.10.1 infotext_utils.re_param: a key, a colon, then a JSON-quoted string or anything up to a comma.
-    private static readonly Regex ParamPattern = new(@"\s*(\w[\w \-/]+):\s*(""(?:\\.|[^\\""])+""|[^,]*)(?:,|$)", RegexOptions.CultureInvariant);
-
+    // A1111 v1.10.1 infotext_utils.re_param is \s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$), applied with finditer.
+    // ParameterScanner matches exactly what that pattern matches, in one pass: with a backtracking regex a long run
+    // that never reaches a colon costs quadratic time (a 234 KB infotext took 40 s, 50 MB never finished).
     /// <summary>Value of a parameter, or <c>null</c>.</summary>
     public string? this[string key] => Parameters.FirstOrDefault(p => p.Key == key).Value;
 
@@ -63,7 +63,8 @@ public sealed record Infotext(string Prompt, string NegativePrompt, IReadOnlyLis
         var lines = text.Trim().Split('\n').ToList();
         var last = lines[^1];
         // Like A1111: a last line with fewer than 3 parameters is part of the prompt, not the parameter line.
-        if (ParamPattern.Matches(last).Count < 3) last = "";
+        var found = ParameterScanner.Scan(last);
+        if (found.Count < 3) last = "";
         else lines.RemoveAt(lines.Count - 1);
 
         var prompt = new StringBuilder();
@@ -83,11 +84,9 @@ public sealed record Infotext(string Prompt, string NegativePrompt, IReadOnlyLis
         }
 
         var parameters = new List<KeyValuePair<string, string>>();
-        foreach (Match m in ParamPattern.Matches(last))
-        {
-            var value = m.Groups[2].Value;
-            parameters.Add(new(m.Groups[1].Value.Trim(), Unquote(value)));
-        }
+        if (last.Length > 0)
+            foreach (var (key, value) in found)
+                parameters.Add(new(key.Trim(), Unquote(value)));
         return new Infotext(prompt.ToString(), negative.ToString(), parameters);
     }
 

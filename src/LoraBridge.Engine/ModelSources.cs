@@ -16,8 +16,14 @@ public sealed record WorkspaceSettings
     public string? TokenizerDir { get; init; }
     /// <summary>More LoRA folders.</summary>
     public IReadOnlyList<string> LoraDirs { get; init; } = [];
+    /// <summary>Textual-inversion embedding folders (A1111's <c>embeddings/</c> under <see cref="WebUiDir"/> is read after them).</summary>
+    public IReadOnlyList<string> EmbeddingDirs { get; init; } = [];
     /// <summary>A1111's behaviour for unknown LoRA names instead of an error.</summary>
     public LoraNotFoundBehavior LoraNotFound { get; init; } = LoraNotFoundBehavior.Error;
+    /// <summary>"full" or "autocast" (A1111's <c>--precision</c>); null leaves the runtime's default (autocast).</summary>
+    public string? Precision { get; init; }
+    /// <summary>Keep the VAE in fp32 on CUDA (A1111's <c>--no-half-vae</c>).</summary>
+    public bool NoHalfVae { get; init; }
 }
 
 /// <summary>
@@ -52,13 +58,46 @@ public sealed class ModelSources
     /// <summary>The demo model's folder under the data folder.</summary>
     public string DemoDir => Path.Combine(Settings.DataDir, DemoFolder);
 
-    /// <summary>True when the built-in demo model is in use (no checkpoint configured, and no A1111 folder with one).</summary>
-    public bool UsesDemoModel => Settings.Checkpoint is null && (Settings.WebUiDir is null || Catalog.Checkpoints.Count == 0);
+    /// <summary>
+    /// True when a built-in demo model is in use: <see cref="BuiltInCheckpoint"/> named, or no checkpoint configured
+    /// and no A1111 folder with one (then the SD1 demo).
+    /// </summary>
+    public bool UsesDemoModel => BuiltInCheckpoint is not null
+        || (Settings.Checkpoint is null && (Settings.WebUiDir is null || Catalog.Checkpoints.Count == 0));
+
+    /// <summary>
+    /// The built-in demo model named by the configured checkpoint (<see cref="DemoCheckpoints.Sd1"/> or
+    /// <see cref="DemoCheckpoints.Sdxl"/>, with or without <c>.safetensors</c>), unless a file of that name exists in
+    /// the working folder; null otherwise (also when the SD1 demo is used because nothing is configured).
+    /// </summary>
+    public string? BuiltInCheckpoint => DemoCheckpoints.Match(Settings.Checkpoint);
+
+    /// <summary>True when the SDXL demo model <c>lorabridge-demo-xl</c> is in use.</summary>
+    public bool UsesSdxlDemoModel => BuiltInCheckpoint == DemoCheckpoints.Sdxl;
+
+    /// <summary>
+    /// The image size a job gets when none is given: <see cref="DemoCheckpoints.DefaultSize"/> on a demo model,
+    /// 1024×1024 on an SDXL checkpoint, 512×512 otherwise. Read from the checkpoint's keys without starting Python; a
+    /// checkpoint that cannot be found or read gets 512×512 here and reports its problem when it is loaded.
+    /// </summary>
+    public (int Width, int Height) DefaultSize()
+    {
+        if (UsesDemoModel) return DemoCheckpoints.DefaultSize;
+        try
+        {
+            return FindConfiguredCheckpoint() is { } path ? CheckpointKind.Detect(path).DefaultSize : (512, 512);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return (512, 512);
+        }
+    }
 
     /// <summary>The configured checkpoint's path (a path, an A1111 name, or the A1111 folder's first), or null for the demo model.</summary>
     /// <exception cref="FileNotFoundException">A configured checkpoint that does not exist.</exception>
     public string? FindConfiguredCheckpoint()
     {
+        if (BuiltInCheckpoint is not null) return null;
         if (Settings.Checkpoint is { } wanted)
         {
             if (File.Exists(wanted)) return Path.GetFullPath(wanted);
@@ -75,5 +114,29 @@ public sealed class ModelSources
         // The demo model keeps its own vocabulary in <demo>/tokenizer, beside its A1111-style model folders.
         var explicitDir = Settings.TokenizerDir ?? (UsesDemoModel ? Path.Combine(DemoDir, "tokenizer") : null);
         return new TokenizerLocator().Locate(checkpointPath, explicitDir);
+    }
+}
+
+/// <summary>The built-in demo models, made on first use in the data folder by the Python side.</summary>
+public static class DemoCheckpoints
+{
+    /// <summary>The SD 1.x demo model, used when no checkpoint is configured.</summary>
+    public const string Sd1 = "lorabridge-demo";
+
+    /// <summary>The SDXL-architecture demo model (tiny widths, its LoRA <c>demo_style_xl</c>).</summary>
+    public const string Sdxl = "lorabridge-demo-xl";
+
+    /// <summary>
+    /// Default image size on both demo models: 128×128 runs in seconds on a CPU (the SDXL demo's UNet downsamples the
+    /// 16×16 latent twice, to 4×4, so it stays meaningful).
+    /// </summary>
+    public static readonly (int Width, int Height) DefaultSize = (128, 128);
+
+    /// <summary>The demo name <paramref name="checkpoint"/> refers to, or null; an existing file of that name wins.</summary>
+    public static string? Match(string? checkpoint)
+    {
+        if (checkpoint is null || File.Exists(checkpoint)) return null;
+        var name = checkpoint.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) ? checkpoint[..^".safetensors".Length] : checkpoint;
+        return name switch { Sd1 => Sd1, Sdxl => Sdxl, _ => null };
     }
 }

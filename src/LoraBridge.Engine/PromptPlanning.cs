@@ -40,3 +40,11 @@ public interface IPromptPlanner
     /// <summary>A1111's <c>parse_prompt_attention</c> of a scheduled text: fragments with emphasis weights (BREAK = -1).</summary>
     IReadOnlyList<(string Text, double Weight)> Attention(string text);
 }
+
+/// <summary>A prompt engine that also plans A1111's hires pass.</summary>
+public interface IHiresPromptPlanner
+{
+    /// <summary>Plans the hires pass: <paramref name="hiresSteps"/> calls scheduled after <paramref name="steps"/> first-pass steps.</summary>
+    /// <exception cref="PromptPlanException">The prompt cannot be scheduled.</exception>
+    GenerationPlan PlanHires(string prompt, string negativePrompt, int steps, int hiresSteps);
+}

@@ -4,8 +4,17 @@ using LoraBridge.Python;
 namespace LoraBridge.Engine;
 
 /// <summary>The engine's backend over the embedded Python runtime (<c>lorabridge.generation</c> via the bridge).</summary>
-public sealed class PythonGenerationBackend(PythonBridge bridge) : IGenerationBackend
+public sealed partial class PythonGenerationBackend(PythonBridge bridge) : IGenerationBackend, ISdxlGenerationBackend
 {
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<ConditioningHandle>> EncodeSdxlAsync(SdxlEncoding e, CancellationToken ct)
+    {
+        var texts = e.Texts.Select((t, i) => (IReadOnlyList<(int[], int[], double[])>)t.Select((c, k) => (c.Ids, e.Te2Ids[i][k], c.Weights)).ToList()).ToList();
+        var handles = await bridge.EncodeSdxlAsync(texts, e.Size.Width, e.Size.Height, e.ZeroText, e.Size.CropTop, e.Size.CropLeft,
+            e.Size.OriginalWidth, e.Size.OriginalHeight, ct).ConfigureAwait(false);
+        return handles.Select(h => new ConditioningHandle(h)).ToList();
+    }
+
     /// <inheritdoc />
     public Task<bool> LoadCheckpointAsync(string path, CancellationToken ct) => bridge.LoadCheckpointAsync(path, ct);
 
@@ -33,6 +42,11 @@ public sealed class PythonGenerationBackend(PythonBridge bridge) : IGenerationBa
     /// <inheritdoc />
     public async Task<IReadOnlyList<ConditioningHandle>> EncodeAsync(IReadOnlyList<IReadOnlyList<TokenChunk>> texts, int clipSkip, CancellationToken ct)
     {
+        if (texts.Any(t => t.Any(c => c.Fixes is { Count: > 0 })))
+        {
+            var fixedHandles = await bridge.EncodeWithEmbeddingsAsync(EmbeddingRequest.Json(texts), clipSkip, ct).ConfigureAwait(false);
+            return fixedHandles.Select(h => new ConditioningHandle(h)).ToList();
+        }
         var batch = texts.Select(t => (IReadOnlyList<(int[], double[])>)t.Select(c => (c.Ids, c.Weights)).ToList()).ToList();
         var handles = await bridge.EncodePromptsAsync(batch, clipSkip, ct).ConfigureAwait(false);
         return handles.Select(h => new ConditioningHandle(h)).ToList();

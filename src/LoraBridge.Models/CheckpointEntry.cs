@@ -82,7 +82,7 @@ public sealed class CheckpointEntry
                 entry.Metadata = header.Metadata;
                 entry.Family = FamilyOf(header);
             }
-            catch (Exception e) when (e is ModelFileException or IOException)
+            catch (Exception e) when (e is ModelFileException or IOException or UnauthorizedAccessException)
             {
                 entry.Error = e is ModelFileException ? e.Message : $"{file}: {e.Message}";
             }

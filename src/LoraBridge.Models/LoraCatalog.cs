@@ -112,7 +112,7 @@ public sealed class LoraCatalog
             Index = LoraIndex.Open(Path.Combine(options.DataDir, "catalog.db"), out var problem);
             IndexProblem = problem ?? Index?.Notice;
         }
-        Hashes = Index is not null ? new HashCache(Index)
+        Hashes = Index is not null ? HashCache.InIndex(Index)
             : new HashCache(options.DataDir is null ? null : Path.Combine(options.DataDir, "hashes.json"));
     }
 

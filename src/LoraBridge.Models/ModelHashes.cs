@@ -71,6 +71,7 @@ public sealed class HashCache
 {
     private readonly object _gate = new();
     private readonly Dictionary<string, Entry> _entries;
+    private bool _unsaved;
 
     private readonly LoraIndex? _index;
 
@@ -82,7 +83,9 @@ public sealed class HashCache
     }
 
     /// <summary>A cache kept in the catalog index (one row per hash, no rewrite of a whole file per new hash).</summary>
-    public HashCache(LoraIndex index)
+    public static HashCache InIndex(LoraIndex index) => new(index);
+
+    private HashCache(LoraIndex index)
     {
         _index = index;
         _entries = new(StringComparer.Ordinal);
@@ -117,7 +120,14 @@ public sealed class HashCache
     }
 
     /// <summary>Returns the hash, computing and storing it when the cache has none for the current size and mtime.</summary>
-    public string GetOrCompute(string path, HashKind kind)
+    public string GetOrCompute(string path, HashKind kind) => GetOrCompute(path, kind, deferSave: false);
+
+    /// <summary>
+    /// As <see cref="GetOrCompute(string, HashKind)"/>; with <paramref name="deferSave"/> the file is written by
+    /// <see cref="SaveIfChanged"/> instead of after every new hash (a scan of many small files would rewrite the whole
+    /// cache once per file).
+    /// </summary>
+    public string GetOrCompute(string path, HashKind kind, bool deferSave)
     {
         var cached = TryGet(path, kind);
         if (cached is not null) return cached;
@@ -132,6 +142,7 @@ public sealed class HashCache
                 try { _index.PutHash(key, size, mtime, hash); }
                 catch (Microsoft.Data.Sqlite.SqliteException) { } // kept in memory for this process
             }
+            else if (deferSave) _unsaved = true;
             else Save();
         }
         return hash;
@@ -159,8 +170,16 @@ public sealed class HashCache
         }
     }
 
+    /// <summary>Writes hashes computed with <c>deferSave</c>, if any.</summary>
+    public void SaveIfChanged()
+    {
+        lock (_gate)
+            if (_unsaved) Save();
+    }
+
     private void Save()
     {
+        _unsaved = false;
         if (CacheFile is null) return;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(CacheFile))!);
         string tmp = CacheFile + "." + Environment.ProcessId + ".tmp";

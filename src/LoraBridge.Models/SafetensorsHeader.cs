@@ -110,10 +110,16 @@ public sealed class SafetensorsHeader
         var json = new byte[headerLength];
         stream.ReadExactly(json);
 
+        // Strict UTF-8 first, so an invalid byte anywhere (a key, a metadata value) is an error naming the file and the
+        // byte rather than an exception from the middle of the JSON API.
+        if (FirstInvalidUtf8(json) is var bad and >= 0)
+            throw new ModelFileException(path, $"header is not valid UTF-8 (byte {bad} of the file)");
+
         JsonDocument doc;
         try
         {
-            // Headers may be padded with trailing spaces to align the data section.
+            // Headers may be padded with trailing spaces to align the data section. The depth limit (64 by default)
+            // turns deep nesting into a JsonException; real headers are 3 levels deep.
             doc = JsonDocument.Parse(json.AsMemory());
         }
         catch (JsonException e)
@@ -123,24 +129,45 @@ public sealed class SafetensorsHeader
 
         using (doc)
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new ModelFileException(path, "header JSON is not an object");
-
-            long dataLength = fileLength - 8 - headerLength;
-            var tensors = new List<TensorInfo>();
-            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var prop in doc.RootElement.EnumerateObject())
+            try
             {
-                if (prop.Name == "__metadata__")
-                {
-                    ReadMetadata(path, prop.Value, metadata);
-                    continue;
-                }
-                tensors.Add(ReadTensor(path, prop.Name, prop.Value, dataLength));
+                return Build(path, doc, headerLength, fileLength);
             }
-            CheckCoverage(path, tensors, dataLength);
-            return new SafetensorsHeader(path, headerLength, fileLength, tensors, metadata);
+            catch (InvalidOperationException e)
+            {
+                // GetString()/Name throw this for escaped lone surrogates ("\ud800"), which are valid JSON but not text.
+                throw new ModelFileException(path, $"header holds a string that is not valid Unicode (an escaped lone surrogate): {e.Message}", e);
+            }
         }
+    }
+
+    // Offset in the file of the first byte that is not UTF-8, or -1 when all are.
+    private static long FirstInvalidUtf8(byte[] bytes)
+    {
+        var chars = new char[bytes.Length];
+        var status = System.Text.Unicode.Utf8.ToUtf16(bytes, chars, out int read, out _, replaceInvalidSequences: false);
+        return status == System.Buffers.OperationStatus.Done ? -1 : 8 + read;
+    }
+
+    private static SafetensorsHeader Build(string path, JsonDocument doc, long headerLength, long fileLength)
+    {
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            throw new ModelFileException(path, "header JSON is not an object");
+
+        long dataLength = fileLength - 8 - headerLength;
+        var tensors = new List<TensorInfo>();
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var prop in doc.RootElement.EnumerateObject())
+        {
+            if (prop.Name == "__metadata__")
+            {
+                ReadMetadata(path, prop.Value, metadata);
+                continue;
+            }
+            tensors.Add(ReadTensor(path, prop.Name, prop.Value, dataLength));
+        }
+        CheckCoverage(path, tensors, dataLength);
+        return new SafetensorsHeader(path, headerLength, fileLength, tensors, metadata);
     }
 
     /// <summary>Bits per element of a safetensors dtype code, or null when unknown.</summary>

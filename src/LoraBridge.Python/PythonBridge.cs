@@ -78,23 +78,62 @@ public enum BusyLoopKind
 public sealed partial class PythonBridge
 {
     private PyObject? _module;
+    private readonly PythonRuntimeProvider? _provider;
+    private PythonRuntime? _runtime;
 
     /// <summary>Wraps a started runtime; the bridge module is imported on first use.</summary>
     public PythonBridge(PythonRuntime runtime)
     {
-        Runtime = runtime;
+        _runtime = runtime;
         runtime.AddShutdownAction(DropModule);
     }
 
-    /// <summary>The runtime the calls run on.</summary>
-    public PythonRuntime Runtime { get; }
+    /// <summary>
+    /// A bridge whose runtime is discovered and booted on the first call (or when <see cref="StartBooting"/> asks),
+    /// so creating it costs nothing and commands that never call Python never boot it.
+    /// </summary>
+    public PythonBridge(PythonRuntimeProvider provider)
+    {
+        _provider = provider;
+    }
+
+    /// <summary>The runtime the calls run on; for a lazily booted bridge, reading it boots Python (and waits).</summary>
+    public PythonRuntime Runtime => _runtime ?? Attach(_provider!.Get());
+
+    /// <summary>True once the runtime exists (a lazily booted bridge has booted).</summary>
+    public bool IsBooted => _runtime is not null || _provider?.Started is not null;
+
+    /// <summary>Begins booting a lazily booted bridge in the background (no-op when booted or eager).</summary>
+    public void StartBooting()
+    {
+        if (_runtime is null) _provider?.StartBooting();
+    }
+
+    private PythonRuntime Attach(PythonRuntime runtime)
+    {
+        lock (this)
+        {
+            if (_runtime is null)
+            {
+                runtime.AddShutdownAction(DropModule);
+                _runtime = runtime;
+            }
+            return _runtime;
+        }
+    }
 
     /// <summary>
     /// Runs <paramref name="body"/> on the Python thread with the <c>lorabridge.bridge</c> module. The body must
     /// return .NET values only and dispose the Python objects it creates.
     /// </summary>
     public Task<T> CallAsync<T>(Func<PyObject, T> body, CancellationToken ct = default) =>
-        Runtime.InvokeAsync(() => body(Module), ct);
+        _runtime is { } rt ? rt.InvokeAsync(() => body(Module), ct) : CallAfterBootAsync(body, ct);
+
+    private async Task<T> CallAfterBootAsync<T>(Func<PyObject, T> body, CancellationToken ct)
+    {
+        var rt = Attach(await _provider!.GetAsync().WaitAsync(ct).ConfigureAwait(false));
+        return await rt.InvokeAsync(() => body(Module), ct).ConfigureAwait(false);
+    }
 
     /// <summary>The bridge module; only valid on the Python thread.</summary>
     private PyObject Module
@@ -103,13 +142,18 @@ public sealed partial class PythonBridge
         {
             if (!Runtime.IsOnPythonThread)
                 throw new InvalidOperationException("The bridge module may only be used on the Python thread; use CallAsync.");
-            return _module ??= Py.Import("lorabridge.bridge");
+            if (_module is not null) return _module;
+            long start = BridgeCallTimings.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+            _module = Py.Import("lorabridge.bridge");
+            if (start != 0) BridgeCallTimings.Record("import lorabridge.bridge", start);
+            return _module;
         }
     }
 
     /// <summary>Calls <c>bridge.name(*args)</c> and disposes the arguments; the caller disposes the result.</summary>
     private static PyObject Invoke(PyObject module, string name, params PyObject[] args)
     {
+        long start = BridgeCallTimings.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         try
         {
             return module.InvokeMethod(name, args);
@@ -117,6 +161,7 @@ public sealed partial class PythonBridge
         finally
         {
             foreach (var a in args) a.Dispose();
+            if (start != 0) BridgeCallTimings.Record(name, start);
         }
     }
 

@@ -30,4 +30,7 @@ public sealed class PythonRuntimeUnavailableException(string message, DiscoveryR
 {
     /// <summary>The discovery report behind the failure, when discovery ran.</summary>
     public DiscoveryReport? Report { get; } = report;
+
+    /// <summary>True when a cached discovery verdict failed at boot and was dropped: a fresh start probes again.</summary>
+    public bool CacheWasStale { get; init; }
 }

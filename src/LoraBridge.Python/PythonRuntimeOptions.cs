@@ -27,6 +27,20 @@ public sealed record PythonRuntimeOptions
     /// <summary>How long one candidate's probe (which imports torch) may take.</summary>
     public TimeSpan ProbeTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// Where discovery keeps its verdicts; null (the default) uses <c>python-discovery.json</c> in <see cref="DataDir"/>,
+    /// and no cache when there is no data folder. Set <see cref="NoDiscoveryCache"/> to turn it off.
+    /// </summary>
+    public string? DiscoveryCachePath { get; init; }
+
+    /// <summary>True probes every candidate on every start (no verdict cache).</summary>
+    public bool NoDiscoveryCache { get; init; }
+
+    /// <summary>The verdict cache file in use, or null when there is none.</summary>
+    public string? DiscoveryCacheFile => NoDiscoveryCache ? null
+        : DiscoveryCachePath is { Length: > 0 } p ? Path.GetFullPath(p)
+        : string.IsNullOrWhiteSpace(DataDir) ? null : Path.Combine(Path.GetFullPath(DataDir), "python-discovery.json");
+
     /// <summary>The torch thread count actually used.</summary>
     public int EffectiveTorchThreads => TorchThreads is > 0 ? TorchThreads.Value : Environment.ProcessorCount;
 }

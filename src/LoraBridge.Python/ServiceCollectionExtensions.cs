@@ -7,21 +7,27 @@ namespace LoraBridge.Python;
 public static class ServiceCollectionExtensions
 {
     /// <summary>
-    /// Adds <see cref="PythonRuntimeOptions"/>, <see cref="PythonDiscovery"/> (report cached per process),
-    /// <see cref="PythonRuntime"/> (discovered and booted on first resolution, finalized when the container is disposed)
-    /// and <see cref="PythonBridge"/>, all singletons.
+    /// Adds <see cref="PythonRuntimeOptions"/>, <see cref="PythonDiscovery"/> (report cached per process, verdicts cached
+    /// in the data folder), <see cref="PythonRuntimeProvider"/> (discovers and boots on first use, finalizes when the
+    /// container is disposed), <see cref="PythonRuntime"/> (resolving it boots) and <see cref="PythonBridge"/> (lazy:
+    /// resolving it costs nothing, its first call boots), all singletons.
     /// </summary>
     public static IServiceCollection AddLoraBridgePython(this IServiceCollection services, Func<IServiceProvider, PythonRuntimeOptions> options)
     {
         services.AddSingleton(options);
         services.AddSingleton(sp => new PythonDiscovery(sp.GetRequiredService<PythonRuntimeOptions>()));
-        services.AddSingleton(sp =>
-        {
-            var report = sp.GetRequiredService<PythonDiscovery>().GetReportAsync().GetAwaiter().GetResult();
-            return PythonRuntime.Start(report, sp.GetRequiredService<PythonRuntimeOptions>(),
-                sp.GetRequiredService<ILoggerFactory>().CreateLogger<PythonRuntime>());
-        });
-        services.AddSingleton(sp => new PythonBridge(sp.GetRequiredService<PythonRuntime>()));
+        services.AddSingleton(sp => new PythonRuntimeProvider(sp.GetRequiredService<PythonDiscovery>(), sp.GetRequiredService<PythonRuntimeOptions>(),
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<PythonRuntime>()));
+        // Not registered as a factory of its own: the provider owns (and disposes) the runtime.
+        services.AddSingleton(sp => new RuntimeHandle(sp.GetRequiredService<PythonRuntimeProvider>()));
+        services.AddTransient(sp => sp.GetRequiredService<RuntimeHandle>().Runtime);
+        services.AddSingleton(sp => new PythonBridge(sp.GetRequiredService<PythonRuntimeProvider>()));
         return services;
+    }
+
+    // Singleton wrapper so the container does not dispose the runtime a second time, out of order with the provider.
+    private sealed class RuntimeHandle(PythonRuntimeProvider provider)
+    {
+        public PythonRuntime Runtime => provider.Get();
     }
 }

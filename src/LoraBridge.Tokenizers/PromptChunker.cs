@@ -9,11 +9,28 @@ public readonly record struct WeightedText(string Text, double Weight)
     public bool IsBreak => Weight == -1 && Text == "BREAK";
 }
 
+/// <summary>
+/// A textual-inversion embedding placed in a chunk (A1111's <c>PromptChunkFix</c>): its vectors overwrite the token
+/// embeddings from position <see cref="Position"/> on.
+/// </summary>
+/// <param name="Offset">Index among the chunk's tokens without BOS (A1111's offset); the 77-token position is Offset + 1.</param>
+/// <param name="Embedding">The embedding.</param>
+public sealed record ChunkFix(int Offset, TokenEmbedding Embedding)
+{
+    /// <summary>Position in the 77 ids (after BOS) where the first vector goes.</summary>
+    public int Position => Offset + 1;
+}
+
 /// <summary>One 77-token CLIP input: BOS, 75 tokens (real ones then EOS padding), EOS.</summary>
-/// <param name="Ids">77 token ids.</param>
+/// <param name="Ids">77 token ids (more only when an embedding of over 75 vectors was placed, as A1111 allows).</param>
 /// <param name="Weights">77 emphasis multipliers; 1.0 on BOS, EOS and padding.</param>
 /// <param name="TokenCount">How many of the 75 inner positions hold prompt tokens (the rest is padding).</param>
-public sealed record PromptChunk(int[] Ids, double[] Weights, int TokenCount);
+/// <param name="Fixes">Embeddings placed in this chunk, in prompt order (placeholders are token 0); null: none.</param>
+public sealed record PromptChunk(int[] Ids, double[] Weights, int TokenCount, IReadOnlyList<ChunkFix>? Fixes = null)
+{
+    /// <summary>The fixes, never null.</summary>
+    public IReadOnlyList<ChunkFix> FixList => Fixes ?? [];
+}
 
 /// <summary>A prompt split into CLIP chunks.</summary>
 /// <param name="Chunks">At least one chunk.</param>
@@ -29,9 +46,9 @@ public sealed record ChunkedPrompt(IReadOnlyList<PromptChunk> Chunks, int TokenC
 public readonly record struct ChunkTokens(int BosId, int EosId, int? CommaId);
 
 /// <summary>
-/// A1111 v1.10.1's prompt chunking (<c>FrozenCLIPEmbedderWithCustomWordsBase.tokenize_line</c>, without textual
-/// inversion embeddings): 75 tokens per chunk, BREAK starts a new chunk, comma backtracking, per-token weights,
-/// BOS + 75 + EOS with EOS padding.
+/// A1111 v1.10.1's prompt chunking (<c>FrozenCLIPEmbedderWithCustomWordsBase.tokenize_line</c>): 75 tokens per
+/// chunk, BREAK starts a new chunk, comma backtracking, per-token weights, BOS + 75 + EOS with EOS padding, and
+/// textual-inversion embeddings matched on token ids inside each fragment (see <see cref="EmbeddingLookup"/>).
 /// </summary>
 public sealed class PromptChunker
 {
@@ -47,12 +64,23 @@ public sealed class PromptChunker
     /// <summary>Creates a chunker over <paramref name="tokenizer"/>.</summary>
     /// <param name="tokenizer">Tokenizer for the fragment texts; BOS, EOS and comma ids come from its vocabulary.</param>
     /// <param name="commaPaddingBacktrack">A1111's <c>comma_padding_backtrack</c>; 0 turns backtracking off.</param>
-    public PromptChunker(ClipTokenizer tokenizer, int commaPaddingBacktrack = DefaultCommaPaddingBacktrack)
+    /// <param name="embeddings">Textual-inversion embeddings to find in prompts; null: none.</param>
+    public PromptChunker(ClipTokenizer tokenizer, int commaPaddingBacktrack = DefaultCommaPaddingBacktrack, EmbeddingLookup? embeddings = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(commaPaddingBacktrack);
         _tokenizer = tokenizer;
         _commaPaddingBacktrack = commaPaddingBacktrack;
+        Embeddings = embeddings;
     }
+
+    /// <summary>The tokenizer the fragments go through.</summary>
+    public ClipTokenizer Tokenizer => _tokenizer;
+
+    /// <summary>Embeddings matched in prompts, or null.</summary>
+    public EmbeddingLookup? Embeddings { get; }
+
+    /// <summary>The same chunker with another set of embeddings.</summary>
+    public PromptChunker WithEmbeddings(EmbeddingLookup? embeddings) => new(_tokenizer, _commaPaddingBacktrack, embeddings);
 
     /// <summary>
     /// A1111's <c>empty_chunk</c>: BOS, then EOS for the other 76 positions, every weight 1. A1111 pads the shorter
@@ -75,21 +103,25 @@ public sealed class PromptChunker
         foreach (var f in fragments)
             tokenized.Add(f.IsBreak ? ([], f.Weight, true) : (_tokenizer.Encode(f.Text), f.Weight, false));
         var ids = new ChunkTokens(_tokenizer.BosId, _tokenizer.EosId, _tokenizer.CommaId);
-        return ChunkIds(tokenized, ids, _commaPaddingBacktrack);
+        return ChunkIds(tokenized, ids, _commaPaddingBacktrack, Embeddings);
     }
 
     /// <summary>Chunks already tokenized fragments (ids without BOS/EOS).</summary>
     /// <param name="fragments">Token ids and weight per fragment; <c>IsBreak</c> marks a BREAK.</param>
     /// <param name="special">BOS, EOS and comma ids.</param>
     /// <param name="commaPaddingBacktrack">A1111's <c>comma_padding_backtrack</c>; 0 turns backtracking off.</param>
+    /// <param name="embeddings">Embeddings to find inside each fragment; null: none.</param>
     public static ChunkedPrompt ChunkIds(
         IEnumerable<(IReadOnlyList<int> Ids, double Weight, bool IsBreak)> fragments,
         ChunkTokens special,
-        int commaPaddingBacktrack = DefaultCommaPaddingBacktrack)
+        int commaPaddingBacktrack = DefaultCommaPaddingBacktrack,
+        EmbeddingLookup? embeddings = null)
     {
+        if (embeddings is { IsEmpty: true }) embeddings = null;
         var chunks = new List<PromptChunk>();
         var tokens = new List<int>(ChunkLength);
         var weights = new List<double>(ChunkLength);
+        var fixes = new List<ChunkFix>();
         int tokenCount = 0;
         int lastComma = -1;
 
@@ -97,16 +129,19 @@ public sealed class PromptChunker
         {
             int real = tokens.Count;
             tokenCount += isLast ? real : ChunkLength;
-            var ids = new int[ChunkLength + 2];
-            var w = new double[ChunkLength + 2];
+            // A chunk holds more than 75 tokens only when A1111 put a longer embedding into it; it is not cut.
+            int inner = Math.Max(ChunkLength, real);
+            var ids = new int[inner + 2];
+            var w = new double[inner + 2];
             Array.Fill(ids, special.EosId);
             Array.Fill(w, 1.0);
             ids[0] = special.BosId;
             tokens.CopyTo(ids, 1);
             weights.CopyTo(w, 1);
-            chunks.Add(new PromptChunk(ids, w, real));
+            chunks.Add(new PromptChunk(ids, w, Math.Min(real, ChunkLength), fixes.Count > 0 ? fixes.ToArray() : null));
             tokens.Clear();
             weights.Clear();
+            fixes.Clear();
             lastComma = -1;
         }
 
@@ -117,8 +152,10 @@ public sealed class PromptChunker
                 NextChunk(isLast: false);
                 continue;
             }
-            foreach (int token in fragmentIds)
+            int position = 0;
+            while (position < fragmentIds.Count)
             {
+                int token = fragmentIds[position];
                 if (token == special.CommaId)
                 {
                     lastComma = tokens.Count;
@@ -127,7 +164,9 @@ public sealed class PromptChunker
                          && tokens.Count - lastComma <= commaPaddingBacktrack)
                 {
                     // The chunk is full and a comma is near its end: close the chunk after the comma and carry the
-                    // words after it into the next chunk, so a phrase is not cut in half.
+                    // words after it into the next chunk, so a phrase is not cut in half. As in A1111, embedding
+                    // fixes stay with the closed chunk (their vectors land on its padding) and the carried
+                    // placeholders arrive in the new chunk as plain token 0.
                     int breakAt = lastComma + 1;
                     var movedIds = tokens.GetRange(breakAt, tokens.Count - breakAt);
                     var movedWeights = weights.GetRange(breakAt, weights.Count - breakAt);
@@ -140,8 +179,25 @@ public sealed class PromptChunker
 
                 if (tokens.Count == ChunkLength) NextChunk(isLast: false);
 
-                tokens.Add(token);
-                weights.Add(weight);
+                var found = embeddings?.Find(fragmentIds, position);
+                if (found is not { } match)
+                {
+                    tokens.Add(token);
+                    weights.Add(weight);
+                    position++;
+                    continue;
+                }
+
+                // An embedding never straddles two chunks: when its vectors do not fit, the chunk is closed here.
+                int vectors = match.Embedding.Vectors;
+                if (tokens.Count + vectors > ChunkLength) NextChunk(isLast: false);
+                fixes.Add(new ChunkFix(tokens.Count, match.Embedding));
+                for (int k = 0; k < vectors; k++)
+                {
+                    tokens.Add(0);
+                    weights.Add(weight);
+                }
+                position += match.Length;
             }
         }
 

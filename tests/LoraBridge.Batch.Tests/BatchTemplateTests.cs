@@ -49,6 +49,19 @@ public class BatchTemplateTests
     }
 
     [Fact]
+    public void JobsCarryImg2ImgAndHiresSettings()
+    {
+        var jobs = BatchTemplate.Render(
+            "{{ job {prompt: \"a\", init_image: \"in.png\", denoise: 0.4, resize_mode: \"Crop and resize\"} }}\n" +
+            "{{ job {prompt: \"b\", hires: true, hr_scale: 1.5, hr_steps: 6, hr_upscaler: \"Latent (nearest)\"} }}\n" +
+            "{{ job {prompt: \"c\", hires: false} }}", "t.sbn");
+        Assert.Equal(("in.png", 0.4, "Crop and resize"), (jobs[0].InitImage, jobs[0].Denoise, jobs[0].ResizeMode));
+        Assert.Equal((true, 1.5, 6, "Latent (nearest)"), (jobs[1].Hires, jobs[1].HrScale, jobs[1].HrSteps, jobs[1].HrUpscaler));
+        Assert.False(jobs[2].Hires);
+        Assert.Null(jobs[2].InitImage);
+    }
+
+    [Fact]
     public void PromptWithNewlineStaysOneJob()
     {
         var jobs = BatchTemplate.Render("{{ job {prompt: \"a\\nb\"} }}", "t.sbn");

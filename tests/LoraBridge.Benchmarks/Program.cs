@@ -9,6 +9,8 @@ var benchmarks = new SortedDictionary<string, Func<string[], int>>(StringCompare
     ["prompt"] = PromptBenchmark.Run,
     ["tokenizer"] = TokenizerBenchmark.Run,
     ["host-overhead"] = HostOverheadBenchmark.Run,
+    ["startup"] = StartupBenchmark.Run,
+    ["embeddings"] = EmbeddingBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

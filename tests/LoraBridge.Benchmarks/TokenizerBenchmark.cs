@@ -149,7 +149,7 @@ internal static class TokenizerBenchmark
         return prompts;
     }
 
-    private static string? FindShared()
+    internal static string? FindShared()
     {
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
         {

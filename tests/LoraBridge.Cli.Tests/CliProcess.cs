@@ -27,7 +27,7 @@ internal sealed class CliProcess : IDisposable
         {
             // A child inherits an ignored SIGINT (e.g. when the test run itself is a background job), and .NET then
             // never sees Ctrl+C; reset it to the default before exec so the test does not depend on how it was started.
-            psi = new ProcessStartInfo("/usr/bin/python3");
+            psi = new ProcessStartInfo(TestPython.Executable);
             psi.ArgumentList.Add("-c");
             psi.ArgumentList.Add("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])");
             psi.ArgumentList.Add(dotnet);

@@ -99,7 +99,7 @@ public sealed class CliTests : IDisposable
     public async Task SetupDryRunPlansPipInstallIntoAnExplicitPythonWithoutTorch()
     {
         var venv = Path.Combine(_cwd, "bare-venv");
-        var (venvCode, venvOut) = await RunProcess("/usr/bin/python3", ["-m", "venv", "--without-pip", venv]);
+        var (venvCode, venvOut) = await RunProcess(TestPython.Executable, ["-m", "venv", "--without-pip", venv]);
         Assert.True(venvCode == 0, venvOut);
         var python = Path.Combine(venv, "bin", "python");
 

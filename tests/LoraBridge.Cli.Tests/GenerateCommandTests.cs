@@ -8,8 +8,8 @@ public sealed class CliDataFixture : IDisposable
     public string Root { get; } = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), $"lorabridge-cli-gen-{Guid.NewGuid():N}")).FullName;
     public string DataDir => Path.Combine(Root, "data");
 
-    /// <summary>Options every generating run gets: Debian's Python with torch (the first python3 on PATH may lack it), a small torch pool, the class's data folder.</summary>
-    public string[] Common => ["--python", "/usr/bin/python3", "--torch-threads", "2", "--data-dir", DataDir];
+    /// <summary>Options every generating run gets: the tests' Python (TestPython.Executable: Debian's, with torch, unless overridden), a small torch pool, the class's data folder.</summary>
+    public string[] Common => ["--python", TestPython.Executable, "--torch-threads", "2", "--data-dir", DataDir];
 
     public string NewDir(string tag) => Path.Combine(Root, $"{tag}-{Guid.NewGuid():N}");
 

@@ -9,8 +9,8 @@ namespace LoraBridge.Engine.Tests;
 /// </summary>
 public sealed class EndToEndFixture : IDisposable
 {
-    /// <summary>Debian's interpreter has torch; the <c>python3</c> first on PATH may not.</summary>
-    public const string SystemPython = "/usr/bin/python3";
+    /// <summary>The tests' interpreter (<see cref="TestPython.Executable"/>): Debian's has torch; the <c>python3</c> first on PATH may not.</summary>
+    public static string SystemPython => TestPython.Executable;
 
     public string TempDir { get; } = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), $"lorabridge-e2e-{Guid.NewGuid():N}")).FullName;
     public PythonRuntime Runtime { get; }

@@ -115,7 +115,7 @@ internal sealed class BatchingPlanner : IPromptPlanner
 
 public sealed class GenerationEngineTests : IDisposable
 {
-    private static readonly string ClipDir = Path.Combine(AppContext.BaseDirectory, "../../../../../../shared/data/clip");
+    private static string ClipDir => SharedData.ClipDir;
     private readonly string _out = Directory.CreateTempSubdirectory("lb-engine").FullName;
 
     public void Dispose() => Directory.Delete(_out, true);
@@ -132,7 +132,7 @@ public sealed class GenerationEngineTests : IDisposable
         BatchSize = 2, OutputDir = _out, Sampler = "DPM++ 2M",
     };
 
-    [Fact]
+    [SharedFact]
     public async Task EncodesEachTextOnceAndChangesUnetWeightsOnlyWhenThePlanDoes()
     {
         var backend = new RecordingBackend();
@@ -153,7 +153,7 @@ public sealed class GenerationEngineTests : IDisposable
         Assert.Equal("a cat <lora:style:0.5:1>", info.Prompt);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task SecondGenerationReusesConditioningsUntilTheCheckpointChanges()
     {
         var backend = new RecordingBackend();
@@ -170,7 +170,7 @@ public sealed class GenerationEngineTests : IDisposable
         Assert.Equal(3, backend.Live.Count); // the first checkpoint's conditionings were released
     }
 
-    [Fact]
+    [SharedFact]
     public async Task CancellingMidwayRestoresWeightsAndWritesNothing()
     {
         var backend = new RecordingBackend();
@@ -182,7 +182,7 @@ public sealed class GenerationEngineTests : IDisposable
         Assert.Equal(3, backend.Live.Count); // the sampling run was released; cached conditionings stay
     }
 
-    [Fact]
+    [SharedFact]
     public async Task BackendFailureRestoresWeightsReleasesTheRunAndWritesNothing()
     {
         var backend = new RecordingBackend { FailAtStep = 3 };
@@ -193,7 +193,7 @@ public sealed class GenerationEngineTests : IDisposable
         Assert.Equal(3, backend.Live.Count); // only the cached conditionings remain
     }
 
-    [Fact]
+    [SharedFact]
     public async Task ScheduleTextsAreEncodedTogetherAsA1111Batches()
     {
         var backend = new RecordingBackend();
@@ -205,7 +205,7 @@ public sealed class GenerationEngineTests : IDisposable
         Assert.Equal(3, backend.Live.Count);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task ANetworkWhoseLoadFailedIsLoadedAgainByTheNextJob()
     {
         var backend = new RecordingBackend { FailNextNetworkLoad = true };
@@ -217,7 +217,7 @@ public sealed class GenerationEngineTests : IDisposable
         Assert.Equal(2, Directory.GetFiles(_out).Length);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task BatchCountAdvancesSeedsByBatchSize()
     {
         var backend = new RecordingBackend();
@@ -226,7 +226,7 @@ public sealed class GenerationEngineTests : IDisposable
         Assert.Equal(["start seed=7 batch=2", "start seed=9 batch=2"], backend.Calls.Where(c => c.StartsWith("start", StringComparison.Ordinal)));
     }
 
-    [Fact]
+    [SharedFact]
     public async Task DdimUsesTheBackendsCallCountAndTheLastPlanEntry()
     {
         var backend = new RecordingBackend { TotalCalls = 3 };
@@ -234,7 +234,7 @@ public sealed class GenerationEngineTests : IDisposable
         Assert.Equal(3, backend.Calls.Count(c => c.StartsWith("step", StringComparison.Ordinal)));
     }
 
-    [Theory]
+    [SharedTheory]
     [InlineData(0, 64)]
     [InlineData(4, 63)]
     public async Task InvalidRequestsAreRejectedBeforeAnyWork(int steps, int width)

@@ -5,7 +5,7 @@ namespace LoraBridge.Extensions.Tests;
 
 public sealed class EngineHookTests : IDisposable
 {
-    private static readonly string ClipDir = Path.Combine(AppContext.BaseDirectory, "../../../../../../shared/data/clip");
+    private static string ClipDir => SharedData.ClipDir;
     private readonly string _dir = Directory.CreateTempSubdirectory("lb-ext-engine").FullName;
 
     public void Dispose() => Directory.Delete(_dir, true);
@@ -61,7 +61,7 @@ public sealed class EngineHookTests : IDisposable
         return set;
     }
 
-    [Fact]
+    [SharedFact]
     public async Task EngineCallsHooksInOrder()
     {
         var calls = new List<string>();
@@ -87,7 +87,7 @@ public sealed class EngineHookTests : IDisposable
         Assert.Equal(1, backend.Restores);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task FailingHookFailsTheJobNamingTheExtensionAndWeightsAreRestored()
     {
         var calls = new List<string>();
@@ -114,7 +114,7 @@ public sealed class EngineHookTests : IDisposable
         public ValueTask AfterImageAsync(GeneratedImage image, CancellationToken ct) => ValueTask.CompletedTask;
     }
 
-    [Fact]
+    [SharedFact]
     public async Task RewrittenRequestIsValidatedBeforeAnythingIsLoaded()
     {
         var calls = new List<string>();
@@ -125,7 +125,7 @@ public sealed class EngineHookTests : IDisposable
         Assert.Empty(calls);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task CancellationFromAHookIsNotWrapped()
     {
         File.WriteAllText(Path.Combine(_dir, "Cancel.cs"), """
@@ -144,7 +144,7 @@ public sealed class EngineHookTests : IDisposable
         Assert.Equal(1, backend.Restores);
     }
 
-    [Fact]
+    [SharedFact]
     public async Task EngineWithoutHooksIsUnchanged()
     {
         var calls = new List<string>();

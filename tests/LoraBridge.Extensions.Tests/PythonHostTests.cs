@@ -7,7 +7,7 @@ namespace LoraBridge.Extensions.Tests;
 public sealed class PythonHostFixture : IDisposable
 {
     public PythonRuntime Runtime { get; } =
-        PythonRuntime.StartAsync(new PythonRuntimeOptions { Executable = "/usr/bin/python3", TorchThreads = 1 }).GetAwaiter().GetResult();
+        PythonRuntime.StartAsync(new PythonRuntimeOptions { Executable = TestPython.Executable, TorchThreads = 1 }).GetAwaiter().GetResult();
 
     public void Dispose() => Runtime.Dispose();
 }

@@ -103,15 +103,6 @@ public sealed class NetworkTypeTests : IDisposable
         Assert.Equal(BaseFamily.SDXL, a.KeyFamily);
     }
 
-    /// <summary>&lt;repo&gt;/../shared, found by walking up from the test binaries to the folder holding LoraBridge.sln.</summary>
-    private static string SharedDir()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "LoraBridge.sln")))
-                return Path.GetFullPath(Path.Combine(d.FullName, "..", "shared"));
-        throw new DirectoryNotFoundException($"no LoraBridge.sln above {AppContext.BaseDirectory}");
-    }
-
     /// <summary>What an index.json "algo" means in terms of this library's group classification.</summary>
     private static (string ModuleType, string Kind, bool? Cp) Expected(string algo) => algo switch
     {
@@ -130,10 +121,10 @@ public sealed class NetworkTypeTests : IDisposable
         _ => throw new InvalidDataException($"index.json algo '{algo}' has no expectation in this test"),
     };
 
-    [Fact]
+    [SharedFact]
     public void ConformanceLorasGetTheTypesIndexJsonStates()
     {
-        string dir = Path.Combine(SharedDir(), "conformance", "lora", "loras");
+        string dir = SharedData.Path("conformance", "lora", "loras");
         Assert.True(Directory.Exists(dir), $"shared conformance data missing at {dir}");
         using var index = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "index.json")));
         var catalog = new LoraCatalog(new CatalogOptions { LoraDirs = [dir] });

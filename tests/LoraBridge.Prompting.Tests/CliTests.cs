@@ -5,7 +5,7 @@ namespace LoraBridge.Prompting.Tests;
 
 public class CliTests
 {
-    [Fact]
+    [SharedFact]
     public void JsonlWritesConformanceShapedLines()
     {
         var lines = ConformanceTests.RecordLines().Take(50).ToList();

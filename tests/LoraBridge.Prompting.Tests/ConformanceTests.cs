@@ -6,27 +6,14 @@ namespace LoraBridge.Prompting.Tests;
 /// <summary>Every public A1111 record, every field, numbers compared as doubles.</summary>
 public class ConformanceTests
 {
-    internal static string SharedDir()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null)
-        {
-            var candidate = Path.Combine(dir.FullName, "..", "shared", "conformance", "prompts", "public.jsonl");
-            if (File.Exists(Path.Combine(dir.FullName, "LoraBridge.sln")) && File.Exists(candidate))
-                return Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared"));
-            dir = dir.Parent;
-        }
-        throw new DirectoryNotFoundException("could not find <repo>/../shared/conformance/prompts/public.jsonl above " + AppContext.BaseDirectory);
-    }
-
     internal static IEnumerable<string> RecordLines() =>
-        File.ReadLines(Path.Combine(SharedDir(), "conformance", "prompts", "public.jsonl"));
+        File.ReadLines(SharedData.Path("conformance", "prompts", "public.jsonl"));
 
     private static readonly string[] Fields =
         ["prompt", "steps", "hires_steps", "extra_networks", "activation", "multicond", "schedules", "multicond_schedules",
          "schedules_old", "negative_schedules", "attention"];
 
-    [Fact]
+    [SharedFact]
     public void EveryPublicRecordMatches()
     {
         var failures = new List<string>();
@@ -47,7 +34,7 @@ public class ConformanceTests
         Assert.True(failures.Count == 0, $"{failures.Count}/{total} records differ:\n" + string.Join("\n", failures.Take(40)));
     }
 
-    [Fact]
+    [SharedFact]
     public void ComparisonDetectsWrongResults()
     {
         // Guards the comparer itself: a result computed for other steps, or with an altered weight, must differ.

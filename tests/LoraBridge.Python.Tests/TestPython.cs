@@ -5,7 +5,8 @@ namespace LoraBridge.Python.Tests;
 /// <summary>Builds real interpreter candidates (venvs, a static-build look-alike) in temp folders.</summary>
 internal static class TestPython
 {
-    public const string System = "/usr/bin/python3";
+    /// <summary>The interpreter the tests use (<see cref="LoraBridge.TestSupport.TestPython.Executable"/>).</summary>
+    public static string System => LoraBridge.TestSupport.TestPython.Executable;
 
     public static string TempDir(string tag)
     {

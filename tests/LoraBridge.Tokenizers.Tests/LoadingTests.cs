@@ -71,11 +71,11 @@ public class LoadingTests
         Assert.Contains(notGz, e.Message);
     }
 
-    [Fact]
+    [SharedFact]
     public void CacheDoesNotChangeResultsAcrossThreads()
     {
-        var texts = SharedData.TokenRecords();
-        var tok = ClipTokenizer.FromDirectory(SharedData.ClipDir);
+        var texts = ClipData.TokenRecords();
+        var tok = ClipTokenizer.FromDirectory(ClipData.ClipDir);
         var results = new int[texts.Count][];
         Parallel.For(0, texts.Count * 4, i => results[i % texts.Count] = tok.Encode(texts[i % texts.Count].Text));
         for (int i = 0; i < texts.Count; i++) Assert.Equal(texts[i].Ids, results[i]);

@@ -59,10 +59,10 @@ public class NormalizationTests
         Assert.Equal(["\U0001F600\U0001F601", "x"], Split("\U0001F600\U0001F601x"));
     }
 
-    [Fact]
+    [SharedFact]
     public void SpecialTokenTextBecomesSpecialIds()
     {
-        var clip = SharedData.Clip;
+        var clip = ClipData.Clip;
         Assert.Equal([clip.BosId, 320, clip.EosId], clip.Encode("<|startoftext|>a <|ENDOFTEXT|>"));
     }
 }

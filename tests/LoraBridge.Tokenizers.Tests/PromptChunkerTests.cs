@@ -130,10 +130,10 @@ public class PromptChunkerTests
         AssertChunk(r.Chunks[2], [2075]);
     }
 
-    [Fact]
+    [SharedFact]
     public void TokenizerBackedChunkingUsesVocabularyIds()
     {
-        var chunker = new PromptChunker(SharedData.Clip);
+        var chunker = new PromptChunker(ClipData.Clip);
         var r = chunker.Chunk([new("a photo of a ", 1.0), new("cat", 1.1), new("BREAK", -1), new("dog", 1.0)]);
         Assert.Equal(2, r.Chunks.Count);
         AssertWithClip(r.Chunks[0], [320, 1125, 539, 320, 2368], [1.0, 1.0, 1.0, 1.0, 1.1]);
@@ -141,17 +141,17 @@ public class PromptChunkerTests
         // "BREAK" with any other weight is ordinary text.
         var text = chunker.Chunk([new("BREAK", 1.0)]);
         Assert.Single(text.Chunks);
-        Assert.Equal(SharedData.Clip.Encode("BREAK"), text.Chunks[0].Ids[1..(1 + text.Chunks[0].TokenCount)]);
+        Assert.Equal(ClipData.Clip.Encode("BREAK"), text.Chunks[0].Ids[1..(1 + text.Chunks[0].TokenCount)]);
     }
 
     private static void AssertWithClip(PromptChunk chunk, int[] inner, double[] weights)
     {
-        var clip = SharedData.Clip;
+        var clip = ClipData.Clip;
         Assert.Equal(new[] { clip.BosId }.Concat(inner).Concat(Enumerable.Repeat(clip.EosId, 76 - inner.Length)), chunk.Ids);
         Assert.Equal(new[] { 1.0 }.Concat(weights).Concat(Enumerable.Repeat(1.0, 76 - inner.Length)), chunk.Weights);
     }
 
-    [Fact]
+    [SharedFact]
     public void NegativeBacktrackIsRejected() =>
-        Assert.Throws<ArgumentOutOfRangeException>(() => new PromptChunker(SharedData.Clip, -1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new PromptChunker(ClipData.Clip, -1));
 }

@@ -106,10 +106,10 @@ public class TokenizerLocatorTests
         Assert.Contains(Path.Combine(tmp.Path, "models"), e.Searched);
     }
 
-    [Fact]
+    [SharedFact]
     public void LocatedFolderLoadsTheRealVocabulary()
     {
-        var loc = new TokenizerLocator(_ => null, "/nonexistent").Locate(null, SharedData.ClipDir);
+        var loc = new TokenizerLocator(_ => null, "/nonexistent").Locate(null, ClipData.ClipDir);
         var tok = ClipTokenizer.Load(loc);
         Assert.Equal(49408, tok.VocabularySize);
     }

@@ -6,7 +6,7 @@ import importlib
 import sys
 from pathlib import Path
 
-KINDS = ("models", "samplers", "lora", "lbw")
+KINDS = ("models", "samplers", "lora", "sdxl", "upscalers", "lbw")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,10 +14,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("manifest", type=Path)
     parser.add_argument("out_dir", type=Path)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if not args.manifest.is_file():
         parser.error(f"manifest not found: {args.manifest}")
     module = importlib.import_module(f"lorabridge.conformance.{args.kind}")
+    if extra:
+        if args.kind != "sdxl":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return int(module.run(args.manifest, args.out_dir, extra))
     return int(module.run(args.manifest, args.out_dir))
 
 

@@ -2,7 +2,7 @@
 
 For each case: load every weights file it lists (``.ckpt``/``.safetensors``, any float storage; compute in
 float32), infer the architecture from the weights as for a user's file, check the inference against the
-manifest's config (read only for that), make the call and write every output (and the intermediates we can
+manifest's config, make the call and write every output (and the intermediates we can
 observe) as ``.npy`` under the same relative path in OUT_DIR.
 
 Nothing here knows case names: the part to call is the one the weights hold (``weights.key_prefix`` picks
@@ -13,6 +13,11 @@ output name selects what to return (see ``_unet_outputs``, ``_vae_outputs``, ``_
 beyond the case tolerance, writing the first format's outputs; ``--weights ckpt`` / ``safetensors`` uses only
 that format, so the checker can be run once per format (through the generic dispatcher: set
 ``LORABRIDGE_CONFORMANCE_WEIGHTS=ckpt``).
+
+The manifest's config is read for two things: the attention head split, which the weights cannot show
+(``num_heads``/``num_head_channels`` for a UNet, ``num_attention_heads`` for CLIP; A1111 takes it from the model's
+yaml), is used to build the modules; everything else is checked against what the shapes show, and any
+disagreement fails the case.
 """
 from __future__ import annotations
 
@@ -66,23 +71,39 @@ def _flatten(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# The attention head split is the one hyper-parameter the weights do not show (q/k/v are width x width whatever the
+# split); A1111 takes it from the model's config file. The harness does the same with the manifest's config.
+UNET_HEAD_KEYS = ("num_heads", "num_head_channels")  # ldm UNetModel names
+CLIP_HEAD_KEYS = ("num_attention_heads", "heads", "transformer_heads")  # HF CLIPTextConfig, openai CLIP names
+
+
+def manifest_heads(manifest_cfg: Mapping[str, Any]) -> tuple[Optional[dict[str, int]], Optional[int]]:
+    """``(unet_heads, clip_heads)`` for :meth:`StableDiffusion.from_state_dict` from a case's config; None where the
+    config does not state a split (then :mod:`lorabridge.arch`'s SD1/SD2 rules apply)."""
+    cfg = _flatten(manifest_cfg)
+    unet = None
+    if any(k in cfg for k in UNET_HEAD_KEYS):
+        unet = {k: int(cfg.get(k, -1)) for k in UNET_HEAD_KEYS}
+        if unet["num_heads"] <= 0 and unet["num_head_channels"] <= 0:
+            raise CaseError(f"config states neither a positive num_heads nor num_head_channels: {unet}")
+    clip = next((int(cfg[k]) for k in CLIP_HEAD_KEYS if k in cfg), None)
+    if clip is not None and clip <= 0:
+        raise CaseError(f"config states {clip} CLIP attention heads")
+    return unet, clip
+
+
 def check_config(part: str, inferred: Any, manifest_cfg: Mapping[str, Any]) -> list[str]:
-    """Disagreements between the inferred config and the manifest's (keys we cannot observe are skipped)."""
+    """Disagreements between the config inferred from the weights' shapes and the manifest's (keys a config object
+    does not have, e.g. ``image_size``, are skipped; the head split is not checked: it was taken from the manifest)."""
     cfg = _flatten(manifest_cfg)
     problems = []
     for key, want in cfg.items():
-        if hasattr(inferred, key) and not (part == "unet" and key in ("num_heads", "num_head_channels")):
+        if key in UNET_HEAD_KEYS or key in CLIP_HEAD_KEYS:
+            continue
+        if hasattr(inferred, key):
             have = getattr(inferred, key)
             if not callable(have) and _norm(have) != _norm(want):
                 problems.append(f"{key}: manifest {want!r}, inferred {have!r}")
-    if part == "unet" and ("num_heads" in cfg or "num_head_channels" in cfg):
-        declared = {k: cfg.get(k, -1) for k in ("num_heads", "num_head_channels")}
-        ref = type(inferred)(**{**inferred.__dict__, **declared})
-        for level in inferred.attention_levels:
-            width = inferred.model_channels * inferred.channel_mult[level]
-            if ref.heads_and_dim(width) != inferred.heads_and_dim(width):
-                problems.append(f"attention heads at width {width}: manifest {ref.heads_and_dim(width)} "
-                                f"(heads, dim), inferred {inferred.heads_and_dim(width)}")
     if part == "vae" and "attn_resolutions" in cfg and "resolution" in cfg:
         res = int(cfg["resolution"])
         want_levels = [lv for lv in range(len(inferred.ch_mult)) if res // 2 ** lv in cfg["attn_resolutions"]]
@@ -233,7 +254,13 @@ def run(manifest: Path, out_dir: Path, weights: Optional[str] = None, cases: Opt
                 raise CaseError(f"no weights file of format '{weights}' listed")
             per_format: dict[str, dict[str, np.ndarray]] = {}
             for fmt, path in files.items():
-                model = StableDiffusion.from_state_dict(load_state_dict(path), dtype=torch.float32)
+                unet_heads, clip_heads = manifest_heads(case.get("config", {}))
+                try:
+                    model = StableDiffusion.from_state_dict(load_state_dict(path), dtype=torch.float32,
+                                                            unet_heads=unet_heads, clip_heads=clip_heads)
+                except _arch.ArchitectureError as e:
+                    raise CaseError(f"{path.name}: {e} (head split from the manifest: unet {unet_heads}, "
+                                    f"clip {clip_heads})") from None
                 part = choose_part(model, case)
                 problems = check_config(part, getattr(model.architecture, part), case.get("config", {}))
                 if problems:

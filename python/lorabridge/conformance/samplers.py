@@ -160,6 +160,10 @@ def run(manifest: Path, out_dir: Path) -> int:
     manifest = Path(manifest)
     base = manifest.resolve().parent
     data = json.loads(manifest.read_text(encoding="utf-8"))
+    if "families" in data:  # manifest_ext.json: img2img / hires / SDXL cases
+        from .samplers_ext import run as run_ext
+
+        return run_ext(manifest, out_dir)
     cases = data.get("cases")
     if not isinstance(cases, Mapping) or not cases:
         print(f"{manifest}: no cases", file=sys.stderr)

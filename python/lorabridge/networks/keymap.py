@@ -117,6 +117,9 @@ def a1111_layer_name(ldm_module_path: str) -> str:
         path = ldm_module_path[len("model."):]
     elif ldm_module_path.startswith("cond_stage_model."):
         path = ldm_module_path[len("cond_stage_model."):]
+    elif ldm_module_path.startswith("conditioner.embedders."):
+        # SDXL: A1111 names the embedders' modules "0_transformer_…" (te1) and "1_model_…" (te2).
+        path = ldm_module_path[len("conditioner.embedders."):]
     else:
         raise ValueError(f"not an SD1 ldm module path: {ldm_module_path!r}")
     return path.replace(".", "_")

@@ -18,7 +18,7 @@ public static class GenerateCommands
     /// <summary>Image size used with the built-in demo model when <c>--size</c> is not given: it runs in seconds on a CPU.</summary>
     public const string DemoSize = "128x128";
 
-    private sealed class GenerationOptions
+    internal sealed class GenerationOptions
     {
         public readonly Option<string> Negative = new("--negative", "-n") { Description = "Negative prompt", DefaultValueFactory = _ => "" };
         public readonly Option<int> Steps = new("--steps") { Description = "Sampling steps", DefaultValueFactory = _ => 20 };
@@ -26,7 +26,7 @@ public static class GenerateCommands
         public readonly Option<string> Schedule = new("--schedule") { Description = "Schedule type: Automatic or Karras", DefaultValueFactory = _ => "Automatic" };
         public readonly Option<double> Cfg = new("--cfg") { Description = "CFG scale", DefaultValueFactory = _ => 7.0 };
         public readonly Option<long> Seed = new("--seed") { Description = "Seed (-1: random)", DefaultValueFactory = _ => -1 };
-        public readonly Option<string?> Size = new("--size") { Description = $"WIDTHxHEIGHT (default 512x512; {DemoSize} with the demo model)" };
+        public readonly Option<string?> Size = new("--size") { Description = $"WIDTHxHEIGHT (default 512x512; 1024x1024 on SDXL checkpoints; {DemoSize} with the demo models)" };
         public readonly Option<int> BatchSize = new("--batch-size") { Description = "Images per sampler run", DefaultValueFactory = _ => 1 };
         public readonly Option<int> BatchCount = new("--batch-count") { Description = "Sampler runs", DefaultValueFactory = _ => 1 };
         public readonly Option<int> ClipSkip = new("--clip-skip") { Description = "1 = last CLIP layer, 2 = penultimate", DefaultValueFactory = _ => 1 };
@@ -34,19 +34,30 @@ public static class GenerateCommands
         public readonly Option<string?> Checkpoint = new("--checkpoint") { Description = "Checkpoint name or path (default: configured, else the demo model)" };
         public readonly Option<string?> Out = new("--out", "-o") { Description = "Output folder (default outputs/txt2img-images/DATE)" };
         public readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "Folder with the CLIP tokenizer files" };
+        public readonly HiresOptions Hires = new();
+        public readonly Option<string?> Precision = new("--precision") { Description = "full or autocast (A1111's --precision; default autocast: fp16 with autocast on CUDA, fp32 on the CPU)" };
+        public readonly Option<bool> NoHalfVae = new("--no-half-vae") { Description = "Keep the VAE in fp32 on CUDA (A1111's --no-half-vae)" };
 
         public void AddTo(Command command)
         {
-            foreach (var o in new Option[] { Negative, Steps, Sampler, Schedule, Cfg, Seed, Size, BatchSize, BatchCount, ClipSkip, RandnSource, Checkpoint, Out, Tokenizer })
+            foreach (var o in new Option[] { Negative, Steps, Sampler, Schedule, Cfg, Seed, Size, BatchSize, BatchCount, ClipSkip, RandnSource, Checkpoint, Out, Tokenizer, Precision, NoHalfVae })
                 command.Options.Add(o);
+            Hires.AddTo(command);
         }
 
-        public WorkspaceSettings Workspace(ParseResult parse, LoraBridgeOptions o) =>
-            o.ToWorkspaceSettings(parse.GetValue(Checkpoint), parse.GetValue(Tokenizer));
-
-        public GenerationRequest Request(ParseResult parse, string prompt, LoraBridgeOptions o, bool demo)
+        public WorkspaceSettings Workspace(ParseResult parse, LoraBridgeOptions o)
         {
-            var (w, h) = ParseSize(parse.GetValue(Size) ?? (demo ? DemoSize : "512x512"));
+            var settings = o.ToWorkspaceSettings(parse.GetValue(Checkpoint), parse.GetValue(Tokenizer));
+            return settings with
+            {
+                Precision = parse.GetValue(Precision) is { } p ? CheckpointFamilies.ValidatePrecision(p, "--precision") : settings.Precision,
+                NoHalfVae = parse.GetValue(NoHalfVae) || settings.NoHalfVae,
+            };
+        }
+
+        public GenerationRequest Request(ParseResult parse, string prompt, LoraBridgeOptions o, (int Width, int Height) defaultSize)
+        {
+            var (w, h) = parse.GetValue(Size) is { } size ? ParseSize(size) : defaultSize;
             return new GenerationRequest
             {
                 Prompt = prompt,
@@ -63,6 +74,7 @@ public static class GenerateCommands
                 ClipSkip = parse.GetValue(ClipSkip),
                 RandnSource = parse.GetValue(RandnSource)!,
                 OutputDir = o.EffectiveOutputDir(parse.GetValue(Out)),
+                Hires = Hires.Settings(parse),
             };
         }
     }
@@ -96,10 +108,12 @@ public static class GenerateCommands
         command.SetAction((parse, ct) => CliHost.RunAsync(parse, ct, async (sp, token) =>
         {
             var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
-            var workspace = new GenerationWorkspace(options.Workspace(parse, o), sp.GetRequiredService<PythonBridge>());
+            var bridge = sp.GetRequiredService<PythonBridge>();
+            bridge.StartBooting(); // Python and torch load on their own thread while the C# work below runs
+            var workspace = new GenerationWorkspace(options.Workspace(parse, o), bridge);
             using var extensions = ExtensionCommands.Load(sp);
             workspace.Engine.Hooks = extensions;
-            return await RunJobsAsync(workspace, [options.Request(parse, parse.GetValue(prompt)!, o, workspace.UsesDemoModel)], token);
+            return await RunJobsAsync(workspace, [options.Request(parse, parse.GetValue(prompt)!, o, workspace.Sources.DefaultSize())], token);
         }));
         return command;
     }
@@ -141,10 +155,12 @@ public static class GenerateCommands
             return await CliHost.RunAsync(parse, ct, async (sp, token) =>
             {
                 var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
-                var workspace = new GenerationWorkspace(options.Workspace(parse, o), sp.GetRequiredService<PythonBridge>());
+                var bridge = sp.GetRequiredService<PythonBridge>();
+                bridge.StartBooting(); // Python and torch load on their own thread while the C# work below runs
+                var workspace = new GenerationWorkspace(options.Workspace(parse, o), bridge);
                 using var extensions = ExtensionCommands.Load(sp);
                 workspace.Engine.Hooks = extensions;
-                var defaults = options.Request(parse, "", o, workspace.UsesDemoModel);
+                var defaults = options.Request(parse, "", o, workspace.Sources.DefaultSize());
                 var requests = jobs.Select(j => Apply(defaults, j)).ToList();
                 return await RunJobsAsync(workspace, requests, token, jobs, parse.GetValue(grid));
             });
@@ -163,9 +179,22 @@ public static class GenerateCommands
         Schedule = j.Schedule ?? d.Schedule,
         Width = j.Width ?? d.Width,
         Height = j.Height ?? d.Height,
+        Img2Img = j.InitImage is { } init
+            ? new Img2ImgSettings { InitImage = Path.GetFullPath(init), DenoisingStrength = j.Denoise ?? 0.75, ResizeMode = j.ResizeMode ?? "Just resize" }
+            : null,
+        Hires = j.Hires == false || j.InitImage is not null ? null
+            : j.Hires == true || d.Hires is not null
+                ? (d.Hires ?? new HiresSettings()) with
+                {
+                    Scale = j.HrScale ?? d.Hires?.Scale ?? 2.0,
+                    Steps = j.HrSteps ?? d.Hires?.Steps ?? 0,
+                    Upscaler = j.HrUpscaler ?? d.Hires?.Upscaler ?? "Latent",
+                    DenoisingStrength = j.Denoise ?? d.Hires?.DenoisingStrength ?? 0.7,
+                }
+                : null,
     };
 
-    private static async Task<int> RunJobsAsync(GenerationWorkspace workspace, IReadOnlyList<GenerationRequest> requests, CancellationToken ct,
+    internal static async Task<int> RunJobsAsync(GenerationWorkspace workspace, IReadOnlyList<GenerationRequest> requests, CancellationToken ct,
         IReadOnlyList<BatchJob>? jobs = null, bool grid = false)
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });

@@ -40,7 +40,11 @@ public static class PromptCommands
                 Console.Error.WriteLine("prompt plan: give a prompt, or --jsonl to read requests from stdin");
                 return 2;
             }
-            return PromptCli.Plan(value, parse.GetValue(steps), parse.GetValue(hires), parse.GetValue(json), outWriter);
+            int rc = PromptCli.Plan(value, parse.GetValue(steps), parse.GetValue(hires), parse.GetValue(json), outWriter);
+            // With embedding folders on the command line: which embeddings the texts use and A1111's token count.
+            if (rc == 0 && !parse.GetValue(json) && parse.GetValue(CliHost.EmbeddingsDir) is { Length: > 0 })
+                rc = EmbeddingCommands.PlanSection(parse, value, parse.GetValue(steps), outWriter);
+            return rc;
         });
         return plan;
     }

@@ -31,10 +31,13 @@ public static class RuntimeCommands
     private static async Task<int> DoctorAsync(IServiceProvider sp, CancellationToken ct)
     {
         var options = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
-        var report = await sp.GetRequiredService<PythonDiscovery>().GetReportAsync(ct);
+        // doctor never trusts the cache: it probes every candidate and says whether the stored verdicts were current.
+        var discovery = sp.GetRequiredService<PythonDiscovery>();
+        var report = await discovery.ProbeAfreshAsync(ct);
         var output = Console.Out;
         output.WriteLine("Python candidates:");
         output.Write(report.Describe());
+        output.WriteLine(DiscoveryCacheLine(discovery, report));
 
         var problems = new List<(string Problem, IReadOnlyList<string> Commands)>();
         bool usable = false;
@@ -86,10 +89,21 @@ public static class RuntimeCommands
         return usable ? 0 : 1;
     }
 
+    /// <summary>What <c>doctor</c> says about the discovery cache: never used by doctor, and whether it was current.</summary>
+    private static string DiscoveryCacheLine(PythonDiscovery discovery, DiscoveryReport report)
+    {
+        if (discovery.Cache is not { } cache) return "cache:    off (every command probes the candidates)";
+        var state = cache.LoadProblem is { } problem ? problem
+            : report.CacheMisses.Count == 0 ? "its verdicts matched these probes"
+            : "out of date: " + string.Join("; ", report.CacheMisses.Select(m => $"{m.Key}: {m.Value}"));
+        return $"cache:    not used (doctor probes afresh); {cache.File}: {state}; rewritten";
+    }
+
     /// <summary>Which checkpoint generation would use and which CLIP tokenizer files belong to it.</summary>
     private static void ReportModel(TextWriter output, LoraBridgeOptions options, List<(string Problem, IReadOnlyList<string> Commands)> problems)
     {
         var sources = new ModelSources(options.ToWorkspaceSettings());
+        ModelFileReport.Write(output, sources.Catalog);
         try
         {
             var checkpoint = sources.FindConfiguredCheckpoint();

@@ -34,7 +34,8 @@ public static class TuiCommand
                 var workspace = new GenerationWorkspace(o.ToWorkspaceSettings(parse.GetValue(checkpoint), parse.GetValue(tokenizer)),
                     sp.GetRequiredService<PythonBridge>());
                 var outputDir = o.EffectiveOutputDir(parse.GetValue(output));
-                var vm = new GeneratorViewModel(outputDir, workspace.UsesDemoModel ? GenerateCommands.DemoSize : "512x512");
+                var (w, h) = workspace.Sources.DefaultSize();
+                var vm = new GeneratorViewModel(outputDir, $"{w}x{h}");
                 var log = Path.Combine(o.EffectiveDataDir, "tui.log");
                 TuiApp.Run(vm, new WorkspaceGenerator(workspace), log);
                 return Task.FromResult(0);

@@ -1,0 +1,59 @@
+using LoraBridge.Models;
+using LoraBridge.Python;
+
+namespace LoraBridge.Engine;
+
+/// <summary>Decides a checkpoint's family for generation, and passes the precision settings to Python before a load.</summary>
+public static class CheckpointFamilies
+{
+    /// <summary>The precisions A1111's <c>--precision</c> accepts.</summary>
+    public static readonly IReadOnlyList<string> Precisions = ["full", "autocast"];
+
+    /// <summary>Checks a precision value; null stays null (the runtime's default, autocast).</summary>
+    /// <param name="precision">The value.</param>
+    /// <param name="source">Where it came from, for the message (an option or a setting key).</param>
+    /// <exception cref="ArgumentException">Not one of <see cref="Precisions"/>.</exception>
+    public static string? ValidatePrecision(string? precision, string source = "precision") =>
+        precision is null || Precisions.Contains(precision)
+            ? precision
+            : throw new ArgumentException($"{source} must be {string.Join(" or ", Precisions)}, got '{precision}'");
+
+    /// <summary>
+    /// Sends the precision settings to Python when any is set, before the checkpoint loads (a model loaded with other
+    /// settings is reloaded by the next load). Nothing is sent when both are at their defaults.
+    /// </summary>
+    /// <exception cref="ArgumentException">An unknown precision.</exception>
+    public static async Task ApplyPrecisionAsync(PythonBridge bridge, WorkspaceSettings settings, CancellationToken ct)
+    {
+        var precision = ValidatePrecision(settings.Precision, "LoraBridge:Precision");
+        if (precision is null && !settings.NoHalfVae) return;
+        await bridge.SetPrecisionAsync(precision ?? "autocast", settings.NoHalfVae, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The family of <paramref name="path"/>: from its keys in C# (safetensors header, torch zip key names), else
+    /// from Python's reading of the file (legacy pickles). A recognised family LoraBridge does not run (SDXL refiner,
+    /// inpainting, SD 2.x) is refused here, naming what was recognised.
+    /// </summary>
+    /// <exception cref="ModelFileException">An unsupported family, or a header that cannot be read.</exception>
+    public static async Task<BaseFamily> ResolveAsync(PythonBridge bridge, string path, CancellationToken ct)
+    {
+        var kind = CheckpointKind.Detect(path);
+        if (kind.Family == BaseFamily.Unknown)
+        {
+            var py = await bridge.GetCheckpointFamilyAsync(path, ct).ConfigureAwait(false);
+            kind = new CheckpointKind(FromPython(py.Family), py.Supported, py.Detail);
+        }
+        if (!kind.Supported && kind.Family != BaseFamily.Unknown) throw new ModelFileException(path, kind.Detail);
+        return kind.Family;
+    }
+
+    /// <summary>Maps the Python side's family names ("sd1", "sdxl", "sd2") to <see cref="BaseFamily"/>.</summary>
+    public static BaseFamily FromPython(string family) => family switch
+    {
+        "sd1" => BaseFamily.SD1,
+        "sd2" => BaseFamily.SD2,
+        "sdxl" => BaseFamily.SDXL,
+        _ => BaseFamily.Unknown,
+    };
+}
