@@ -6,8 +6,7 @@ v1.10.1 (``te``/``unet``/``dyn``) and LBW (:func:`lorabridge.lbw.read_tag`) do, 
 every tensor the merge changed or created. LBW's quirks are kept (unknown presets and other value counts are
 ignored, te/unet from LBW's own parse, first tag of a repeated network), with one documented bug fix: a LoKr
 module with ``lokr_w1_a``/``lokr_w1_b`` is scaled like any other (LBW raises TypeError halfway and leaves the
-prompt half-scaled). SDXL cases need an SDXL model in :mod:`lorabridge`; without one they are reported as
-skipped.
+prompt half-scaled). SDXL cases use :class:`lorabridge.sdxl.SDXLModel`; without it they are reported as skipped.
 """
 from __future__ import annotations
 
@@ -79,11 +78,11 @@ def _load_sd1(root: Path, files: dict[str, str]):
 
 
 def _load_sdxl(root: Path, files: dict[str, str]):
-    try:  # present once SDXL support (issue 9) is in the package
-        from ..model import load_sdxl  # type: ignore[attr-defined]
+    try:  # SDXL support (issue 9); the head split does not matter for merged weights
+        from ..sdxl import SDXLModel
     except ImportError:
         return None
-    return load_sdxl(root / files["checkpoint"])
+    return SDXLModel.load(root / files["checkpoint"])
 
 
 def run(manifest: Path, out_dir: Path) -> int:
@@ -126,7 +125,11 @@ def run(manifest: Path, out_dir: Path) -> int:
             patcher.apply(activations)
             for message in patcher.layer_errors:
                 print(f"{case_id}: {message}", file=sys.stderr)
-            tensors = {k: v.to(torch.float32).contiguous() for k, v in patcher.changed_tensors().items()}
+            if family == "sdxl":  # the checkpoint's key layout (MHA in_proj of te2), as the SDXL harness writes it
+                from .sdxl import _changed_tensors
+                tensors = _changed_tensors(model, patcher)
+            else:
+                tensors = {k: v.to(torch.float32).contiguous() for k, v in patcher.changed_tensors().items()}
             save_safetensors(out_dir / f"{case_id}.safetensors", tensors)
             patcher.restore()
             written += 1
