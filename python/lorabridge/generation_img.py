@@ -15,6 +15,7 @@ from .hires import (hires_infotext, hires_schedule_type, hires_target, latent_mo
                     truncate_latent, upscale_images, upscale_latent)
 from .img2img import (encode_init_latent, flatten, image_to_tensor, posterior_generator, resize_image,
                       resize_latent_mode3, resize_mode_index, start_img2img)
+from .model_loading import eps_model
 from .rng import ImageRNG, image_seeds
 from .samplers import SamplerState
 from .upscaler import UpscalerCatalog
@@ -60,14 +61,14 @@ def start_img2img_run(session, sampler: str, schedule: str, steps: int, seed: in
                          f"{im.width}x{im.height} must be multiples of 8")
     seeds = image_seeds(int(seed), int(batch_size))
     images = image_to_tensor(im).unsqueeze(0).repeat(len(seeds), 1, 1, 1).to(session.device)
-    with torch.no_grad():
+    with torch.no_grad(), session._autocast():  # CUDA fp16 weights: A1111 encodes/decodes under autocast
         init, _ = encode_init_latent(model.vae.encode_moments, images, model.scale_factor, posterior_generator(seeds))
         if mode == 3:
             init = resize_latent_mode3(init, width, height)
     unet = model.unet
     rng = ImageRNG((unet.config.in_channels, init.shape[2], init.shape[3]), seeds, source=randn_source,
                    device=session.device, eta_noise_seed_delta=int(eta_noise_seed_delta))
-    state = start_img2img(sampler, unet, rng, init, int(steps), float(strength), fix_steps=bool(fix_steps),
+    state = start_img2img(sampler, eps_model(model), rng, init, int(steps), float(strength), fix_steps=bool(fix_steps),
                           scheduler=schedule, alphas_cumprod=model.alphas_cumprod)
     return session._keep(state)
 
@@ -84,7 +85,7 @@ def start_hires_run(session, first_handle: int, sampler: str, schedule: str, ste
     model = session.model
     h, w = first.x.shape[2] * 8, first.x.shape[3] * 8
     target = hires_target(w, h, float(scale), int(resize_x), int(resize_y))
-    with torch.no_grad():
+    with torch.no_grad(), session._autocast():  # CUDA fp16 weights: A1111 encodes/decodes under autocast
         if latent_mode(upscaler_name) is not None:
             samples = upscale_latent(first.x, target, upscaler_name)
         else:
@@ -95,7 +96,7 @@ def start_hires_run(session, first_handle: int, sampler: str, schedule: str, ste
             samples, _ = encode_init_latent(model.vae.encode_moments, pictures, model.scale_factor,
                                             posterior_generator(first.rng.seeds))
         samples = truncate_latent(samples, target)
-    second = start_hires_pass(sampler, model.unet, samples, first.rng.seeds, int(steps), float(strength),
+    second = start_hires_pass(sampler, eps_model(model), samples, first.rng.seeds, int(steps), float(strength),
                               randn_source=first.rng.source, device=session.device,
                               eta_noise_seed_delta=first.rng.eta_noise_seed_delta, scheduler=schedule,
                               alphas_cumprod=model.alphas_cumprod)

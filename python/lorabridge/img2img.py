@@ -42,6 +42,8 @@ def resize_mode_index(mode: Union[int, str]) -> int:
             return mode
     elif isinstance(mode, str):
         wanted = mode.strip().lower()
+        if wanted.isdigit() and int(wanted) < len(RESIZE_MODES):
+            return int(wanted)
         for i, name in enumerate(RESIZE_MODES):
             if name.lower() == wanted:
                 return i

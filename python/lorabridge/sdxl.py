@@ -185,7 +185,10 @@ def detect_family(shapes: Mapping[str, Sequence[int]]) -> FamilyInfo:
     if refiner_te or (adm is not None and has_te2 and not has_te1):
         return FamilyInfo("sdxl-refiner", False, f"SDXL refiner ({seen}); only SDXL base-architecture "
                                                  "checkpoints are supported")
-    if has_te1 or has_te2 or adm is not None:
+    if adm is not None and not (has_te1 or has_te2):
+        return FamilyInfo("adm-unet", False, f"class/size-conditioned UNet without SDXL text encoders ({seen}): an "
+                                             "SD2 unCLIP model or a UNet-only file; full SDXL checkpoints are needed")
+    if has_te1 or has_te2:
         if in_ch is not None and in_ch != 4:
             kind = "inpainting" if in_ch == 9 else f"{in_ch}-channel"
             return FamilyInfo("sdxl-inpainting", False, f"SDXL {kind} UNet ({seen}); only text-to-image "

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .unet import (Downsample, GroupNorm32, ResBlock, SpatialTransformer, TimestepEmbedSequential, Upsample,
@@ -129,6 +130,11 @@ class SDXLUNetModel(nn.Module):
             hs.append(h)
         h = self.middle_block(h, emb, context)
         for module in self.output_blocks:
-            h = torch.cat([h, hs.pop()], dim=1)
+            skip = hs.pop()
+            if h.shape[-2:] != skip.shape[-2:]:
+                # Odd latent sizes: A1111's TorchHijackForUnet.cat (installed for sgm too) resizes the doubled
+                # tensor to the skip's size, nearest, before the concatenation — as lorabridge.unet does.
+                h = F.interpolate(h, skip.shape[-2:], mode="nearest")
+            h = torch.cat([h, skip], dim=1)
             h = module(h, emb, context, hs[-1].shape if hs else None)
         return self.out(h).to(x.dtype)

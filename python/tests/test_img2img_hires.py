@@ -31,12 +31,12 @@ UNCOND = torch.randn((1, 77, 8), generator=torch.Generator().manual_seed(2))
 
 # ---- A1111 reference ----
 
-def test_every_sd1_case_of_manifest_ext_matches_a1111(shared_dir: Path, tmp_path: Path) -> None:
+def test_every_case_of_manifest_ext_matches_a1111(shared_dir: Path, tmp_path: Path) -> None:
     base = shared_dir / "conformance" / "samplers"
     manifest = base / "manifest_ext.json"
     if not manifest.is_file():
         pytest.skip(f"{manifest} not present")
-    cases = [cid for cid, c in json.loads(manifest.read_text())["cases"].items() if c["family"] != "sdxl"]
+    cases = list(json.loads(manifest.read_text())["cases"])  # img2img, hires and the SDXL sampler cases
     assert cases
     run = subprocess.run([sys.executable, "-m", "lorabridge.conformance", "samplers", str(manifest), str(tmp_path)],
                          cwd=REPO / "python", capture_output=True, text=True)
@@ -140,6 +140,7 @@ def _gradient(w: int, h: int) -> Image.Image:
 def test_resize_modes_by_name_and_index() -> None:
     assert resize_mode_index("crop and resize") == 1
     assert resize_mode_index(2) == 2
+    assert resize_mode_index("3") == 3
     with pytest.raises(ValueError, match="unknown resize mode"):
         resize_mode_index("stretch")
 

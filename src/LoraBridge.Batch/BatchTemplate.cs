@@ -66,22 +66,27 @@ public static class BatchTemplate
             globals["data"] = rows;
         }
 
-        var context = new TemplateContext { StrictVariables = true, MemberRenamer = m => m.Name };
+        var context = new LineTrackingContext { StrictVariables = true, MemberRenamer = m => m.Name };
         context.PushGlobal(globals);
-        string output;
+        var output = new LineTrackingOutput(templateText, context);
+        context.PushOutput(output);
         try
         {
-            output = template.Render(context);
+            template.Render(context);
         }
         catch (ScriptRuntimeException ex)
         {
             throw new BatchTemplateException([ToError(sourcePath, ex.Span, ex.OriginalMessage)]);
         }
-        return ReadJobs(output, sourcePath);
+        return ReadJobs(output.Text, sourcePath, output.TemplateLines);
     }
 
     /// <summary>Reads jobs from rendered text: one per non-blank line.</summary>
-    public static IReadOnlyList<BatchJob> ReadJobs(string rendered, string sourcePath)
+    /// <param name="rendered">The rendered template.</param>
+    /// <param name="sourcePath">File name used in error positions.</param>
+    /// <param name="templateLines">Per rendered line (0-based), the 1-based template line it came from (0: unknown);
+    /// null: the rendered text is the template (a job's line is its rendered line).</param>
+    public static IReadOnlyList<BatchJob> ReadJobs(string rendered, string sourcePath, IReadOnlyList<int>? templateLines = null)
     {
         var jobs = new List<BatchJob>();
         var errors = new List<BatchError>();
@@ -91,18 +96,21 @@ public static class BatchTemplate
             var line = lines[i].TrimEnd('\r');
             if (string.IsNullOrWhiteSpace(line)) continue;
             var trimmed = line.Trim();
+            int templateLine = templateLines is null ? i + 1 : i < templateLines.Count && templateLines[i] > 0 ? templateLines[i] : 0;
             if (!trimmed.StartsWith(JobLinePrefix, StringComparison.Ordinal))
             {
-                jobs.Add(new BatchJob(trimmed, i + 1));
+                jobs.Add(new BatchJob(trimmed, templateLine));
                 continue;
             }
             try
             {
-                jobs.Add(ParseJobLine(trimmed[JobLinePrefix.Length..], i + 1));
+                jobs.Add(ParseJobLine(trimmed[JobLinePrefix.Length..], templateLine));
             }
             catch (Exception ex) when (ex is JsonException or FormatException or InvalidOperationException)
             {
-                errors.Add(new BatchError(sourcePath + " (rendered)", i + 1, 1, ex.Message));
+                errors.Add(templateLine > 0
+                    ? new BatchError(sourcePath, templateLine, 1, $"{ex.Message} (rendered line {i + 1})")
+                    : new BatchError(sourcePath + " (rendered)", i + 1, 1, ex.Message));
             }
         }
         if (errors.Count > 0) throw new BatchTemplateException(errors);

@@ -133,6 +133,7 @@ public sealed class GenerationEngine
         if (hooks is not null) request = await hooks.BeforeJobAsync(request, ct).ConfigureAwait(false);
         ValidateRequest(request);
         var encoder = ConditioningEncoder.For(_backend, checkpoint, request);
+        var hiresEncoder = ConditioningEncoder.ForHires(_backend, checkpoint, request) ?? encoder;
         var plan = _planner.Plan(request.Prompt, request.NegativePrompt, request.Steps);
         var hiresPlan = PlanHires(request);
         var networks = new List<NetworkFile>();
@@ -195,11 +196,11 @@ public sealed class GenerationEngine
                     stepsDone = await RunPassAsync(sampling, plan, conds, request, encoder, batch, 0, expected, stepsDone, clock, progress, hooks, ct).ConfigureAwait(false);
                     if (request.Hires is { } hr && hiresPlan is not null)
                     {
-                        var hrConds = await EncodeAllAsync(hiresPlan, checkpoint.Chunker, encoder, ct).ConfigureAwait(false);
+                        var hrConds = await EncodeAllAsync(hiresPlan, checkpoint.Chunker, hiresEncoder, ct).ConfigureAwait(false);
                         hires = await ImageBackend.StartHiresAsync(sampling, new HiresPassSettings(hr.Sampler ?? request.Sampler,
                             hr.Schedule ?? request.Schedule, HiresRules.Steps(request, hr), hr.DenoisingStrength, hr.Scale, hr.ResizeX,
                             hr.ResizeY, hr.Upscaler), ct).ConfigureAwait(false);
-                        stepsDone = await RunPassAsync(hires, hiresPlan, hrConds, request, encoder, batch, sampling.TotalCalls,
+                        stepsDone = await RunPassAsync(hires, hiresPlan, hrConds, request, hiresEncoder, batch, sampling.TotalCalls,
                             sampling.TotalCalls + hires.TotalCalls, stepsDone, clock, progress, hooks, ct).ConfigureAwait(false);
                     }
 

@@ -78,36 +78,18 @@ public sealed class GenerationWorkspace
     /// The demo checkpoint when it exists already. Python writes it last, after the tokenizer and LoRAs, and its own
     /// check is the same file test, so finding it here saves a bridge call (and importing the demo builder) per command.
     /// </summary>
-    private string? ExistingDemoCheckpoint()
+    private string? ExistingDemoCheckpoint() => FindExistingDemoCheckpoint(Sources);
+
+    /// <summary>The built-in demo checkpoint <paramref name="sources"/> would use, when it exists already; else null.</summary>
+    public static string? FindExistingDemoCheckpoint(ModelSources sources)
     {
-        var path = Path.Combine(Sources.DemoDir, "Stable-diffusion", Sources.UsesSdxlDemoModel ? DemoXlCheckpointFile : DemoCheckpointFile);
+        var path = Path.Combine(sources.DemoDir, "Stable-diffusion", sources.UsesSdxlDemoModel ? DemoXlCheckpointFile : DemoCheckpointFile);
         return File.Exists(path) ? path : null;
     }
 
-    /// <summary>
-    /// Everything that would stop <paramref name="request"/> before it renders: settings, prompt errors, unknown
-    /// LoRAs. A batch checks all its jobs first, so a typo in job 50 is not found after 49 renders.
-    /// </summary>
+    /// <summary>Everything that would stop <paramref name="request"/> before it renders (<see cref="ModelSources.Check"/>).</summary>
     /// <returns>Problems, empty when the job can run.</returns>
-    public IReadOnlyList<string> Check(GenerationRequest request)
-    {
-        var problems = new List<string>();
-        try
-        {
-            GenerationEngine.ValidateRequest(request);
-            var plan = Planner.Plan(request.Prompt, request.NegativePrompt, request.Steps);
-            foreach (var name in plan.NetworkNames)
-            {
-                if (Sources.Catalog.TryFind(name) is null && Sources.Settings.LoraNotFound == LoraNotFoundBehavior.Error)
-                    problems.Add(new LoraNotFoundException(name, Sources.Catalog.Suggest(name), Sources.Catalog.Options.EffectiveLoraDirs).Message);
-            }
-        }
-        catch (Exception ex) when (ex is ArgumentException or PromptPlanException)
-        {
-            problems.Add(ex.Message);
-        }
-        return problems;
-    }
+    public IReadOnlyList<string> Check(GenerationRequest request) => Sources.Check(request);
 
     private NetworkFile? ResolveNetwork(string name)
     {

@@ -36,6 +36,12 @@ public sealed class ModelSources
     /// <summary>Sub-folder of the data folder holding the demo model, its tokenizer and its LoRAs.</summary>
     public const string DemoFolder = "demo";
 
+    /// <summary>
+    /// The LoRAs the built-in demo model comes with (python/lorabridge/demo.py <c>LORA_NAMES</c>; an end-to-end test
+    /// checks they agree). Known before the demo model is first created, so a dry run on a fresh data folder accepts them.
+    /// </summary>
+    public static readonly IReadOnlyList<string> DemoLoraNames = ["demo_style", "demo_subject"];
+
     /// <summary>Builds the catalog over the settings' folders.</summary>
     public ModelSources(WorkspaceSettings settings)
     {
@@ -115,6 +121,38 @@ public sealed class ModelSources
         var explicitDir = Settings.TokenizerDir ?? (UsesDemoModel ? Path.Combine(DemoDir, "tokenizer") : null);
         return new TokenizerLocator().Locate(checkpointPath, explicitDir);
     }
+
+    /// <summary>
+    /// Everything that would stop <paramref name="request"/> before it renders: settings, prompt errors, unknown
+    /// LoRAs. Needs no Python, so <c>batch --dry-run</c> refuses what a real run would, and a batch checks all its jobs
+    /// first (a typo in job 50 is not found after 49 renders).
+    /// </summary>
+    /// <returns>Problems, empty when the job can run.</returns>
+    public IReadOnlyList<string> Check(GenerationRequest request)
+    {
+        var problems = new List<string>();
+        try
+        {
+            GenerationEngine.ValidateRequest(request);
+            // The data folder's block-weight presets, as generation uses them (issue 11).
+            var plan = new A1111PromptPlanner { BlockWeightPresets = LoraBridge.Prompting.LbwPresets.Load(Settings.DataDir) }
+                .Plan(request.Prompt, request.NegativePrompt, request.Steps);
+            foreach (var name in plan.NetworkNames)
+            {
+                if (Catalog.TryFind(name) is null && !IsDemoLoraToBeCreated(name) && Settings.LoraNotFound == LoraNotFoundBehavior.Error)
+                    problems.Add(new LoraNotFoundException(name, Catalog.Suggest(name), Catalog.Options.EffectiveLoraDirs).Message);
+            }
+        }
+        catch (Exception ex) when (ex is ArgumentException or PromptPlanException)
+        {
+            problems.Add(ex.Message);
+        }
+        return problems;
+    }
+
+    // The demo model (and its LoRAs) is made by Python on the first real run; until then its LoRA names are valid.
+    private bool IsDemoLoraToBeCreated(string name) =>
+        UsesDemoModel && !Directory.Exists(Path.Combine(DemoDir, "Lora")) && DemoLoraNames.Contains(name, StringComparer.Ordinal);
 }
 
 /// <summary>The built-in demo models, made on first use in the data folder by the Python side.</summary>

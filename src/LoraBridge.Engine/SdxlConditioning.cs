@@ -59,6 +59,18 @@ internal abstract class ConditioningEncoder
     }
 
     /// <summary>
+    /// The encoder for the hires pass, or null when there is none. A1111 conditions SDXL's hires pass on the upscaled
+    /// size (<c>SdConditioning(hr_prompts, width=hr_upscale_to_x, height=hr_upscale_to_y)</c>, before the crop to a
+    /// resize box); SD1 conditioning does not depend on the size, so its encoder is the first pass's.
+    /// </summary>
+    public static ConditioningEncoder? ForHires(IGenerationBackend backend, CheckpointContext checkpoint, GenerationRequest request)
+    {
+        if (request.Hires is not { } hr || checkpoint.Family != BaseFamily.SDXL) return null;
+        var (width, height) = HiresRules.Target(request.Width, request.Height, hr);
+        return For(backend, checkpoint, request with { Width = width, Height = height });
+    }
+
+    /// <summary>
     /// What a text's conditioning depends on besides its batch, text and text-encoder multipliers; the first field of
     /// the cache key.
     /// </summary>

@@ -117,3 +117,33 @@ public class BatchTemplateTests
         Assert.Equal(1L, rows[0]["a"]);
     }
 }
+
+public class BatchTemplateLineTests
+{
+    [Fact]
+    public void JobsNameTheTemplateLineNotTheRenderedLine()
+    {
+        const string template = "# sweep\n{{ for w in [1, 2] }}\n\nplain {{ w }}\n{{ job {prompt: \"job \" + w} }}\n{{ end }}\nlast\n";
+        var jobs = BatchTemplate.Render(template, "t.sbn");
+        Assert.Equal(["# sweep", "plain 1", "job 1", "plain 2", "job 2", "last"], jobs.Select(j => j.Prompt));
+        Assert.Equal([1, 4, 5, 4, 5, 7], jobs.Select(j => j.Line));
+    }
+
+    [Fact]
+    public void ALineStartingWithAnExpressionNamesThatExpressionsLine()
+    {
+        var jobs = BatchTemplate.Render("{{ for s in [1, 2] }}\n   {{ \"a\" }} cat {{ s }}\n{{ end }}", "t.sbn");
+        Assert.Equal(["a cat 1", "a cat 2"], jobs.Select(j => j.Prompt));
+        Assert.Equal([2, 2], jobs.Select(j => j.Line));
+    }
+
+    [Fact]
+    public void BadJobSettingsNameTheTemplateLine()
+    {
+        var ex = Assert.Throws<BatchTemplateException>(() =>
+            BatchTemplate.Render("{{ for s in [1] }}\n\n{{ job {prompt: \"a\", sead: s} }}\n{{ end }}", "t.sbn"));
+        var error = Assert.Single(ex.Errors);
+        Assert.Equal(("t.sbn", 3), (error.File, error.Line));
+        Assert.Contains("sead", error.Message);
+    }
+}

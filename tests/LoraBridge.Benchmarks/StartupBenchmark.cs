@@ -14,7 +14,8 @@ namespace LoraBridge.Benchmarks;
 /// in a temporary data folder (the "unchanged interpreter" case); one more run with the cache deleted shows what
 /// probing costs. Every run must write the same PNG bytes (same seed): their SHA-256 is printed.
 /// Options: --repeats N (default 5), --python PATH (the floor's interpreter; default /usr/bin/python3),
-/// --threads N (torch threads for both; default: all cores), --cli PATH (the lorabridge executable).
+/// --threads N (torch threads for both; default: all cores), --cli PATH (the lorabridge executable),
+/// --baseline-cli PATH (an older build, run alternately with its own data folder: whole-process figure and PNG hash).
 /// </summary>
 internal static class StartupBenchmark
 {
@@ -25,11 +26,11 @@ internal static class StartupBenchmark
     {
         int repeats = 5;
         string python = "/usr/bin/python3";
-        string? cli = null;
+        string? cli = null, baselineCli = null;
         int? threads = null;
         for (int i = 0; i < args.Length; i++)
         {
-            if (i + 1 >= args.Length || args[i] is not ("--repeats" or "--python" or "--cli" or "--threads"))
+            if (i + 1 >= args.Length || args[i] is not ("--repeats" or "--python" or "--cli" or "--threads" or "--baseline-cli"))
             {
                 Console.Error.WriteLine($"startup: unexpected '{args[i]}' (expected --repeats N, --python PATH, --threads N, --cli PATH)");
                 return 2;
@@ -40,6 +41,7 @@ internal static class StartupBenchmark
                 case "--repeats": repeats = int.Parse(value, CultureInfo.InvariantCulture); break;
                 case "--python": python = value; break;
                 case "--cli": cli = value; break;
+                case "--baseline-cli": baselineCli = value; break;
                 case "--threads": threads = int.Parse(value, CultureInfo.InvariantCulture); break;
             }
         }
@@ -54,9 +56,9 @@ internal static class StartupBenchmark
         try
         {
             var data = Path.Combine(work, "data");
-            string[] Generate(string outDir) =>
+            string[] Generate(string outDir, string? dataDir = null) =>
             [
-                "generate", "a lighthouse at dusk", "--steps", "1", "--size", "64x64", "--seed", "1", "-o", outDir, "--data-dir", data, "--verbose",
+                "generate", "a lighthouse at dusk", "--steps", "1", "--size", "64x64", "--seed", "1", "-o", outDir, "--data-dir", dataDir ?? data, "--verbose",
                 .. threads is { } t ? new[] { "--torch-threads", t.ToString(CultureInfo.InvariantCulture) } : [],
             ];
             var floorEnv = new Dictionary<string, string>();
@@ -65,6 +67,14 @@ internal static class StartupBenchmark
             Console.WriteLine($"startup: {cli}, floor: {python} -c \"import torch, numpy, PIL\", {repeats} repeats, machine load {Load()}");
             var warm = RunCli(cli, Generate(Path.Combine(work, "out-warmup")), work);
             Console.WriteLine($"warm-up (creates the demo model and the discovery cache): {warm.Wall.TotalSeconds:0.00} s");
+            var baseData = Path.Combine(work, "data-baseline");
+            if (baselineCli is not null)
+            {
+                var w = RunCli(baselineCli, Generate(Path.Combine(work, "out-baseline-warmup"), baseData), work);
+                Console.WriteLine($"baseline {baselineCli} warm-up: {w.Wall.TotalSeconds:0.00} s");
+            }
+            var baseWalls = new List<double>();
+            var baseHashes = new HashSet<string>();
 
             var walls = new List<double>();
             var floors = new List<double>();
@@ -79,6 +89,12 @@ internal static class StartupBenchmark
                 var outDir = Path.Combine(work, $"out-{r}");
                 var res = RunCli(cli, Generate(outDir), work);
                 if (!floorFirst) floors.Add(RunFloor(python, floorEnv));
+                if (baselineCli is not null)
+                {
+                    var baseOut = Path.Combine(work, $"out-baseline-{r}");
+                    baseWalls.Add(RunCli(baselineCli, Generate(baseOut, baseData), work).Wall.TotalMilliseconds);
+                    baseHashes.Add(Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(Path.Combine(baseOut, "00000-1.png")))));
+                }
                 walls.Add(res.Wall.TotalMilliseconds);
                 foreach (var p in Phases)
                     if (res.Timings.TryGetValue(p, out var v)) phases[p].Add(v);
@@ -102,6 +118,13 @@ internal static class StartupBenchmark
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"cold discovery (cache deleted): whole {cold.Wall.TotalMilliseconds:0} ms, discovery {cold.Timings.GetValueOrDefault("discovery"):0} ms, cache={cold.Cache}"));
             Console.WriteLine($"PNG sha256 (same seed, every run): {string.Join(", ", hashes)}{(hashes.Count == 1 ? "" : "  <-- DIFFERENT")}");
+            if (baselineCli is not null)
+            {
+                double b = Median(baseWalls);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"baseline build, whole process (median) {b,8:0} ms  (baseline − floor {b - floor:0} ms); this build saves {b - wall:0} ms"));
+                Console.WriteLine($"baseline PNG sha256: {string.Join(", ", baseHashes)}{(baseHashes.SetEquals(hashes) ? " (identical)" : " (differs)")}");
+            }
             Console.WriteLine($"machine load at the end: {Load()}");
             return hashes.Count == 1 ? 0 : 1;
         }
@@ -126,8 +149,8 @@ internal static class StartupBenchmark
         var stderr = stderrTask.GetAwaiter().GetResult();
         if (p.ExitCode != 0)
             throw new InvalidOperationException($"lorabridge {string.Join(' ', args)} exited with {p.ExitCode}:\n{stdout}\n{stderr}");
-        var line = stderr.Split('\n').LastOrDefault(l => l.StartsWith("timings:", StringComparison.Ordinal))
-                   ?? throw new InvalidOperationException("no timings: line in the output:\n" + stderr);
+        // A build from before the timings line (--baseline-cli) gives the whole-process figure only.
+        var line = stderr.Split('\n').LastOrDefault(l => l.StartsWith("timings:", StringComparison.Ordinal)) ?? "";
         var timings = new Dictionary<string, double>(StringComparer.Ordinal);
         string cache = "-";
         foreach (Match m in Regex.Matches(line, @"(\w+)=(\S+)"))

@@ -26,7 +26,8 @@ public sealed class BatchCommandTests(CliDataFixture f) : IClassFixture<CliDataF
         return path;
     }
 
-    private sealed record ManifestLine(int job, int line, string prompt, long seed, string file, string? x, string? y);
+    private sealed record ManifestLine(int job, int line, string prompt, string negative_prompt, long seed, int steps, string sampler,
+        string schedule, double cfg_scale, int width, int height, string file, string? x, string? y);
 
     [Fact]
     public async Task SweepRunsSixJobsWithOneCheckpointLoadAndWritesManifestAndGrid()
@@ -34,7 +35,7 @@ public sealed class BatchCommandTests(CliDataFixture f) : IClassFixture<CliDataF
         var template = WriteTemplate("sweep.sbn", SweepTemplate);
         var outDir = f.NewDir("out");
         var (code, stdout, stderr) = await CliProcess.RunAsync(
-            ["batch", template, "--out", outDir, "--steps", "3", "--size", "64x64", "--grid", .. f.Common], f.Root, timeoutSeconds: 300);
+            ["batch", template, "--out", outDir, "--steps", "3", "--size", "64x64", "--negative", "blurry <x>", "--grid", .. f.Common], f.Root, timeoutSeconds: 300);
 
         Assert.True(code == 0, $"exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
         Assert.Contains("6 jobs from sweep.sbn", stdout);
@@ -44,7 +45,12 @@ public sealed class BatchCommandTests(CliDataFixture f) : IClassFixture<CliDataF
         Assert.Equal(6, pngs.Count);
 
         var manifest = Assert.Single(Directory.GetFiles(outDir, "batch-*.jsonl"));
-        var lines = File.ReadAllLines(manifest).Select(l => JsonSerializer.Deserialize<ManifestLine>(l)!).ToList();
+        var raw = File.ReadAllLines(manifest);
+        Assert.All(raw, l => Assert.Contains("\"a lighthouse <lora:demo_style:", l)); // readable, not \u003C
+        var lines = raw.Select(l => JsonSerializer.Deserialize<ManifestLine>(l)!).ToList();
+        // Every job's full settings, and the template line of the `job` call (line 2), not of the rendered text.
+        Assert.All(lines, l => Assert.Equal((2, "blurry <x>", 3, "Euler a", "Automatic", 7.0, 64, 64),
+            (l.line, l.negative_prompt, l.steps, l.sampler, l.schedule, l.cfg_scale, l.width, l.height)));
         Assert.Equal(6, lines.Count);
         Assert.Equal(Enumerable.Range(1, 6), lines.Select(l => l.job));
         Assert.Equal(pngs, lines.Select(l => l.file).Order());
@@ -116,10 +122,34 @@ public sealed class BatchCommandTests(CliDataFixture f) : IClassFixture<CliDataF
         var expected = new List<string> { "6 jobs from sweep.sbn" };
         int n = 1;
         foreach (var s in Seeds)
+        {
             foreach (var w in Weights)
-                expected.Add($"{n++,4}  seed {s}  a lighthouse <lora:demo_style:{w}>");
+            {
+                expected.Add($"{n++,4}  line 2  seed {s}  steps 20  Euler a  Automatic  cfg 7  128x128");
+                expected.Add($"      prompt: a lighthouse <lora:demo_style:{w}>");
+            }
+        }
         Assert.Equal(expected, stdout.ReplaceLineEndings("\n").TrimEnd('\n').Split('\n'));
         Assert.False(Directory.Exists(outDir));
+    }
+
+    [Fact]
+    public async Task DryRunRefusesWhatARealRunWouldWithoutStartingPython()
+    {
+        var template = WriteTemplate("typo.sbn", "a lighthouse <lora:demo_style:1>\n\n{{ job {prompt: \"a cat <lora:demo_stlye:1>\", seed: 1} }}\n{{ job {prompt: \"a cat\", seed: 2, steps: 0} }}\n");
+        var (code, stdout, stderr) = await CliProcess.RunAsync(
+            ["batch", template, "--dry-run", "--negative", "blurry", "--python", "/nonexistent", "--data-dir", f.NewDir("fresh-data")], f.Root);
+
+        Assert.True(code == 1, $"exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        // Still lists every job with its settings, so the user sees what was refused.
+        Assert.Contains("   1  line 1  seed random  steps 20  Euler a  Automatic  cfg 7  128x128\n      prompt: a lighthouse <lora:demo_style:1>\n      negative: blurry\n",
+            stdout.ReplaceLineEndings("\n"));
+        Assert.Contains("   3  line 4  seed 2  steps 0", stdout);
+        var errors = stderr.ReplaceLineEndings("\n").TrimEnd('\n').Split('\n').Where(l => l.StartsWith("error: ", StringComparison.Ordinal)).ToList();
+        // The demo LoRAs count as known on a fresh data folder (a real run creates them); the typo and steps 0 do not.
+        Assert.DoesNotContain(errors, e => e.StartsWith("error: job 1 ", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("error: job 2 (line 3): ", StringComparison.Ordinal) && e.Contains("demo_stlye", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.StartsWith("error: job 3 (line 4): ", StringComparison.Ordinal) && e.Contains("steps", StringComparison.OrdinalIgnoreCase));
     }
 
     private static SKBitmap Decode(string path)

@@ -73,4 +73,22 @@ public sealed class SdxlCommandTests(CliDataFixture f) : IClassFixture<CliDataFi
         Assert.Equal(2, envCode);
         Assert.Contains("LoraBridge:Precision must be full or autocast", envErr);
     }
+    [Fact]
+    public async Task DoctorNamesTheSdxlDemoAndTheFamilyOfAConfiguredCheckpoint()
+    {
+        var env = new Dictionary<string, string> { ["LORABRIDGE_CHECKPOINT"] = "lorabridge-demo-xl" };
+        var (code, stdout, stderr) = await CliProcess.RunAsync(["doctor", .. f.Common], f.Root, env);
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("model:    built-in demo model lorabridge-demo-xl (", stdout);
+
+        // A refiner-shaped header (no weights needed): the family line says what it is, and it is listed as a problem.
+        var refiner = Path.Combine(f.Root, "refiner.safetensors");
+        var header = System.Text.Encoding.UTF8.GetBytes(
+            "{\"conditioner.embedders.0.model.ln_final.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}");
+        File.WriteAllBytes(refiner, [.. BitConverter.GetBytes((long)header.Length), .. header, .. new byte[8]]);
+        env["LORABRIDGE_CHECKPOINT"] = refiner;
+        (_, stdout, stderr) = await CliProcess.RunAsync(["doctor", .. f.Common], f.Root, env);
+        Assert.Contains("family:   SDXL refiner (conditioner.embedders.0 is OpenCLIP, no CLIP-L), not supported", stdout);
+        Assert.Contains($"  - {refiner}: SDXL refiner", stdout);
+    }
 }

@@ -47,6 +47,15 @@ public sealed class EndToEndGenerationTests(EndToEndFixture f)
     private static double MeanAbsDifference(byte[] a, byte[] b) => a.Zip(b, (x, y) => Math.Abs(x - y)).Average();
 
     [Fact]
+    public void DemoLoraNamesKnownToCSharpAreTheOnesPythonCreates()
+    {
+        // batch --dry-run accepts these names before Python has made the demo model; they must be what it makes.
+        var made = Directory.GetFiles(Path.Combine(f.Workspace.Sources.DemoDir, "Lora"), "*.safetensors")
+            .Select(Path.GetFileNameWithoutExtension).Order(StringComparer.Ordinal);
+        Assert.Equal(ModelSources.DemoLoraNames.Order(StringComparer.Ordinal), made);
+    }
+
+    [Fact]
     public async Task SameSeedGivesIdenticalPngBytesUnderTheNextFreeNumber()
     {
         var dir = f.NewOutputDir();

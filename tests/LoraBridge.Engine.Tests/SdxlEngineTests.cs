@@ -4,8 +4,18 @@ using LoraBridge.Tokenizers;
 namespace LoraBridge.Engine.Tests;
 
 /// <summary>A <see cref="RecordingBackend"/> that also encodes SDXL conditioning, recording every call.</summary>
-internal sealed class RecordingSdxlBackend : IGenerationBackend, ISdxlGenerationBackend
+internal sealed class RecordingSdxlBackend : IGenerationBackend, ISdxlGenerationBackend, IImageGenerationBackend
 {
+    public Task<SamplingHandle> StartImg2ImgAsync(SamplingSettings settings, Img2ImgSettings img2img, CancellationToken ct) => Inner.StartAsync(settings, ct);
+
+    public Task<SamplingHandle> StartHiresAsync(SamplingHandle firstPass, HiresPassSettings pass, CancellationToken ct)
+    {
+        var id = _next++;
+        Inner.Live.Add(id);
+        Inner.Calls.Add($"hires {pass.Steps}");
+        return Task.FromResult(new SamplingHandle(id, pass.Steps, []));
+    }
+
     private long _next = 1_000_000;
     public RecordingBackend Inner { get; } = new();
     public List<(SdxlEncoding Encoding, IReadOnlyList<ConditioningHandle> Handles)> Encodings { get; } = [];
@@ -164,5 +174,27 @@ public sealed class SdxlEngineTests : IDisposable
         var e = await Assert.ThrowsAsync<NotSupportedException>(() => Engine(backend).GenerateAsync(Request(), Checkpoint()));
         Assert.Contains("/models/xl.safetensors is an SDXL checkpoint", e.Message);
         Assert.Empty(backend.Calls);
+    }
+
+    [SharedTheory]
+    [InlineData(1.5, 0, 0, 1536, 1152)]
+    [InlineData(2.0, 1200, 1200, 1600, 1200)] // a resize box: conditioned on the upscaled size before the crop
+    public async Task TheHiresPassIsConditionedOnTheUpscaledSize(double scale, int resizeX, int resizeY, int width, int height)
+    {
+        var backend = new RecordingSdxlBackend();
+        var request = Request() with { Hires = new HiresSettings { Scale = scale, ResizeX = resizeX, ResizeY = resizeY, Steps = 2 } };
+        await Engine(backend).GenerateAsync(request, Checkpoint());
+        Assert.Equal([new SdxlSize(1024, 768), new SdxlSize(1024, 768), new SdxlSize(width, height), new SdxlSize(width, height)],
+            backend.Encodings.Select(e => e.Encoding.Size));
+        Assert.Contains("hires 2", backend.Inner.Calls);
+    }
+
+    [SharedFact]
+    public async Task Sd1HiresReusesTheFirstPassConditionings()
+    {
+        var backend = new RecordingSdxlBackend();
+        var request = Request() with { Hires = new HiresSettings { Scale = 2, Steps = 2 } };
+        await Engine(backend).GenerateAsync(request, Checkpoint(BaseFamily.SD1, "/models/sd1.safetensors"));
+        Assert.Equal(2, backend.Sd1Encodes); // same texts, same clip skip: the cache serves the second pass
     }
 }

@@ -75,12 +75,16 @@ public sealed class EngineHookTests : IDisposable
         [
             "before a cat",
             "plan a cat, oil painting",
+            "load /models/demo.safetensors",
             "network style",
             "set ",
-            "start seed=5",
-            "set style:0:1", "step", "step", "after step 1/3", "step", "after step 2/3", "after step 3/3",
+            "encode 1", "encode 2",
+            "start seed=5 batch=2",
+            // the engine queues step i+1 before it reports step i
+            "set style:0:1", "step 1 / 2", "step 1 / 2", "after step 1/3", "step 1 / 2", "after step 2/3", "after step 3/3",
             "after image 00000-5.png exists=True seed=5 prompt=a cat, oil painting",
             "after image 00001-6.png exists=True seed=6 prompt=a cat, oil painting",
+            "release 3",
             "restore",
         ], calls);
         Assert.Equal(2, images.Count);

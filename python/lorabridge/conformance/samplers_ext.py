@@ -9,7 +9,8 @@ and built from the weights alone). Per case, by ``family``:
   ``init_latent`` / ``posterior_mean`` for the aux check), then `img2img.start_img2img`.
 * ``hires``: first pass, `hires.upscale_latent` (or an image upscaler, which needs an upscaler file and the VAE),
   `hires.start_hires_pass`; aux ``firstpass_latent``, ``upscaled``, ``hr_noise``.
-* ``sdxl``: not handled here (SD1 only in this module); reported as a failed case.
+* ``sdxl``: the tiny SDXL checkpoint through `lorabridge.sdxl`, sampled from the case's A1111 conditioning
+  (crossattn + vector inputs), so the sampler path is checked alone.
 
 Writes ``OUT/<id>.npy`` and ``.noise/.sigmas/.timesteps`` plus the aux arrays. Nothing here knows case names.
 """
@@ -167,6 +168,39 @@ def run_hires(case: Mapping[str, Any], data: Mapping[str, Any], base: Path, mode
     return out
 
 
+def load_sdxl(data: Mapping[str, Any], base: Path, device: torch.device) -> Any:
+    """The manifest's SDXL checkpoint through lorabridge.sdxl (config from shapes, float32)."""
+    from ..sdxl import SDXLModel, precision_for
+
+    spec = data.get("models", {}).get("sdxl")
+    if not isinstance(spec, Mapping) or "file" not in spec:
+        raise CaseError("manifest has no models.sdxl.file")
+    return SDXLModel.load(base / spec["file"], device=device, precision=precision_for(device, "full"))
+
+
+def run_sdxl(case: Mapping[str, Any], data: Mapping[str, Any], base: Path, model: Any, ac: torch.Tensor | None,
+             device: torch.device) -> dict[str, torch.Tensor]:
+    """SDXL txt2img from A1111's conditioning (the case's crossattn/vector inputs): the sampler alone, as the
+    README asks. The vector travels packed beside crossattn (`sdxl.pack_cond`)."""
+    from ..sdxl import SDXLEps, pack_cond
+
+    ref = case.get("reference", {})
+    conds = {}
+    for role in ("cond", "uncond"):
+        cross = _load_npy(base, ref[f"input_{role}_crossattn"], f"{role}_crossattn").to(device=device, dtype=torch.float32)
+        vector = _load_npy(base, ref[f"input_{role}_vector"], f"{role}_vector").to(device=device, dtype=torch.float32)
+        conds[role] = pack_cond(cross, vector)
+    options = dict(data.get("options", {}))
+    width, height = int(case["width"]), int(case["height"])
+    rng = _rng(case, options, (model.unet.config.in_channels, height // 8, width // 8), device)
+    kind = "timesteps" if case["sampler"] == "DDIM" else "k"
+    state = SamplerState(case["sampler"], SDXLEps(model), rng, int(case["steps"]),
+                         scheduler=case.get("scheduler", "Automatic"), alphas_cumprod=ac,
+                         options=sampler_options(options, case, kind))
+    x = state.run(conds["cond"], conds["uncond"], float(case["cfg_scale"]))
+    return {"": x, "noise": state.noise, **_state_arrays(state)}
+
+
 def run(manifest: Path, out_dir: Path) -> int:
     manifest = Path(manifest)
     base = manifest.resolve().parent
@@ -188,6 +222,7 @@ def run(manifest: Path, out_dir: Path) -> int:
         vae.vae.to(device)
 
     failed = skipped = 0
+    sdxl = None
     started = time.perf_counter()
     for case_id, case in cases.items():
         t0 = time.perf_counter()
@@ -198,9 +233,9 @@ def run(manifest: Path, out_dir: Path) -> int:
             elif family == "hires":
                 arrays = run_hires(case, data, base, model, ac, device)
             elif family == "sdxl":
-                skipped += 1
-                print(f"SKIP {case_id}: SDXL cases are run by the SDXL harness, not this SD1 one", file=sys.stderr)
-                continue
+                if sdxl is None:
+                    sdxl = load_sdxl(data, base, device)
+                arrays = run_sdxl(case, data, base, sdxl, ac, device)
             else:
                 raise CaseError(f"unknown case family {family!r}")
         except Exception as e:
@@ -215,6 +250,5 @@ def run(manifest: Path, out_dir: Path) -> int:
             np.save(out_dir / name, tensor.detach().cpu().numpy().astype(dtype, copy=False))
         print(f"ok   {case_id} ({time.perf_counter() - t0:.2f}s)")
     ran = len(cases) - skipped
-    print(f"{ran - failed}/{ran} cases written to {out_dir} ({skipped} SDXL cases skipped) "
-          f"in {time.perf_counter() - started:.1f}s")
+    print(f"{ran - failed}/{ran} cases written to {out_dir} in {time.perf_counter() - started:.1f}s")
     return 1 if failed else 0

@@ -146,12 +146,7 @@ public static class GenerateCommands
                 return 1;
             }
             Console.Out.WriteLine($"{jobs.Count} job{(jobs.Count == 1 ? "" : "s")} from {template.Name}");
-            if (parse.GetValue(dryRun))
-            {
-                foreach (var (job, i) in jobs.Select((j, i) => (j, i)))
-                    Console.Out.WriteLine($"{i + 1,4}  {(job.Seed is { } s ? $"seed {s}  " : "")}{job.Prompt}");
-                return 0;
-            }
+            if (parse.GetValue(dryRun)) return DryRun(parse, options, jobs);
             return await CliHost.RunAsync(parse, ct, async (sp, token) =>
             {
                 var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
@@ -166,6 +161,40 @@ public static class GenerateCommands
             });
         });
         return command;
+    }
+
+    /// <summary>
+    /// Lists every job with the settings it would run with and refuses what a real run would (unknown LoRA, bad
+    /// settings, prompt errors), without starting Python.
+    /// </summary>
+    private static int DryRun(ParseResult parse, GenerationOptions options, IReadOnlyList<BatchJob> jobs)
+    {
+        LoraBridgeOptions o;
+        using (var host = CliHost.Build(parse)) o = host.Services.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
+        var sources = new ModelSources(options.Workspace(parse, o));
+        GenerationRequest defaults;
+        try
+        {
+            defaults = options.Request(parse, "", o, sources.DefaultSize());
+        }
+        catch (ArgumentException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            return 1;
+        }
+        var requests = jobs.Select(j => Apply(defaults, j)).ToList();
+        for (int i = 0; i < requests.Count; i++)
+            foreach (var line in BatchManifest.Describe(i + 1, jobs[i], requests[i])) Console.Out.WriteLine(line);
+        bool ok = true;
+        for (int i = 0; i < requests.Count; i++)
+        {
+            foreach (var problem in sources.Check(requests[i]))
+            {
+                Console.Error.WriteLine($"error: job {i + 1} (line {jobs[i].Line}): {problem}");
+                ok = false;
+            }
+        }
+        return ok ? 0 : 1;
     }
 
     private static GenerationRequest Apply(GenerationRequest d, BatchJob j) => d with
@@ -267,19 +296,19 @@ public static class GenerateCommands
     {
         var outDir = Path.GetDirectoryName(all[0].Image.Path)!;
         var manifest = Path.Combine(outDir, $"batch-{DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}.jsonl");
-        File.WriteAllLines(manifest, all.Select(r => JsonSerializer.Serialize(new
-        {
-            job = r.Job + 1,
-            line = jobs[r.Job].Line,
-            prompt = requests[r.Job].Prompt,
-            seed = r.Image.Seed,
-            file = r.Image.Path,
-            x = jobs[r.Job].X,
-            y = jobs[r.Job].Y,
-            patch_ms = patches.TryGetValue(r.Job, out var p) ? Math.Round(p.PatchMs, 3) : (double?)null,
-            layers_patched = patches.TryGetValue(r.Job, out var q) ? q.LayersPatched : (long?)null,
-        })));
+        File.WriteAllLines(manifest, all.Select(r => WithPatches(BatchManifest.Line(r.Job + 1, jobs[r.Job], requests[r.Job], r.Image.Seed, r.Image.Path),
+            patches.TryGetValue(r.Job, out var p) ? p : null)));
         Console.Out.WriteLine($"manifest: {manifest}");
+    }
+
+    // Per-job weight patching (issue 11): appended to the manifest line when the engine counted it.
+    private static string WithPatches(string line, PatchStatistics? patches)
+    {
+        if (patches is null) return line;
+        var node = System.Text.Json.Nodes.JsonNode.Parse(line)!.AsObject();
+        node["patch_ms"] = Math.Round(patches.PatchMs, 3);
+        node["layers_patched"] = patches.LayersPatched;
+        return node.ToJsonString();
     }
 
     private static bool WriteGrid(List<(int Job, GeneratedImage Image)> all, IReadOnlyList<BatchJob> jobs)

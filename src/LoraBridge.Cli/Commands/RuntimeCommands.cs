@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using LoraBridge.Engine;
+using LoraBridge.Models;
 using LoraBridge.Python;
 using LoraBridge.Tokenizers;
 using Microsoft.Extensions.DependencyInjection;
@@ -109,15 +110,18 @@ public static class RuntimeCommands
             var checkpoint = sources.FindConfiguredCheckpoint();
             if (checkpoint is null)
             {
-                output.WriteLine($"model:    built-in demo model ({sources.DemoDir}, created on first use)");
+                output.WriteLine($"model:    built-in demo model {sources.BuiltInCheckpoint ?? DemoCheckpoints.Sd1} ({sources.DemoDir}, created on first use)");
                 output.WriteLine($"tokenizer: the demo model's own vocabulary ({Path.Combine(sources.DemoDir, "tokenizer")})");
                 return;
             }
             output.WriteLine($"model:    {checkpoint}");
+            var kind = CheckpointKind.Detect(checkpoint);
+            output.WriteLine($"family:   {kind.Detail}");
+            if (!kind.Supported && kind.Family != BaseFamily.Unknown) problems.Add(($"{checkpoint}: {kind.Detail}", []));
             var tokenizer = sources.LocateTokenizer(checkpoint);
             output.WriteLine($"tokenizer: {tokenizer.Directory} ({tokenizer.Reason})");
         }
-        catch (Exception ex) when (ex is FileNotFoundException or TokenizerNotFoundException)
+        catch (Exception ex) when (ex is FileNotFoundException or TokenizerNotFoundException or ModelFileException)
         {
             problems.Add((ex.Message, []));
         }
