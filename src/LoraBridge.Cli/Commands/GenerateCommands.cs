@@ -308,7 +308,7 @@ public static class GenerateCommands
         var node = System.Text.Json.Nodes.JsonNode.Parse(line)!.AsObject();
         node["patch_ms"] = Math.Round(patches.PatchMs, 3);
         node["layers_patched"] = patches.LayersPatched;
-        return node.ToJsonString();
+        return node.ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }); // as BatchManifest writes: readable <lora:…>
     }
 
     private static bool WriteGrid(List<(int Job, GeneratedImage Image)> all, IReadOnlyList<BatchJob> jobs)
