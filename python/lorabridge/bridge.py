@@ -289,6 +289,25 @@ def gen_set_networks(settings: list) -> int:
     return _require_session().set_networks([(str(n), float(te), float(u), None if d is None else int(d)) for n, te, u, d in settings])
 
 
+def gen_set_block_weights(table: list) -> None:
+    """LoRA block weights by network name: [(name, values (12/17/20/26/61), elemental text)]; [] clears."""
+    _require_session().set_block_weights([(str(n), [float(v) for v in w], str(e)) for n, w, e in table])
+
+
+def gen_patch_totals() -> tuple[int, float]:
+    """(layers patched, seconds spent patching) since the session was created; (0, 0.0) without one."""
+    if _session is None:
+        return 0, 0.0
+    return int(_session.patch_layers), float(_session.patch_seconds)
+
+
+def gen_layer_errors() -> list:
+    """Networks whose layers failed to merge as the model is patched now: [(name, file, layers, first message)]."""
+    if _session is None:
+        return []
+    return [list(t) for t in _session.patcher.layer_error_summary()]
+
+
 def gen_restore() -> None:
     if _session is not None:
         _session.restore()

@@ -7,6 +7,7 @@ multipliers and PNG bytes cross the boundary.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -15,6 +16,7 @@ import torch
 from .conditioning import encode_prompt
 from .images import encode_pngs
 from .model import StableDiffusion, load_checkpoint
+from .lbw import BlockWeights, to26
 from .networks import Network, NetworkError
 from .patcher import Activation, Patcher
 from .rng import ImageRNG, image_seeds
@@ -53,6 +55,9 @@ class Session:
                              f"{', '.join(self.model.missing_parts)}")
         self.patcher = Patcher(self.model)
         self.networks: dict[str, Network] = {}
+        self.block_weights: dict[str, BlockWeights] = {}
+        self.patch_layers = 0      # layers re-merged or restored, cumulative (batch manifests report per job)
+        self.patch_seconds = 0.0   # time spent doing it
         self._objects: dict[int, object] = {}
         self._next_handle = 1
 
@@ -124,8 +129,19 @@ class Session:
             network = self.networks.get(name)
             if network is None:
                 raise KeyError(f"network {name!r} is not loaded; load_network it first")
-            activations.append(Activation(network, float(te), float(unet), None if dyn is None else int(dyn)))
-        return self.patcher.apply(activations, should_cancel)
+            activations.append(Activation(network, float(te), float(unet), None if dyn is None else int(dyn),
+                                          self.block_weights.get(name)))
+        start = time.perf_counter()
+        try:
+            n = self.patcher.apply(activations, should_cancel)
+        finally:
+            self.patch_seconds += time.perf_counter() - start
+        self.patch_layers += n
+        return n
+
+    def set_block_weights(self, table: Sequence[tuple[str, Sequence[float], str]]) -> None:
+        """Replaces the LoRA block weights by network name (LBW: 12/17/20 values expand to 26 by count)."""
+        self.block_weights = {name: BlockWeights(tuple(to26(list(values))), elemental) for name, values, elemental in table}
 
     def restore(self) -> None:
         """Base weights back, bit for bit."""

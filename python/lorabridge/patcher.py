@@ -43,6 +43,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
+from .lbw import BlockWeights
 from .networks import LayerSkipped, Network, load_network_file
 from .networks.keymap import TE_PREFIX, UNET_PREFIX, layer_map
 
@@ -55,12 +56,14 @@ class Cancelled(Exception):
 
 @dataclass(frozen=True)
 class Activation:
-    """One ``<lora:name:te:unet:dyn>`` entry: absolute multipliers (``unet`` defaults to ``te``)."""
+    """One ``<lora:name:te:unet:dyn>`` entry: absolute multipliers (``unet`` defaults to ``te``) and optional
+    LoRA-block-weight ratios (:mod:`lorabridge.lbw`; None or trivial = every layer at ratio 1)."""
 
     network: Network
     te: float = 1.0
     unet: Optional[float] = None
     dyn: Optional[int] = None
+    blocks: Optional[BlockWeights] = None
 
     @property
     def unet_multiplier(self) -> float:
@@ -74,7 +77,7 @@ class _Original:
     bias: Optional[torch.Tensor]  # None: the layer had no bias (one we create is removed on restore)
 
 
-Entry = tuple[Network, float, Optional[int]]
+Entry = tuple[Network, float, Optional[int], float]  # network, multiplier, dyn, block-weight ratio
 
 
 class Patcher:
@@ -95,6 +98,7 @@ class Patcher:
         # A1111 picks the te multiplier when 'transformer' is in the first 20 characters of the layer name.
         self._is_te = {path: "transformer" in name[:20] for name, (path, _) in self.layers.items()}
         self._by_path = {path: module for path, module in self.layers.values()}
+        self._a1111_name = {path: name for name, (path, _) in self.layers.items()}
         self._originals: dict[str, _Original] = {}
         self._applied: dict[str, tuple[Entry, ...]] = {}
         self._last: dict[int, tuple[float, float, Optional[int]]] = {}
@@ -102,7 +106,7 @@ class Patcher:
         self._unit_cache: dict[tuple[str, int, Optional[int]], tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
         # Per layer path, the reasons networks skipped it in its current merge; replaced on every re-merge and
         # dropped on restore, so keyframed re-merges (every step, every job) never grow it.
-        self._layer_errors: dict[str, list[str]] = {}
+        self._layer_errors: dict[str, list[tuple[Network, str]]] = {}
         self._te_key: tuple[tuple[str, str, float, Optional[int]], ...] = ()
 
     # --- loading --------------------------------------------------------------------------------------
@@ -131,8 +135,12 @@ class Patcher:
             final = last[id(a.network)]
             for path in a.network.modules:
                 m = final.te if self._is_te.get(path, False) else final.unet_multiplier
-                if m != 0.0:  # m = 0 adds exactly nothing in A1111; skipping it keeps originals untouched
-                    wanted.setdefault(path, []).append((a.network, float(m), final.dyn))
+                blocks = final.blocks
+                r = 1.0 if blocks is None or blocks.trivial else float(blocks.ratio(self._a1111_name[path]))
+                # m = 0 adds exactly nothing in A1111; skipping it keeps originals untouched. A ratio of 0 is not
+                # skipped: extra biases are not scaled by it and DoRA still decomposes.
+                if m != 0.0:
+                    wanted.setdefault(path, []).append((a.network, float(m), final.dyn, r))
         self._track_keyframes(last.values())
         te_key = tuple((a.network.name, a.network.source, float(last[id(a.network)].te), last[id(a.network)].dyn)
                        for a in activations
@@ -186,7 +194,17 @@ class Patcher:
     def layer_errors(self) -> list[str]:
         """Why layers of the active networks were left unchanged (A1111 skips them too), one message per
         network and layer as the model is patched now; a new list on every access."""
-        return [m for path in sorted(self._layer_errors) for m in self._layer_errors[path]]
+        return [m for path in sorted(self._layer_errors) for _, m in self._layer_errors[path]]
+
+    def layer_error_summary(self) -> list[tuple[str, str, int, str]]:
+        """Per network with layers left unchanged: (name, file, how many layers, the first failing layer's message),
+        in layer order, so the user learns which file and key failed (A1111 only logs it)."""
+        found: dict[int, list] = {}
+        for path in sorted(self._layer_errors):
+            for net, message in self._layer_errors[path]:
+                entry = found.setdefault(id(net), [net.name, net.source, 0, message])
+                entry[2] += 1
+        return [tuple(v) for v in found.values()]  # type: ignore[misc]
 
     def te_state_key(self) -> tuple[tuple[str, str, float, Optional[int]], ...]:
         """Hashable description of what the active networks do to the text encoder, in prompt order
@@ -247,13 +265,23 @@ class Patcher:
         else:
             w = orig.weight.to(torch.float32, copy=True)
         b = None if orig.bias is None else orig.bias.to(torch.float32, copy=True)
-        errors: list[str] = []
-        for net, m, dyn in entries:
+        errors: list[tuple[Network, str]] = []
+        stacked = _stack_plain_loras(path, entries) if w.is_contiguous() else {}
+        for index, (net, m, dyn, ratio) in enumerate(entries):
             nm = net.modules[path]
+            if index in stacked:
+                factors = stacked[index]
+                if factors is not None:  # the first of a run: the whole run in one GEMM
+                    w.view(factors[0].shape[0], -1).addmm_(factors[0], factors[1])
+                continue
             try:
-                if nm.add_into(w, m, dyn):
+                if ratio != 1.0:
+                    delta, ex_bias = nm.compute(w, m, dyn, ratio)
+                    _check_fits(w, delta)
+                    w.add_(delta)
+                elif nm.add_into(w, m, dyn):
                     continue
-                if nm.weight_independent and nm.dora_scale is None:
+                elif nm.weight_independent and nm.dora_scale is None:
                     # w + m·unit: one rounding fewer than A1111's (unit·m) then +, identical cached or not.
                     delta, ex_bias = self._unit(path, net, dyn, w)
                     _check_fits(w, delta)
@@ -264,7 +292,7 @@ class Patcher:
                     _check_fits(w, delta)
                     w.add_(delta)
             except LayerSkipped as e:
-                errors.append(f"{net.name}: {path}: {e} (layer left as it was, as in A1111)")
+                errors.append((net, f"{net.name}: {path}: {e} (layer left as it was, as in A1111)"))
                 continue
             if ex_bias is not None:
                 if b is None:
@@ -272,7 +300,7 @@ class Patcher:
                 elif ex_bias.numel() == b.numel():
                     b = b + ex_bias.reshape(b.shape)
                 else:
-                    errors.append(f"{net.name}: {path}: bias of {ex_bias.numel()} values does not fit")
+                    errors.append((net, f"{net.name}: {path}: bias of {ex_bias.numel()} values does not fit"))
         if errors:
             self._layer_errors[path] = errors
         else:
@@ -303,6 +331,34 @@ class Patcher:
         self._originals.pop(path, None)
         self._applied.pop(path, None)
         self._layer_errors.pop(path, None)
+
+
+def _stack_plain_loras(path: str, entries: tuple[Entry, ...]) -> dict[int, Optional[tuple[torch.Tensor, torch.Tensor]]]:
+    """Runs of two or more consecutive plain LoRAs (ratio 1) on one layer, as stacked factors: index of the run's
+    first entry → (U [out, Σr], D [Σr, in]) with each up already scaled by scale·m; later indices of the run → None.
+    Plain LoRA updates do not read the weight, so a run's sum equals applying them one by one (up to rounding), and
+    one GEMM over the stacked ranks replaces one full-size pass per LoRA. Weight-dependent modules keep their place."""
+    out: dict[int, Optional[tuple[torch.Tensor, torch.Tensor]]] = {}
+    run: list[tuple[int, tuple[torch.Tensor, torch.Tensor]]] = []
+
+    def flush() -> None:
+        if len(run) >= 2:
+            ups = torch.cat([f[0] for _, f in run], dim=1)
+            downs = torch.cat([f[1] for _, f in run], dim=0)
+            out[run[0][0]] = (ups, downs)
+            for i, _ in run[1:]:
+                out[i] = None
+        run.clear()
+
+    for index, (net, m, dyn, ratio) in enumerate(entries):
+        stack = getattr(net.modules[path], "stacked_factors", None)
+        factors = stack(m, dyn) if stack is not None and ratio == 1.0 else None
+        if factors is None:
+            flush()
+        else:
+            run.append((index, factors))
+    flush()
+    return out
 
 
 def _check_fits(weight: torch.Tensor, delta: torch.Tensor) -> None:

@@ -9,6 +9,9 @@ namespace LoraBridge.Engine;
 /// </summary>
 public sealed class A1111PromptPlanner : IPromptPlanner, IHiresPromptPlanner
 {
+    /// <summary>Block-weight presets for <c>lbw=</c>/<c>lbwe=</c> (LBW's defaults unless set).</summary>
+    public LbwPresets BlockWeightPresets { get; init; } = LbwPresets.Default;
+
     /// <inheritdoc />
     public GenerationPlan Plan(string prompt, string negativePrompt, int steps) => PlanPass(prompt, negativePrompt, steps, null);
 
@@ -20,6 +23,8 @@ public sealed class A1111PromptPlanner : IPromptPlanner, IHiresPromptPlanner
     {
         var plan = PromptPlan.Create(prompt, steps, hiresSteps);
         if (!plan.IsOk) throw new PromptPlanException(Describe(hiresSteps is null ? "prompt" : "hires prompt", plan.Errors));
+        var blockWeights = BlockWeightReader.Read(prompt, BlockWeightPresets);
+        if (!blockWeights.IsOk) throw new PromptPlanException(Describe("prompt", [blockWeights.Error!]));
         var negative = Scheduler.Schedule(negativePrompt, new ScheduleOptions(steps, hiresSteps));
         if (!negative.IsOk) throw new PromptPlanException(Describe(hiresSteps is null ? "negative prompt" : "hires negative prompt", [negative.Error!]));
 
@@ -43,6 +48,7 @@ public sealed class A1111PromptPlanner : IPromptPlanner, IHiresPromptPlanner
         {
             PositiveBatches = pass.Parts.Select(p => (IReadOnlyList<string>)p.Schedule.Value!.Select(e => e.Text).ToList()).ToList(),
             NegativeBatch = negative.Value!.Select(e => e.Text).ToList(),
+            BlockWeights = blockWeights.Value!,
         };
     }
 

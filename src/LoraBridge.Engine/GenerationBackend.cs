@@ -1,4 +1,5 @@
 using LoraBridge.Models;
+using LoraBridge.Prompting;
 using LoraBridge.Tokenizers;
 
 namespace LoraBridge.Engine;
@@ -73,6 +74,19 @@ public interface IGenerationBackend
 
     /// <summary>Restores the base weights bit for bit.</summary>
     Task RestoreAsync();
+
+    /// <summary>Warnings for networks whose layers failed to merge in the current patch (file and first failing key).</summary>
+    Task<IReadOnlyList<string>> LayerWarningsAsync(CancellationToken ct) => Task.FromResult<IReadOnlyList<string>>([]);
+
+    /// <summary>Layers patched and seconds spent patching since the model was loaded (cumulative), or null when not counted.</summary>
+    Task<(long Layers, double Seconds)?> PatchTotalsAsync(CancellationToken ct) => Task.FromResult<(long, double)?>(null);
+
+    /// <summary>
+    /// Replaces the table of LoRA block weights (by network name) that later <see cref="SetNetworksAsync"/> calls apply;
+    /// an empty list clears it. Backends without block-weight support reject a non-empty table.
+    /// </summary>
+    Task SetBlockWeightsAsync(IReadOnlyList<LoraBlockWeights> weights, CancellationToken ct) =>
+        weights.Count == 0 ? Task.CompletedTask : throw new NotSupportedException("this backend has no LoRA block weights");
 
     /// <summary>
     /// Encodes texts as one batch under the current text-encoder weights, as A1111 encodes the texts of one prompt's

@@ -68,6 +68,11 @@ public sealed record NetworkFile(string Name, string Path, string Alias, string?
 /// <param name="Infotext">Its parameters text.</param>
 public sealed record GeneratedImage(string Path, long Seed, string Infotext);
 
+/// <summary>Weight patching done by one job.</summary>
+/// <param name="LayersPatched">Layers re-merged or restored.</param>
+/// <param name="PatchMs">Milliseconds spent doing it (measured in the backend).</param>
+public sealed record PatchStatistics(long LayersPatched, double PatchMs);
+
 /// <summary>Progress after each sampler step.</summary>
 /// <param name="Batch">0-based sampler run.</param>
 /// <param name="BatchCount">Sampler runs in the job.</param>
@@ -94,6 +99,8 @@ public sealed class GenerationEngine
     private readonly Dictionary<string, ConditioningHandle> _conditionings = new(StringComparer.Ordinal);
     private readonly HashSet<string> _loadedNetworks = new(StringComparer.Ordinal);
     private string? _checkpointPath;
+    private string _blockWeightsKey = "";
+    private List<NetworkSetting> _applied = [];
 
     /// <summary>Creates an engine over a backend, a prompt planner and a network resolver (catalog lookup).</summary>
     /// <param name="backend">The model side.</param>
@@ -151,6 +158,8 @@ public sealed class GenerationEngine
             // Another checkpoint: its encoder gives other conditionings and its patcher knows no networks yet.
             await DropConditioningsAsync(keep: null).ConfigureAwait(false);
             _loadedNetworks.Clear();
+            _blockWeightsKey = "";
+            _applied = [];
             _checkpointPath = checkpoint.Path;
         }
         foreach (var network in networks)
@@ -160,8 +169,13 @@ public sealed class GenerationEngine
             await _backend.LoadNetworkAsync(network.Name, network.Path, ct).ConfigureAwait(false);
             _loadedNetworks.Add(network.Name);
         }
+        await SendBlockWeightsAsync(plan, skipped, ct).ConfigureAwait(false);
 
         var images = new List<GeneratedImage>();
+        bool failed = false;
+        LastJobPatches = null;
+        LastJobWarnings.Clear();
+        var patchBefore = await _backend.PatchTotalsAsync(ct).ConfigureAwait(false);
         var clock = Stopwatch.StartNew();
         int stepsDone = 0;
         try
@@ -190,6 +204,8 @@ public sealed class GenerationEngine
                             sampling.TotalCalls + hires.TotalCalls, stepsDone, clock, progress, hooks, ct).ConfigureAwait(false);
                     }
 
+                    foreach (var warning in await _backend.LayerWarningsAsync(ct).ConfigureAwait(false))
+                        if (!LastJobWarnings.Contains(warning)) LastJobWarnings.Add(warning);
                     var seeds = Enumerable.Range(0, request.BatchSize).Select(k => batchSeed + k).ToList();
                     var infotexts = seeds.Select(s => FormatInfotext(request, checkpoint, networks, sampling, s, tiHashes, hires)).ToList();
                     var pngs = await _backend.DecodePngAsync(hires ?? sampling, infotexts, ct).ConfigureAwait(false);
@@ -209,11 +225,50 @@ public sealed class GenerationEngine
                 }
             }
         }
+        catch
+        {
+            failed = true;
+            throw;
+        }
         finally
         {
-            await _backend.RestoreAsync().ConfigureAwait(false);
+            // Kept patches only after a job that completed; any failure or cancellation restores the base weights.
+            if (!KeepNetworksBetweenJobs || failed)
+            {
+                _applied = [];
+                await _backend.RestoreAsync().ConfigureAwait(false);
+            }
+            if (patchBefore is { } b && await _backend.PatchTotalsAsync(CancellationToken.None).ConfigureAwait(false) is { } a)
+                LastJobPatches = new PatchStatistics(a.Layers - b.Layers, (a.Seconds - b.Seconds) * 1000.0);
         }
         return images;
+    }
+
+    /// <summary>
+    /// Keep the networks patched into the weights after a job that completed, so a next job with the same networks and
+    /// multipliers patches nothing and one that changes a multiplier re-merges only that network's layers (batch, TUI).
+    /// Failures and cancellations still restore the base weights; <see cref="RestoreNetworksAsync"/> restores on demand.
+    /// </summary>
+    public bool KeepNetworksBetweenJobs { get; set; }
+
+    /// <summary>Warnings of the last job: networks whose layers could not be merged (file and first failing key).</summary>
+    public List<string> LastJobWarnings { get; } = [];
+
+    /// <summary>Layers re-merged and time spent merging during the last job (null when the backend does not count).</summary>
+    public PatchStatistics? LastJobPatches { get; private set; }
+
+    /// <summary>Restores the base weights now (after jobs run with <see cref="KeepNetworksBetweenJobs"/>).</summary>
+    public async Task RestoreNetworksAsync()
+    {
+        _applied = [];
+        await _backend.RestoreAsync().ConfigureAwait(false);
+    }
+
+    // Every weight change goes through here, so the engine knows what the model holds between jobs.
+    private Task SetNetworksAsync(IReadOnlyList<NetworkSetting> settings, CancellationToken ct)
+    {
+        _applied = settings.ToList();
+        return _backend.SetNetworksAsync(settings, ct);
     }
 
     /// <summary>The backend's img2img/hires side.</summary>
@@ -252,7 +307,7 @@ public sealed class GenerationEngine
                 Task? set = null;
                 if (applied is null || !settings.SequenceEqual(applied))
                 {
-                    set = _backend.SetNetworksAsync(settings, ct);
+                    set = SetNetworksAsync(settings, ct);
                     applied = settings;
                 }
                 var texts = TextsOf(plan, step).ToList();
@@ -336,10 +391,13 @@ public sealed class GenerationEngine
     private async Task<EncodedConditionings> EncodeAllAsync(GenerationPlan plan, PromptChunker chunker, ConditioningEncoder encoder, CancellationToken ct)
     {
         var handles = new Dictionary<string, ConditioningHandle>(StringComparer.Ordinal);
-        var state = new Dictionary<string, NetworkSetting>(StringComparer.Ordinal);
+        // The text encoder as the model has it now (patches kept from the previous job, or nothing after a restore).
+        var state = _applied.Where(n => n.Te != 0).ToDictionary(n => n.Name, StringComparer.Ordinal);
         foreach (var group in plan.Steps.GroupBy(s => TextEncoderKey(s.Networks)))
         {
-            var teSettings = group.First().Networks.Where(n => n.Te != 0).Select(n => n with { Unet = 0 }).ToList();
+            // UNet multipliers stay as the model has them (kept patches: nothing to undo and redo); 0 after a restore.
+            var teSettings = group.First().Networks.Where(n => n.Te != 0)
+                .Select(n => n with { Unet = _applied.FirstOrDefault(a => a.Name == n.Name)?.Unet ?? 0 }).ToList();
             bool applied = false;
             foreach (var step in group)
             {
@@ -351,7 +409,7 @@ public sealed class GenerationEngine
                     {
                         if (!applied)
                         {
-                            await _backend.SetNetworksAsync(teSettings, ct).ConfigureAwait(false);
+                            await SetNetworksAsync(teSettings, ct).ConfigureAwait(false);
                             state = teSettings.ToDictionary(n => n.Name, StringComparer.Ordinal);
                             applied = true;
                         }
@@ -395,6 +453,20 @@ public sealed class GenerationEngine
         result.AddRange(teState.Values.Where(t => result.All(r => r.Name != t.Name)).Select(t => t with { Unet = 0 }));
         result.RemoveAll(n => n.Te == 0 && n.Unet == 0);
         return result;
+    }
+
+    /// <summary>
+    /// Sends the job's LoRA block weights when they differ from the last job's. Block weights change the text encoder
+    /// (BASE) too, and the conditioning cache key knows only multipliers, so cached conditionings go with them.
+    /// </summary>
+    private async Task SendBlockWeightsAsync(GenerationPlan plan, HashSet<string> skipped, CancellationToken ct)
+    {
+        var weights = plan.BlockWeights.Where(b => !skipped.Contains(b.Name)).ToList();
+        string key = string.Join("\u0001", weights.Select(b => $"{b.Name}\u0002{string.Join(",", b.Weights.Select(w => w.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))}\u0002{b.Elemental}"));
+        if (key == _blockWeightsKey) return;
+        await _backend.SetBlockWeightsAsync(weights, ct).ConfigureAwait(false);
+        _blockWeightsKey = key;
+        await DropConditioningsAsync(keep: null).ConfigureAwait(false);
     }
 
     private async Task DropConditioningsAsync(HashSet<string>? keep)

@@ -20,8 +20,13 @@ public sealed class GenerationWorkspace
         _bridge = bridge;
         Sources = new ModelSources(settings);
         Engine = new GenerationEngine(new PythonGenerationBackend(bridge) { Upscalers = UpscalerLocations.Folders(settings) },
-            new A1111PromptPlanner(), ResolveNetwork);
+            Planner, ResolveNetwork);
     }
+
+    /// <summary>The prompt planner, with the block-weight presets of the data folder (<c>lbwpresets.txt</c>, <c>elempresets.txt</c>).</summary>
+    public A1111PromptPlanner Planner => _planner ??= new A1111PromptPlanner { BlockWeightPresets = LoraBridge.Prompting.LbwPresets.Load(Sources.Settings.DataDir) };
+
+    private A1111PromptPlanner? _planner;
 
     /// <summary>Catalog, checkpoint and tokenizer discovery.</summary>
     public ModelSources Sources { get; }
@@ -106,6 +111,13 @@ public sealed class GenerationWorkspace
     public async Task<IReadOnlyList<GeneratedImage>> GenerateAsync(GenerationRequest request, IProgress<GenerationProgress>? progress, CancellationToken ct)
     {
         var checkpoint = await PrepareAsync(ct).ConfigureAwait(false);
-        return await Engine.GenerateAsync(request, checkpoint, progress, ct).ConfigureAwait(false);
+        try
+        {
+            return await Engine.GenerateAsync(request, checkpoint, progress, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            Warnings.AddRange(Engine.LastJobWarnings);
+        }
     }
 }

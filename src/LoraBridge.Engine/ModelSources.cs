@@ -137,7 +137,9 @@ public sealed class ModelSources
         try
         {
             GenerationEngine.ValidateRequest(request);
-            var plan = new A1111PromptPlanner().Plan(request.Prompt, request.NegativePrompt, request.Steps);
+            // The data folder's block-weight presets, as generation uses them (issue 11).
+            var plan = new A1111PromptPlanner { BlockWeightPresets = LoraBridge.Prompting.LbwPresets.Load(Settings.DataDir) }
+                .Plan(request.Prompt, request.NegativePrompt, request.Steps);
             foreach (var name in plan.NetworkNames)
             {
                 if (Catalog.TryFind(name) is null && !IsDemoLoraToBeCreated(name) && Settings.LoraNotFound == LoraNotFoundBehavior.Error)

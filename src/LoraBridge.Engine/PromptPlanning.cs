@@ -1,3 +1,5 @@
+using LoraBridge.Prompting;
+
 namespace LoraBridge.Engine;
 
 /// <summary>What conditions one sampler step: AND-parts of the positive prompt, the negative text, and networks.</summary>
@@ -20,6 +22,9 @@ public sealed record GenerationPlan(IReadOnlyList<StepConditioning> Steps, IRead
 
     /// <summary>The negative prompt's schedule texts, encoded together; null: each on its own.</summary>
     public IReadOnlyList<string>? NegativeBatch { get; init; }
+
+    /// <summary>LoRA block weights (<c>lbw=</c>/<c>lbwe=</c>) per network name; empty when the prompt has none.</summary>
+    public IReadOnlyList<LoraBlockWeights> BlockWeights { get; init; } = [];
 }
 
 /// <summary>A prompt the engine cannot run, with where the problem is.</summary>

@@ -1,3 +1,4 @@
+using LoraBridge.Prompting;
 using LoraBridge.Python;
 
 namespace LoraBridge.Engine;
@@ -26,6 +27,17 @@ public sealed partial class PythonGenerationBackend(PythonBridge bridge) : IGene
 
     /// <inheritdoc />
     public Task RestoreAsync() => bridge.RestoreNetworksAsync();
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<string>> LayerWarningsAsync(CancellationToken ct) => bridge.GetLayerWarningsAsync(ct);
+
+    /// <inheritdoc />
+    public async Task<(long Layers, double Seconds)?> PatchTotalsAsync(CancellationToken ct) =>
+        await bridge.GetPatchTotalsAsync(ct).ConfigureAwait(false);
+
+    /// <inheritdoc />
+    public Task SetBlockWeightsAsync(IReadOnlyList<LoraBlockWeights> weights, CancellationToken ct) =>
+        bridge.SetBlockWeightsAsync(weights.Select(w => (w.Name, w.Weights, w.Elemental)).ToList(), ct);
 
     /// <inheritdoc />
     public async Task<IReadOnlyList<ConditioningHandle>> EncodeAsync(IReadOnlyList<IReadOnlyList<TokenChunk>> texts, int clipSkip, CancellationToken ct)

@@ -39,6 +39,9 @@ public sealed class CatalogOptions
     /// <summary>Missing-LoRA behaviour.</summary>
     public LoraNotFoundBehavior NotFound { get; set; } = LoraNotFoundBehavior.Error;
 
+    /// <summary>Keep a persistent index (<c>catalog.db</c> in <see cref="DataDir"/>) so later runs read only new or changed files.</summary>
+    public bool UseIndex { get; set; } = true;
+
     /// <summary>LoRA folders in effect: the A1111 ones (when <see cref="WebUiDir"/> is set), then <see cref="LoraDirs"/>.</summary>
     public IReadOnlyList<string> EffectiveLoraDirs => Full(WebUiDir is null
         ? LoraDirs
@@ -94,7 +97,7 @@ public sealed class LoraCatalog
     /// <summary>Extensions scanned for LoRA-family files: A1111's three plus diffusers' <c>.bin</c>.</summary>
     public static readonly IReadOnlyCollection<string> LoraExtensions = new HashSet<string> { ".pt", ".ckpt", ".safetensors", ".bin" };
 
-    private static readonly string[] PreviewExtensions = ["png", "jpg", "jpeg", "webp", "gif"];
+    internal static readonly string[] PreviewExtensions = ["png", "jpg", "jpeg", "webp", "gif"];
 
     private readonly object _gate = new();
     private Snapshot? _snapshot;
@@ -104,8 +107,20 @@ public sealed class LoraCatalog
     public LoraCatalog(CatalogOptions options)
     {
         Options = options;
-        Hashes = new HashCache(options.DataDir is null ? null : Path.Combine(options.DataDir, "hashes.json"));
+        if (options.DataDir is not null && options.UseIndex)
+        {
+            Index = LoraIndex.Open(Path.Combine(options.DataDir, "catalog.db"), out var problem);
+            IndexProblem = problem ?? Index?.Notice;
+        }
+        Hashes = Index is not null ? HashCache.InIndex(Index)
+            : new HashCache(options.DataDir is null ? null : Path.Combine(options.DataDir, "hashes.json"));
     }
+
+    /// <summary>The persistent index, or null (no data folder, disabled, or unusable: see <see cref="IndexProblem"/>).</summary>
+    public LoraIndex? Index { get; }
+
+    /// <summary>Why the index is not used or was rebuilt, for the user; null when all is well.</summary>
+    public string? IndexProblem { get; private set; }
 
     /// <summary>The options in effect.</summary>
     public CatalogOptions Options { get; }
@@ -116,16 +131,63 @@ public sealed class LoraCatalog
     /// <summary>How many times the LoRA folders were scanned.</summary>
     public int ScanCount { get; private set; }
 
-    /// <summary>All LoRA-family files, in A1111's scan order (a later file with the same name replaces an earlier one in lookups, but both are listed).</summary>
-    public IReadOnlyList<LoraEntry> Loras => Current().All;
+    /// <summary>All LoRA-family files, in A1111's scan order (a later file with the same name replaces an earlier one in lookups, but both are listed).
+    /// With an index, the folders are checked (stat) before listing, so the list is current.</summary>
+    public IReadOnlyList<LoraEntry> Loras
+    {
+        get
+        {
+            Snapshot? snap;
+            lock (_gate) snap = _snapshot;
+            if (snap is { Verified: true }) return snap.All;
+            Rescan(); // with an index: stat everything, read only what changed (no need to load the index first)
+            return Current().All;
+        }
+    }
 
-    /// <summary>Rereads the LoRA folders (A1111's <c>list_available_networks</c>).</summary>
+    /// <summary>Rereads the LoRA folders (A1111's <c>list_available_networks</c>); with an index, only new or changed files are read.</summary>
     public void Rescan()
     {
-        var entries = new List<LoraEntry>();
+        var files = new List<string>();
         foreach (var dir in Options.EffectiveLoraDirs)
-            foreach (var file in FileWalk.Files(dir, LoraExtensions))
-                entries.Add(LoadEntry(file));
+            files.AddRange(FileWalk.Files(dir, LoraExtensions));
+        IReadOnlyList<LoraEntry> entries = Index is { } index ? SyncIndex(index, files) : files.Select(LoadEntry).ToList();
+        Publish(BuildSnapshot(entries, verified: true));
+    }
+
+    private IReadOnlyList<LoraEntry> SyncIndex(LoraIndex index, List<string> files)
+    {
+        try
+        {
+            return index.Sync(files, LoadEntry);
+        }
+        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or InvalidDataException)
+        {
+            try
+            {
+                index.Rebuild(e.Message);
+                IndexProblem = index.Notice;
+                return index.Sync(files, LoadEntry);
+            }
+            catch (Exception e2) when (e2 is Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException or InvalidDataException)
+            {
+                IndexProblem = $"{index.DatabasePath}: catalog index unusable ({e2.Message}); scanned without it";
+                return files.Select(LoadEntry).ToList();
+            }
+        }
+    }
+
+    private void Publish(Snapshot snapshot)
+    {
+        lock (_gate)
+        {
+            _snapshot = snapshot;
+            if (snapshot.Verified) ScanCount++;
+        }
+    }
+
+    private static Snapshot BuildSnapshot(IReadOnlyList<LoraEntry> entries, bool verified)
+    {
 
         // Same bookkeeping as list_available_networks: later files win, and an alias already taken by an earlier
         // name or alias becomes forbidden (lowercased), so only the file name reaches that file.
@@ -140,11 +202,7 @@ public sealed class LoraCatalog
             byAlias[e.Name] = e;
             byAlias[e.DeclaredAlias] = e;
         }
-        lock (_gate)
-        {
-            _snapshot = new Snapshot(entries, byName, byAlias, forbidden);
-            ScanCount++;
-        }
+        return new Snapshot(entries, byName, byAlias, forbidden, verified);
     }
 
     /// <summary>The alias to show and to write into prompts: A1111's <c>NetworkOnDisk.get_alias</c>.</summary>
@@ -159,7 +217,23 @@ public sealed class LoraCatalog
     /// <summary>Looks a name up as A1111's <c>load_networks</c> does (alias table unless the name is a forbidden alias, then by file name), rescanning once on a miss.</summary>
     public LoraEntry? TryFind(string name)
     {
-        var hit = Lookup(Current(), name);
+        var snap = Current();
+        var hit = Lookup(snap, name);
+        if (hit is not null && !snap.Verified && Index is { } index)
+        {
+            // Restored from the index without looking at the folders: check this one file (and its sidecars) only.
+            LoraEntry? checkedHit;
+            try { checkedHit = index.Verify(hit, LoadEntry); }
+            catch (Microsoft.Data.Sqlite.SqliteException) { checkedHit = null; }
+            if (checkedHit is null) hit = null; // gone or the index failed: fall back to a scan
+            else if (!ReferenceEquals(checkedHit, hit))
+            {
+                var list = snap.All.Select(e => ReferenceEquals(e, hit) ? checkedHit : e).ToList();
+                var rebuilt = BuildSnapshot(list, verified: false);
+                Publish(rebuilt);
+                hit = Lookup(rebuilt, name);
+            }
+        }
         if (hit is not null) return hit;
         Rescan();
         return Lookup(Current(), name);
@@ -214,6 +288,25 @@ public sealed class LoraCatalog
     /// </summary>
     public string HashOf(LoraEntry entry) =>
         entry.MetadataHash ?? Hashes.GetOrCompute(entry.FilePath, entry.IsSafetensors ? HashKind.Addnet : HashKind.FullFile);
+
+    /// <summary><see cref="HashOf"/> when it needs no computation (metadata or cache, for the file's current size and mtime as
+    /// the catalog saw them), else null. Touches no file.</summary>
+    public string? CachedHashOf(LoraEntry entry) =>
+        entry.MetadataHash ?? Hashes.TryGet(entry.FilePath, entry.IsSafetensors ? HashKind.Addnet : HashKind.FullFile, entry.Size, entry.ModifiedUtc.Ticks);
+
+    /// <summary>Computes and caches the hash of every LoRA that has none cached; returns how many were computed.</summary>
+    public int HashAll(Action<LoraEntry>? progress = null)
+    {
+        int n = 0;
+        foreach (var e in Loras)
+        {
+            if (e.Error is not null || CachedHashOf(e) is not null) continue;
+            try { HashOf(e); n++; }
+            catch (IOException) { }
+            progress?.Invoke(e);
+        }
+        return n;
+    }
 
     /// <summary>The first 12 characters of <see cref="HashOf"/>, as A1111 writes into <c>Lora hashes</c>.</summary>
     public string ShortHashOf(LoraEntry entry)
@@ -314,6 +407,19 @@ public sealed class LoraCatalog
     {
         lock (_gate)
             if (_snapshot is not null) return _snapshot;
+        if (Index is { } index)
+        {
+            // Name lookups start from the index alone; files are looked at only when a name is used (TryFind) or listed.
+            try
+            {
+                if (index.HasRows())
+                {
+                    Publish(BuildSnapshot(index.LoadAll(), verified: false));
+                    lock (_gate) return _snapshot!;
+                }
+            }
+            catch (Microsoft.Data.Sqlite.SqliteException) { } // the scan below rebuilds it
+        }
         Rescan();
         lock (_gate) return _snapshot!;
     }
@@ -323,7 +429,7 @@ public sealed class LoraCatalog
             ? s.ByName.GetValueOrDefault(name)
             : s.ByAlias.GetValueOrDefault(name);
 
-    private static LoraEntry LoadEntry(string file)
+    internal static LoraEntry LoadEntry(string file)
     {
         string name = Path.GetFileNameWithoutExtension(file);
         var entry = new LoraEntry(name, file);
@@ -366,6 +472,12 @@ public sealed class LoraCatalog
             entry.User = UserMetadata.Read(sidecar, out var err);
             if (err is not null) warnings.Add(err);
         }
+        string civitai = stem + ".civitai.info";
+        if (File.Exists(civitai))
+        {
+            entry.Civitai = CivitaiInfo.Read(civitai, out var err);
+            if (err is not null) warnings.Add(err);
+        }
         entry.PreviewPath = PreviewExtensions
             .SelectMany(ext => new[] { $"{stem}.{ext}", $"{stem}.preview.{ext}" })
             .FirstOrDefault(File.Exists);
@@ -373,6 +485,8 @@ public sealed class LoraCatalog
 
         entry.A1111SdVersion = FamilyRules.A1111DetectVersion(entry.Metadata);
         entry.Family = FamilyRules.ForLora(entry.User.SdVersion, entry.Metadata, entry.Analysis?.KeyFamily ?? BaseFamily.Unknown);
+        // Civitai's base model fills in where the file itself says nothing (metadata-free files).
+        if (entry.Family == BaseFamily.Unknown) entry.Family = entry.Civitai.Family;
         entry.Warnings = warnings;
         return entry;
     }
@@ -381,7 +495,8 @@ public sealed class LoraCatalog
         IReadOnlyList<LoraEntry> All,
         Dictionary<string, LoraEntry> ByName,
         Dictionary<string, LoraEntry> ByAlias,
-        HashSet<string> Forbidden);
+        HashSet<string> Forbidden,
+        bool Verified);
 }
 
 /// <summary>Base-family rules shared by LoRAs and checkpoints.</summary>

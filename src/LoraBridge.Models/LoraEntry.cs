@@ -98,8 +98,33 @@ public sealed class LoraEntry
     /// <summary>The alias the file declares: <c>ss_output_name</c>, else the name. Whether it is usable depends on the catalog (<see cref="LoraCatalog.AliasOf"/>).</summary>
     public string DeclaredAlias { get; internal set; } = "";
 
-    /// <summary>Safetensors metadata (empty for other formats or unreadable files).</summary>
-    public IReadOnlyDictionary<string, string> Metadata { get; internal set; } = new Dictionary<string, string>();
+    /// <summary>Safetensors metadata (empty for other formats or unreadable files). Entries from the catalog index
+    /// read it from the index on first use (it can be large: kohya's tag frequencies).</summary>
+    public IReadOnlyDictionary<string, string> Metadata
+    {
+        get => _metadata ??= MetadataLoader?.Invoke() ?? new Dictionary<string, string>();
+        internal set => _metadata = value;
+    }
+
+    private IReadOnlyDictionary<string, string>? _metadata;
+
+    /// <summary>Reads the metadata lazily (entries restored from the index).</summary>
+    internal Func<IReadOnlyDictionary<string, string>>? MetadataLoader { get; set; }
+
+    /// <summary>Facts kept by the index for entries restored without reading the file.</summary>
+    internal string? StoredNetworkType { get; set; }
+
+    /// <summary>Rank text kept by the index.</summary>
+    internal string? StoredRankText { get; set; }
+
+    /// <summary><c>sshs_model_hash</c> kept by the index ("" for none).</summary>
+    internal string? StoredMetadataHash { get; set; }
+
+    /// <summary>Civitai Helper's <c>name.civitai.info</c> facts, or <see cref="CivitaiInfo.Empty"/>.</summary>
+    public CivitaiInfo Civitai { get; internal set; } = CivitaiInfo.Empty;
+
+    /// <summary>Rank as text ("4", "2-8"), or empty when unknown.</summary>
+    public string RankText => Analysis?.RankText ?? StoredRankText ?? "";
 
     /// <summary>The header, for safetensors files that read cleanly.</summary>
     public SafetensorsHeader? Header { get; internal set; }
@@ -138,8 +163,10 @@ public sealed class LoraEntry
     public BaseFamily Family { get; internal set; }
 
     /// <summary>File-level network type from the keys, "unknown" for unreadable or pickled files.</summary>
-    public string NetworkType => Analysis?.NetworkType ?? (Error is not null ? "error" : "unknown");
+    public string NetworkType => Analysis?.NetworkType ?? StoredNetworkType ?? (Error is not null ? "error" : "unknown");
 
     /// <summary>The <c>sshs_model_hash</c> metadata, which A1111 prefers over computing a hash.</summary>
-    public string? MetadataHash => Metadata.TryGetValue("sshs_model_hash", out var h) && h.Length > 0 ? h : null;
+    public string? MetadataHash => StoredMetadataHash is { } stored
+        ? (stored.Length > 0 ? stored : null)
+        : Metadata.TryGetValue("sshs_model_hash", out var h) && h.Length > 0 ? h : null;
 }

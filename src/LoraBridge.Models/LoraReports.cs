@@ -27,14 +27,39 @@ public sealed record LoraRow(string Name, string Alias, string Type, string Rank
 /// <param name="Metadata">All metadata.</param>
 /// <param name="Warnings">Non-fatal problems.</param>
 public sealed record LoraDetails(LoraRow Row, string? Hash, BaseFamily A1111SdVersion, UserMetadata User, string? PreviewPath,
-    IReadOnlyList<(string Tag, int Count)> Tags, IReadOnlyDictionary<string, string> Metadata, IReadOnlyList<string> Warnings);
+    IReadOnlyList<(string Tag, int Count)> Tags, IReadOnlyDictionary<string, string> Metadata, IReadOnlyList<string> Warnings)
+{
+    /// <summary>Civitai Helper's sidecar facts (trained words, base model, model and version names).</summary>
+    public CivitaiInfo Civitai { get; init; } = CivitaiInfo.Empty;
+
+    /// <summary>The base model to show: Civitai's name for it when known, else the detected family.</summary>
+    public string BaseModel => Civitai.BaseModel ?? Row.Family;
+}
 
 /// <summary>The logic behind the <c>loras</c> CLI commands, kept here so it is tested without a console.</summary>
 public static partial class LoraReports
 {
-    /// <summary>Rows for every LoRA in scan order; hashes are computed (and cached) unless <paramref name="withHashes"/> is false.</summary>
+    /// <summary>Rows for every LoRA in scan order; hashes are computed (and cached) unless <paramref name="withHashes"/> is false,
+    /// in which case only hashes already cached are shown.</summary>
     public static IReadOnlyList<LoraRow> List(LoraCatalog catalog, bool withHashes = true) =>
         catalog.Loras.Select(e => Row(catalog, e, withHashes)).ToList();
+
+    /// <summary>
+    /// Rows of the LoRAs made for <paramref name="family"/> (null: any) whose name, alias, activation text, Civitai trained
+    /// words or model name contain <paramref name="search"/> (case-insensitive; null: any). Hashes as in <see cref="List(LoraCatalog, bool)"/>.
+    /// </summary>
+    public static IReadOnlyList<LoraRow> List(LoraCatalog catalog, BaseFamily? family, string? search, bool withHashes) =>
+        catalog.Loras.Where(e => Matches(catalog, e, family, search)).Select(e => Row(catalog, e, withHashes)).ToList();
+
+    /// <summary>The filter of <see cref="List(LoraCatalog, BaseFamily?, string?, bool)"/> for one entry.</summary>
+    public static bool Matches(LoraCatalog catalog, LoraEntry e, BaseFamily? family, string? search)
+    {
+        if (family is { } f && e.Family != f) return false;
+        if (string.IsNullOrEmpty(search)) return true;
+        bool Has(string? s) => s is not null && s.Contains(search, StringComparison.OrdinalIgnoreCase);
+        return Has(e.Name) || Has(catalog.AliasOf(e)) || Has(e.User.ActivationText) || Has(e.Civitai.ModelName)
+            || e.Civitai.TrainedWords.Any(Has);
+    }
 
     /// <summary>The row for one entry.</summary>
     public static LoraRow Row(LoraCatalog catalog, LoraEntry e, bool withHash = true)
@@ -45,7 +70,11 @@ public static partial class LoraReports
             try { shortHash = catalog.ShortHashOf(e); }
             catch (IOException) { shortHash = null; }
         }
-        return new LoraRow(e.Name, catalog.AliasOf(e), e.NetworkType, e.Analysis?.RankText ?? "", e.Family.ToString(), e.Size, shortHash, e.FilePath, e.Error);
+        else if (e.Error is null)
+        {
+            shortHash = catalog.CachedHashOf(e) is { } h ? (h.Length > 12 ? h[..12] : h) : null;
+        }
+        return new LoraRow(e.Name, catalog.AliasOf(e), e.NetworkType, e.RankText, e.Family.ToString(), e.Size, shortHash, e.FilePath, e.Error);
     }
 
     /// <summary>A plain-text table with a header line; columns are padded to their widest cell. <paramref name="searched"/> names the folders in the "nothing found" line.</summary>
@@ -107,7 +136,10 @@ public static partial class LoraReports
         {
             try { hash = catalog.HashOf(e); } catch (IOException) { }
         }
-        return new LoraDetails(row, hash, e.A1111SdVersion, e.User, e.PreviewPath, TrainingTags(e.Metadata).Take(maxTags).ToList(), e.Metadata, e.Warnings);
+        return new LoraDetails(row, hash, e.A1111SdVersion, e.User, e.PreviewPath, TrainingTags(e.Metadata).Take(maxTags).ToList(), e.Metadata, e.Warnings)
+        {
+            Civitai = e.Civitai,
+        };
     }
 
     /// <summary>Human-readable details.</summary>
@@ -129,6 +161,9 @@ public static partial class LoraReports
         Field("Hash", d.Hash);
         Field("Short hash", r.ShortHash);
         Field("Activation text", d.User.ActivationText);
+        Field("Trained words", d.Civitai.TrainedWords.Count > 0 ? string.Join(", ", d.Civitai.TrainedWords) : null);
+        Field("Base model", d.Civitai.BaseModel);
+        Field("Civitai model", d.Civitai.ModelName is null ? null : d.Civitai.VersionName is null ? d.Civitai.ModelName : $"{d.Civitai.ModelName} ({d.Civitai.VersionName})");
         Field("Preferred weight", d.User.PreferredWeight?.ToString(CultureInfo.InvariantCulture));
         Field("Negative text", d.User.NegativeText);
         Field("SD version (json)", d.User.SdVersion);
@@ -169,6 +204,12 @@ public static partial class LoraReports
             w.WriteString("sd_version", d.User.SdVersion);
             w.WriteString("notes", d.User.Notes);
             w.WriteString("preview", d.PreviewPath);
+            w.WriteStartArray("trained_words");
+            foreach (var t in d.Civitai.TrainedWords) w.WriteStringValue(t);
+            w.WriteEndArray();
+            w.WriteString("base_model", d.BaseModel);
+            w.WriteString("civitai_model", d.Civitai.ModelName);
+            w.WriteString("civitai_version", d.Civitai.VersionName);
             w.WriteStartArray("tags");
             foreach (var (tag, count) in d.Tags)
             {

@@ -73,11 +73,28 @@ public sealed class HashCache
     private readonly Dictionary<string, Entry> _entries;
     private bool _unsaved;
 
+    private readonly LoraIndex? _index;
+
     /// <summary>Opens (or starts) the cache at <paramref name="cacheFile"/>; null keeps it in memory only.</summary>
     public HashCache(string? cacheFile)
     {
         CacheFile = cacheFile;
         _entries = Load(cacheFile);
+    }
+
+    /// <summary>A cache kept in the catalog index (one row per hash, no rewrite of a whole file per new hash).</summary>
+    public static HashCache InIndex(LoraIndex index) => new(index);
+
+    private HashCache(LoraIndex index)
+    {
+        _index = index;
+        _entries = new(StringComparer.Ordinal);
+        try
+        {
+            foreach (var (key, (size, mtime, value)) in index.AllHashes())
+                _entries[key] = new Entry { Size = size, MtimeTicks = mtime, Sha256 = value };
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException) { } // a damaged index only costs recomputation
     }
 
     /// <summary>The backing file, or null for an in-memory cache.</summary>
@@ -92,6 +109,14 @@ public sealed class HashCache
         var (key, size, mtime) = Identity(path, kind);
         lock (_gate)
             return _entries.TryGetValue(key, out var e) && e.Size == size && e.MtimeTicks == mtime ? e.Sha256 : null;
+    }
+
+    /// <summary>The cached hash for a file known to have <paramref name="size"/> and <paramref name="mtimeTicks"/> (no stat), else null.</summary>
+    public string? TryGet(string path, HashKind kind, long size, long mtimeTicks)
+    {
+        string key = $"{kind}:{Path.GetFullPath(path)}";
+        lock (_gate)
+            return _entries.TryGetValue(key, out var e) && e.Size == size && e.MtimeTicks == mtimeTicks ? e.Sha256 : null;
     }
 
     /// <summary>Returns the hash, computing and storing it when the cache has none for the current size and mtime.</summary>
@@ -112,7 +137,12 @@ public sealed class HashCache
         {
             _entries[key] = new Entry { Size = size, MtimeTicks = mtime, Sha256 = hash };
             ComputedCount++;
-            if (deferSave) _unsaved = true;
+            if (_index is not null)
+            {
+                try { _index.PutHash(key, size, mtime, hash); }
+                catch (Microsoft.Data.Sqlite.SqliteException) { } // kept in memory for this process
+            }
+            else if (deferSave) _unsaved = true;
             else Save();
         }
         return hash;

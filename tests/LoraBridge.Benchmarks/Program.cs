@@ -11,6 +11,7 @@ var benchmarks = new SortedDictionary<string, Func<string[], int>>(StringCompare
     ["host-overhead"] = HostOverheadBenchmark.Run,
     ["startup"] = StartupBenchmark.Run,
     ["embeddings"] = EmbeddingBenchmark.Run,
+    ["catalog"] = CatalogBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

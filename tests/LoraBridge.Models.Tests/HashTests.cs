@@ -109,7 +109,7 @@ public sealed class HashTests : IDisposable
         var h1 = c1.HashOf(c1.Find("c"));
         c1.HashOf(c1.Find("c"));
         Assert.Equal(1, c1.Hashes.ComputedCount);
-        Assert.True(File.Exists(Path.Combine(_w.Data, "hashes.json")));
+        Assert.True(File.Exists(Path.Combine(_w.Data, "catalog.db"))); // hashes live in the catalog index
 
         var c2 = _w.Catalog(); // new process, same data dir
         Assert.Equal(h1, c2.HashOf(c2.Find("c")));

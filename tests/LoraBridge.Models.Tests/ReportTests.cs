@@ -65,8 +65,42 @@ public sealed class ReportTests : IDisposable
         Assert.Equal(r.ShortHash, o.GetProperty("short_hash").GetString());
         Assert.Equal(JsonValueKind.Null, o.GetProperty("error").ValueKind);
 
+        // Without hashing, hashes already cached are still shown; a file never hashed shows none and stays unhashed.
         var noHash = LoraReports.List(c, withHashes: false);
-        Assert.Null(noHash[0].ShortHash);
+        Assert.Equal(r.ShortHash, noHash[0].ShortHash);
+        St.Lora(Path.Combine(_w.Lora, "styleB.safetensors"), seed: 5);
+        var fresh = _w.Catalog();
+        var rows2 = LoraReports.List(fresh, withHashes: false);
+        Assert.Null(rows2.Single(x => x.Name == "styleB").ShortHash);
+        Assert.Equal(0, fresh.Hashes.ComputedCount);
+    }
+
+    [Fact]
+    public void ShowHasSidecarFactsAndListFilters()
+    {
+        St.Lora(Path.Combine(_w.Lora, "a.safetensors"), new Dictionary<string, string> { ["ss_base_model_version"] = "sd_v1" });
+        St.Lora(Path.Combine(_w.Lora, "b.safetensors"), new Dictionary<string, string> { ["ss_base_model_version"] = "sdxl_base_v1-0" }, seed: 2);
+        File.WriteAllText(Path.Combine(_w.Lora, "a.json"), """{"activation text": "red hat", "preferred weight": 0.7, "negative text": "blurry"}""");
+        File.WriteAllText(Path.Combine(_w.Lora, "a.civitai.info"), """{"name": "v2", "baseModel": "SD 1.5", "trainedWords": ["redhat", "hat style"], "model": {"name": "Red Hats"}}""");
+        File.WriteAllBytes(Path.Combine(_w.Lora, "a.preview.png"), [0x89, 0x50]);
+        var c = _w.Catalog();
+        using var doc = JsonDocument.Parse(LoraReports.FormatShowJson(LoraReports.Show(c, "a")));
+        var o = doc.RootElement;
+        Assert.Equal("red hat", o.GetProperty("activation_text").GetString());
+        Assert.Equal(0.7, o.GetProperty("preferred_weight").GetDouble());
+        Assert.Equal(["redhat", "hat style"], o.GetProperty("trained_words").EnumerateArray().Select(x => x.GetString()));
+        Assert.Equal("SD 1.5", o.GetProperty("base_model").GetString());
+        Assert.Equal("Red Hats", o.GetProperty("civitai_model").GetString());
+        Assert.EndsWith("a.preview.png", o.GetProperty("preview").GetString());
+
+        Assert.Equal(["b"], LoraReports.List(c, BaseFamily.SDXL, null, false).Select(r => r.Name));
+        Assert.Equal(["a"], LoraReports.List(c, BaseFamily.SD1, null, false).Select(r => r.Name));
+        Assert.Equal(["a"], LoraReports.List(c, null, "HAT STYLE", false).Select(r => r.Name));
+        Assert.Empty(LoraReports.List(c, BaseFamily.SDXL, "red", false));
+        // The same facts come back from the index in another process.
+        var again = _w.Catalog();
+        Assert.Equal(["a"], LoraReports.List(again, null, "red hats", false).Select(r => r.Name));
+        Assert.Equal("blurry", again.TryFind("a")!.User.NegativeText);
     }
 
     [Fact]

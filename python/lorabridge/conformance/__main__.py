@@ -6,7 +6,7 @@ import importlib
 import sys
 from pathlib import Path
 
-KINDS = ("models", "samplers", "lora", "sdxl", "upscalers")
+KINDS = ("models", "samplers", "lora", "sdxl", "upscalers", "lbw")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,10 +73,18 @@ class NetworkModule:
             return self.alpha / self.dim
         return 1.0
 
-    def compute(self, weight: torch.Tensor, multiplier: float, dyn: Optional[int] = None
-                ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """(weight delta, bias delta or None) for the current float32 ``weight`` at ``multiplier``."""
+    def calc_updown_ratio(self, weight: torch.Tensor, dyn: Optional[int], ratio: float
+                          ) -> tuple[torch.Tensor, list[int], Optional[torch.Tensor]]:
+        """:meth:`calc_updown` with a block-weight ratio (:mod:`lorabridge.lbw`) on the tensor LBW scales.
+        For every type but GLoRA that tensor enters the raw update linearly and extra biases are not scaled."""
         updown, output_shape, ex_bias = self.calc_updown(weight, dyn)
+        return (updown if ratio == 1.0 else updown * ratio), output_shape, ex_bias
+
+    def compute(self, weight: torch.Tensor, multiplier: float, dyn: Optional[int] = None, ratio: float = 1.0
+                ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(weight delta, bias delta or None) for the current float32 ``weight`` at ``multiplier``; ``ratio`` is a
+        block weight, applied to the raw update before scale, extra bias and DoRA, as LBW does."""
+        updown, output_shape, ex_bias = self.calc_updown_ratio(weight, dyn, ratio)
         if self.bias is not None:
             updown = updown.reshape(self.bias.shape) + self.bias
             updown = updown.reshape(output_shape)

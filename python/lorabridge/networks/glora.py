@@ -35,3 +35,14 @@ class GloraModule(NetworkModule):
         except RuntimeError as e:
             raise LayerSkipped(str(e)) from None
         return updown, output_shape, None
+
+    def calc_updown_ratio(self, weight: torch.Tensor, dyn: Optional[int], ratio: float):
+        # LBW scales a1 only: the W@a2@a1 term, not b2@b1.
+        if ratio == 1.0:
+            return self.calc_updown(weight, dyn)
+        output_shape = [int(self.a1.shape[0]), int(self.b1.shape[-1])]
+        try:
+            updown = (self.b2 @ self.b1) + ((weight @ self.a2) @ (self.a1 * ratio))
+        except RuntimeError as e:
+            raise LayerSkipped(str(e)) from None
+        return updown, output_shape, None

@@ -42,6 +42,16 @@ class LoraModule(NetworkModule):
         self.up2 = self.up.reshape(self.up.shape[0], -1).contiguous()
         self.down2 = self.down.reshape(self.down.shape[0], -1).contiguous()
 
+    def stacked_factors(self, multiplier: float, dyn: Optional[int]) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+        """(up·scale·m [out, r], down [r, in]) for merging several plain LoRAs of one layer in one GEMM, or None
+        when this module needs its own route (CP mid, DoRA, bias)."""
+        if self.mid is not None or self.dora_scale is not None or self.bias is not None:
+            return None
+        up2, down2 = self.up2, self.down2
+        if dyn is not None:
+            up2, down2 = up2[:, :dyn], down2[:dyn, :]
+        return up2 * (self.calc_scale() * multiplier), down2
+
     def add_into(self, weight: torch.Tensor, multiplier: float, dyn: Optional[int]) -> bool:
         """W += (scale·m)·up@down as one GEMM (no full-size temporaries). A1111 rounds (up@down)·scale·m
         in three steps; the difference is a rounding of the update, far inside the conformance tolerance."""

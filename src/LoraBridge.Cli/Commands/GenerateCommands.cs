@@ -244,6 +244,9 @@ public static class GenerateCommands
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         var all = new List<(int Job, GeneratedImage Image)>();
+        var patches = new Dictionary<int, PatchStatistics>();
+        // A batch keeps its networks patched from one job to the next: equal networks and multipliers patch nothing.
+        if (jobs is not null) workspace.Engine.KeepNetworksBetweenJobs = true;
         bool complete = false;
         // Limits, values and folders before anything starts, so a bad --out never costs a render (exit 2).
         if (Preflight.CheckLocal(workspace, requests, jobs is null ? null : i => $"job {i + 1} (line {jobs[i].Line})") is { Count: > 0 } local)
@@ -266,6 +269,7 @@ public static class GenerateCommands
             {
                 var label = requests.Count > 1 ? $"job {i + 1}/{requests.Count}" : "generating";
                 var images = await RunWithProgressAsync(console, label, p => workspace.GenerateAsync(requests[i], p, ct));
+                if (workspace.Engine.LastJobPatches is { } patched) patches[i] = patched;
                 foreach (var w in workspace.Warnings.Distinct()) Console.Error.WriteLine($"warning: {TerminalText.Escape(w)}");
                 workspace.Warnings.Clear();
                 foreach (var image in images)
@@ -295,7 +299,7 @@ public static class GenerateCommands
             {
                 try
                 {
-                    WriteManifest(all, requests, jobs);
+                    WriteManifest(all, requests, jobs, patches);
                 }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
                 {
@@ -330,13 +334,25 @@ public static class GenerateCommands
         return ok;
     }
 
-    private static void WriteManifest(List<(int Job, GeneratedImage Image)> all, IReadOnlyList<GenerationRequest> requests, IReadOnlyList<BatchJob> jobs)
+    private static void WriteManifest(List<(int Job, GeneratedImage Image)> all, IReadOnlyList<GenerationRequest> requests, IReadOnlyList<BatchJob> jobs,
+        IReadOnlyDictionary<int, PatchStatistics> patches)
     {
         var outDir = Path.GetDirectoryName(all[0].Image.Path)!;
         // A new file every time: two batches finishing in the same second get -1, -2, …; a planted link is never followed.
-        var lines = all.Select(r => BatchManifest.Line(r.Job + 1, jobs[r.Job], requests[r.Job], r.Image.Seed, r.Image.Path) + "\n");
+        var lines = all.Select(r => WithPatches(BatchManifest.Line(r.Job + 1, jobs[r.Job], requests[r.Job], r.Image.Seed, r.Image.Path),
+            patches.TryGetValue(r.Job, out var p) ? p : null) + "\n");
         var manifest = AtomicFile.CreateUnique(outDir, UniqueName("batch", "jsonl"), System.Text.Encoding.UTF8.GetBytes(string.Concat(lines)));
         Console.Out.WriteLine($"manifest: {manifest}");
+    }
+
+    // Per-job weight patching (issue 11): appended to the manifest line when the engine counted it.
+    private static string WithPatches(string line, PatchStatistics? patches)
+    {
+        if (patches is null) return line;
+        var node = System.Text.Json.Nodes.JsonNode.Parse(line)!.AsObject();
+        node["patch_ms"] = Math.Round(patches.PatchMs, 3);
+        node["layers_patched"] = patches.LayersPatched;
+        return node.ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }); // as BatchManifest writes: readable <lora:…>
     }
 
     private static bool WriteGrid(List<(int Job, GeneratedImage Image)> all, IReadOnlyList<BatchJob> jobs)

@@ -33,14 +33,31 @@ public static class LoraCommands
     public static Command Create(Func<ParseResult, LoraCatalog> catalogFactory)
     {
         var json = new Option<bool>("--json") { Description = "Write JSON instead of text" };
-        var noHash = new Option<bool>("--no-hash") { Description = "Skip hashing files that are not hashed yet" };
-        var list = new Command("list", "List LoRA-family files: name, alias, type, rank, base model, size, short hash");
+        var noHash = new Option<bool>("--no-hash") { Description = "Show only hashes already cached (the default; kept for scripts)" };
+        var withHash = new Option<bool>("--hash") { Description = "Compute the hashes not cached yet (slow for large libraries; see 'loras hash --all')" };
+        var baseFilter = new Option<string?>("--base") { Description = "Only LoRAs made for this base model: SD1, SD2 or SDXL" };
+        var search = new Option<string?>("--search") { Description = "Only LoRAs whose name, alias, activation text or Civitai trained words/model name contain TEXT" };
+        var list = new Command("list", "List LoRA-family files: name, alias, type, rank, base model, size, short hash (cached)");
         list.Options.Add(json);
         list.Options.Add(noHash);
+        list.Options.Add(withHash);
+        list.Options.Add(baseFilter);
+        list.Options.Add(search);
         list.SetAction(parse =>
         {
+            BaseFamily? family = null;
+            if (parse.GetValue(baseFilter) is { } b)
+            {
+                if (!Enum.TryParse<BaseFamily>(b, ignoreCase: true, out var f) || f == BaseFamily.Unknown)
+                {
+                    parse.InvocationConfiguration.Error.WriteLine($"--base {b}: expected SD1, SD2 or SDXL");
+                    return 2;
+                }
+                family = f;
+            }
             var catalog = catalogFactory(parse);
-            var rows = LoraReports.List(catalog, withHashes: !parse.GetValue(noHash));
+            if (catalog.IndexProblem is { } problem) parse.InvocationConfiguration.Error.WriteLine("warning: " + TerminalText.Escape(problem));
+            var rows = LoraReports.List(catalog, family, parse.GetValue(search), withHashes: parse.GetValue(withHash) && !parse.GetValue(noHash));
             // Names, aliases and errors come from files: escape control characters (JSON escapes them itself).
             parse.InvocationConfiguration.Output.Write(parse.GetValue(json)
                 ? LoraReports.FormatJson(rows)
@@ -71,9 +88,45 @@ public static class LoraCommands
             }
         });
 
+        var all = new Option<bool>("--all") { Description = "Hash every LoRA that has no cached hash" };
+        var hashNames = new Argument<string[]>("names") { Description = "LoRA names or aliases to hash", Arity = ArgumentArity.ZeroOrMore };
+        var hash = new Command("hash", "Compute and cache LoRA hashes (A1111's: sshs_model_hash, addnet or full-file SHA-256)");
+        hash.Options.Add(all);
+        hash.Arguments.Add(hashNames);
+        hash.SetAction(parse =>
+        {
+            var catalog = catalogFactory(parse);
+            var names = parse.GetValue(hashNames) ?? [];
+            if (!parse.GetValue(all) && names.Length == 0)
+            {
+                parse.InvocationConfiguration.Error.WriteLine("give LoRA names or --all");
+                return 2;
+            }
+            try
+            {
+                if (parse.GetValue(all))
+                {
+                    int n = catalog.HashAll();
+                    parse.InvocationConfiguration.Output.WriteLine($"{n} hashed, {catalog.Loras.Count - n} already known or unreadable");
+                }
+                foreach (var n in names)
+                {
+                    var e = catalog.Find(n);
+                    parse.InvocationConfiguration.Output.WriteLine($"{catalog.ShortHashOf(e)}  {e.Name}  {catalog.HashOf(e)}");
+                }
+                return 0;
+            }
+            catch (LoraNotFoundException e)
+            {
+                parse.InvocationConfiguration.Error.WriteLine(e.Message);
+                return 1;
+            }
+        });
+
         var loras = new Command("loras", "LoRA-family files in the A1111 folders");
         loras.Subcommands.Add(list);
         loras.Subcommands.Add(show);
+        loras.Subcommands.Add(hash);
         return loras;
     }
 }
