@@ -27,8 +27,7 @@ public sealed partial class A1111Server
     {
         Map(app, "GET", "/internal/ping", "Liveness check", _ => Task.FromResult<IResult>(Results.Json(new JsonObject())));
         Map(app, "POST", "/sdapi/v1/txt2img", "Text to image (A1111 v1.10.1 request and response)", Txt2Img);
-        Map(app, "POST", "/sdapi/v1/img2img", "Image to image: not served yet (501)", _ =>
-            throw new ApiError(501, "NotImplementedError", "img2img is not served over the API yet; use `lorabridge img2img`"));
+        Map(app, "POST", "/sdapi/v1/img2img", "Image to image: init_images[0], denoising_strength, resize_mode (no masks)", Img2Img);
         Map(app, "GET", "/sdapi/v1/sd-models", "Checkpoints", _ => Task.FromResult(Results.Json(Checkpoints())));
         Map(app, "POST", "/sdapi/v1/refresh-checkpoints", "Rescan checkpoint folders", _ => Task.FromResult(Results.Json(new JsonObject())));
         Map(app, "GET", "/sdapi/v1/loras", "LoRA files", _ => Task.FromResult(Results.Json(Loras())));
@@ -106,7 +105,50 @@ public sealed partial class A1111Server
     private async Task<IResult> Txt2Img(HttpContext ctx)
     {
         var body = await ReadBody(ctx.Request).ConfigureAwait(false);
+        return await Generate(Txt2ImgRequest.Parse(body, _settings.Limits, _options.RequestDefaults()), r => r, "txt2img-images").ConfigureAwait(false);
+    }
+
+    // A1111's StableDiffusionImg2ImgProcessingAPI: the txt2img fields plus the init image and how it is used.
+    private async Task<IResult> Img2Img(HttpContext ctx)
+    {
+        var body = await ReadBody(ctx.Request).ConfigureAwait(false);
         var request = Txt2ImgRequest.Parse(body, _settings.Limits, _options.RequestDefaults());
+        var json = ParseObject(body);
+        if (json["mask"] is JsonValue) throw new ApiError(501, "NotImplementedError", "inpainting (mask) is not served yet");
+        var first = (json["init_images"] as JsonArray)?.FirstOrDefault() as JsonValue;
+        if (first is null || !first.TryGetValue<string>(out var image)) throw ApiError.Invalid("init_images", "must hold at least one base64 image");
+        int comma = image.StartsWith("data:", StringComparison.Ordinal) ? image.IndexOf(',', StringComparison.Ordinal) : -1;
+        byte[] bytes;
+        try
+        {
+            bytes = Convert.FromBase64String(image[(comma + 1)..]);
+        }
+        catch (FormatException)
+        {
+            throw ApiError.Invalid("init_images", "is not base64");
+        }
+        double denoise = Txt2ImgRequest.Double(json, "denoising_strength", 0.75, 0, 1);
+        int resize = Txt2ImgRequest.Int(json, "resize_mode", 0, 0, HiresRules.ResizeModes.Count - 1);
+        request.Parameters["denoising_strength"] = denoise;
+        request.Parameters["resize_mode"] = resize;
+        request.Parameters.Remove("init_images"); // A1111 does not echo the images back either
+        var initPath = Path.Combine(Path.GetTempPath(), $"lorabridge-serve-init-{Guid.NewGuid():N}.png");
+        await File.WriteAllBytesAsync(initPath, bytes).ConfigureAwait(false);
+        try
+        {
+            return await Generate(request, r => r with
+            {
+                Img2Img = new Img2ImgSettings { InitImage = initPath, DenoisingStrength = denoise, ResizeMode = HiresRules.ResizeModes[resize] },
+            }, "img2img-images").ConfigureAwait(false);
+        }
+        finally
+        {
+            File.Delete(initPath);
+        }
+    }
+
+    private async Task<IResult> Generate(Txt2ImgRequest request, Func<GenerationRequest, GenerationRequest> adjust, string outputKind)
+    {
         var checkpoint = CheckpointName(request.Checkpoint) ?? _options.Checkpoint;
         var result = await _queue.RunAsync(async (ct, progress) =>
         {
@@ -114,9 +156,9 @@ public sealed partial class A1111Server
             var context = await Prepare(workspace, ct).ConfigureAwait(false);
             // Unsaved images are written to a private folder and removed after reading: the engine always writes files.
             var outDir = request.SaveImages
-                ? Path.GetFullPath(_options.OutputDir ?? Path.Combine("outputs", "txt2img-images", DateTime.Now.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture)))
+                ? Path.GetFullPath(_options.OutputDir ?? Path.Combine("outputs", outputKind, DateTime.Now.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture)))
                 : Path.Combine(Path.GetTempPath(), "lorabridge-serve-" + Guid.NewGuid().ToString("N"));
-            var generation = request.Generation with { OutputDir = outDir };
+            var generation = adjust(request.Generation with { OutputDir = outDir });
             var problems = workspace.Check(generation);
             if (problems.Count > 0) throw new ApiError(422, "ValidationError", string.Join("; ", problems));
             try
@@ -190,7 +232,7 @@ public sealed partial class A1111Server
             ["sd_vae_hash"] = null,
             ["seed_resize_from_w"] = -1,
             ["seed_resize_from_h"] = -1,
-            ["denoising_strength"] = r.Hires?.DenoisingStrength,
+            ["denoising_strength"] = r.Img2Img?.DenoisingStrength ?? r.Hires?.DenoisingStrength,
             ["extra_generation_params"] = new JsonObject(),
             ["index_of_first_image"] = 0,
             ["infotexts"] = new JsonArray([.. images.Select(i => (JsonNode)i.Infotext)]),

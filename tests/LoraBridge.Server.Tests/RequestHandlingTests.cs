@@ -121,11 +121,18 @@ public sealed class RequestHandlingTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Img2ImgIs501AndOpenApiListsTheRoutes()
+    public async Task Img2ImgRefusesAMissingImageAndMasksAndOpenApiListsTheRoutes()
     {
-        using var img2img = await _http.PostAsync("/sdapi/v1/img2img", Json("{}"));
-        Assert.Equal(HttpStatusCode.NotImplemented, img2img.StatusCode);
-        Assert.Equal("NotImplementedError", (string)(await ErrorBody(img2img))["error"]!);
+        using var noImage = await _http.PostAsync("/sdapi/v1/img2img", Json("{}"));
+        Assert.Equal(422, (int)noImage.StatusCode);
+        Assert.Contains("init_images", (string)(await ErrorBody(noImage))["detail"]!);
+        using var notBase64 = await _http.PostAsync("/sdapi/v1/img2img", Json("""{"init_images": ["%%%"]}"""));
+        Assert.Equal(422, (int)notBase64.StatusCode);
+        using var badDenoise = await _http.PostAsync("/sdapi/v1/img2img", Json("""{"init_images": ["iVBORw0KGgo="], "denoising_strength": 2}"""));
+        Assert.Contains("denoising_strength: must be between 0 and 1", (string)(await ErrorBody(badDenoise))["detail"]!);
+        using var mask = await _http.PostAsync("/sdapi/v1/img2img", Json("""{"init_images": ["iVBORw0KGgo="], "mask": "iVBORw0KGgo="}"""));
+        Assert.Equal(HttpStatusCode.NotImplemented, mask.StatusCode);
+        Assert.Equal(0, _workspacesMade);
 
         var doc = JsonNode.Parse(await _http.GetStringAsync("/openapi.json"))!;
         var paths = doc["paths"]!.AsObject();

@@ -97,6 +97,30 @@ public sealed class ServeEndToEndTests(ServeFixture f)
     }
 
     [Fact]
+    public async Task Img2ImgMatchesTheEnginesImg2ImgPath()
+    {
+        var init = await GenerateLikeTheCliAsync("a red barn", 3);
+        var body = new JsonObject
+        {
+            ["prompt"] = "a blue barn", ["seed"] = 5, ["steps"] = 4, ["width"] = 64, ["height"] = 64, ["denoising_strength"] = 0.5,
+            ["init_images"] = new JsonArray(Convert.ToBase64String(init)),
+        };
+        var json = await OkJson(await f.Http.PostAsync("/sdapi/v1/img2img", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json")));
+        var png = Convert.FromBase64String((string)json["images"]![0]!);
+
+        var initPath = Path.Combine(f.TempDir, "init.png");
+        File.WriteAllBytes(initPath, init);
+        var images = await new GenerationWorkspace(f.Settings, f.Bridge).GenerateAsync(new GenerationRequest
+        {
+            Prompt = "a blue barn", Seed = 5, Steps = 4, Width = 64, Height = 64, Sampler = "Euler a", CfgScale = 7,
+            OutputDir = Path.Combine(f.TempDir, "cli-" + Guid.NewGuid().ToString("N")),
+            Img2Img = new Img2ImgSettings { InitImage = initPath, DenoisingStrength = 0.5 },
+        }, null, CancellationToken.None);
+        Assert.Equal(File.ReadAllBytes(Assert.Single(images).Path), png);
+        Assert.Equal(0.5, (double)JsonNode.Parse((string)json["info"]!)!["denoising_strength"]!);
+    }
+
+    [Fact]
     public async Task AnUnknownLoraIs422NamingTheClosestNames()
     {
         using var response = await f.Http.PostAsync("/sdapi/v1/txt2img", Body("a lighthouse <lora:demo_styel:1>", 1));
