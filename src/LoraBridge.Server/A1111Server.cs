@@ -189,8 +189,8 @@ public sealed partial class A1111Server : IAsyncDisposable
         }
     }
 
-    /// <summary>A1111 titles are <c>name.safetensors [hash]</c>; the workspace wants the name.</summary>
-    internal static string? CheckpointName(string? title)
+    /// <summary>A1111 titles are <c>name.safetensors [hash]</c>; the workspace wants the name (null for an empty title).</summary>
+    public static string? CheckpointName(string? title)
     {
         if (string.IsNullOrWhiteSpace(title)) return null;
         var t = title.Trim();

@@ -61,6 +61,7 @@ public sealed record Txt2ImgRequest
             EtaNoiseSeedDelta = overrides is null ? defaults.EtaNoiseSeedDelta : Long(overrides, "eta_noise_seed_delta", defaults.EtaNoiseSeedDelta),
             RandnSource = overrides is null ? defaults.RandnSource : Str(overrides, "randn_source", defaults.RandnSource, 8),
             OutputDir = "",
+            Hires = Bool(json, "enable_hr", false) ? Hires(json, limits) : null,
         };
         if (r.Width % 8 != 0 || r.Height % 8 != 0)
             throw ApiError.Invalid("width/height", $"must be multiples of 8, got {r.Width}x{r.Height}");
@@ -89,6 +90,20 @@ public sealed record Txt2ImgRequest
             Parameters = parameters,
         };
     }
+
+    // A1111's hires fix fields (enable_hr, hr_*); the engine checks the combination (HiresRules.Validate → 422).
+    private static HiresSettings Hires(JsonObject json, RequestLimits limits) => new()
+    {
+        Upscaler = Str(json, "hr_upscaler", "Latent", 256) is { Length: > 0 } u ? u : "Latent",
+        Scale = Double(json, "hr_scale", 2.0, 1, 8),
+        ResizeX = Int(json, "hr_resize_x", 0, 0, limits.MaxSide),
+        ResizeY = Int(json, "hr_resize_y", 0, 0, limits.MaxSide),
+        Steps = Int(json, "hr_second_pass_steps", 0, 0, limits.MaxSteps),
+        DenoisingStrength = Double(json, "denoising_strength", 0.7, 0, 1),
+        Prompt = Str(json, "hr_prompt", "", limits.MaxPromptChars),
+        NegativePrompt = Str(json, "hr_negative_prompt", "", limits.MaxPromptChars),
+        Sampler = Str(json, "hr_sampler_name", null, 64) is { Length: > 0 } s ? s : null,
+    };
 
     // A JSON null means "the default", as pydantic's Optional fields do.
     private static JsonValue? Value(JsonObject o, string key, string kind) => o[key] switch
