@@ -28,6 +28,7 @@ public static class CommandCatalog
         ExtensionCommands.Register(root);  // extensions list
         EmbeddingCommands.Register(root);  // embeddings list
         ConformanceCommands.Register(root); // conformance embeddings
+        ServeCommands.Register(root);      // serve (A1111 web API)
         return root;
     }
 }
