@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using LoraBridge.Engine;
 using LoraBridge.Prompting;
+using LoraBridge.Tokenizers;
 
 namespace LoraBridge.Tui;
 
@@ -79,13 +80,29 @@ public sealed class GeneratorViewModel
     /// <summary>The steps field as a number for the plan panel, or null when it is not a positive integer.</summary>
     public int? PlanSteps => int.TryParse(StepsText.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var s) && s >= 1 ? s : null;
 
-    /// <summary>The plan panel's text for the current prompt and steps; field problems are shown instead of a plan.</summary>
-    public string PlanText(int textWidth = 40)
+    /// <summary>The CLIP chunker behind the token counter; null until the tokenizer is found (the counter shows "?").</summary>
+    public PromptChunker? Chunker { get; set; }
+
+    /// <summary>A1111's token counter for the prompt ("n/75"), or "?/75" while no tokenizer is known.</summary>
+    public string TokenText
+    {
+        get
+        {
+            if (Chunker is null) return "?/75";
+            return TokenCounter.Count(Chunker, PromptPlan.Create(Prompt, PlanSteps ?? 1)).ToString();
+        }
+    }
+
+    /// <summary>
+    /// The plan panel's text for the current prompt and steps; field problems are shown instead of a plan. Texts wrap
+    /// at <paramref name="textWidth"/>, error messages at <paramref name="width"/> (0: no wrapping).
+    /// </summary>
+    public string PlanText(int textWidth = 40, int width = 0)
     {
         if (PlanSteps is not { } steps) return $"steps: '{StepsText}' is not a positive whole number";
-        var text = PromptText.RenderPlan(PromptPlan.Create(Prompt, steps), textWidth);
+        var text = PromptText.RenderPlan(PromptPlan.Create(Prompt, steps), textWidth, width);
         var negative = Scheduler.Schedule(NegativePrompt, new ScheduleOptions(steps));
-        if (!negative.IsOk) text = "error: " + PromptText.DescribeError(NegativePrompt, negative.Error!, "negative prompt") + "\n" + text;
+        if (!negative.IsOk) text = "error: " + PromptText.DescribeError(NegativePrompt, negative.Error!, "negative prompt", width) + "\n" + text;
         return text;
     }
 
@@ -110,7 +127,7 @@ public sealed class GeneratorViewModel
         if (steps is { } n)
         {
             var plan = PromptPlan.Create(Prompt, n);
-            errors.AddRange(plan.Errors.Select(e => PromptText.DescribeError(Prompt, e).Split('\n')[0]));
+            errors.AddRange(plan.Errors.Select(e => PromptText.DescribeError(Prompt, PromptCaret.InPrompt(plan, e)).Split('\n')[0]));
             var negative = Scheduler.Schedule(NegativePrompt, new ScheduleOptions(n));
             if (!negative.IsOk) errors.Add(PromptText.DescribeError(NegativePrompt, negative.Error!, "negative prompt").Split('\n')[0]);
         }

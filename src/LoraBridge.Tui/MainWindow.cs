@@ -39,7 +39,7 @@ public sealed class MainWindow : Window
 
         var left = new View { X = 0, Y = 0, Width = Dim.Percent(68), Height = Dim.Fill(), CanFocus = true };
         PromptEditor = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), WordWrap = true, TabKeyAddsTab = false, Text = vm.Prompt };
-        var promptFrame = new FrameView { Title = "Prompt", X = 0, Y = 0, Width = Dim.Fill(), Height = 8 };
+        var promptFrame = PromptFrame = new FrameView { Title = "Prompt", X = 0, Y = 0, Width = Dim.Fill(), Height = 8 };
         promptFrame.Add(PromptEditor);
 
         var negLabel = new Label { Text = "Negative:", X = 0, Y = Pos.Bottom(promptFrame) };
@@ -85,12 +85,16 @@ public sealed class MainWindow : Window
         CancelButton.Accepting += (_, e) => { e.Handled = true; _vm.Cancel(); };
         LoraList.Accepting += (_, e) => { e.Handled = true; InsertSelectedLora(); };
         _vm.Changed += RefreshJob;
+        // The plan wraps to the panel's width: render it again when a resize changes that width.
+        PlanView.ViewportChanged += (_, _) => { if (PlanView.Viewport.Width != _planWidth) RefreshPlan(); };
 
         ReloadLoras(rescan: false);
         RefreshPlan();
         RefreshJob();
     }
 
+    /// <summary>The prompt editor's frame; its title carries A1111's token counter.</summary>
+    public FrameView PromptFrame { get; }
     /// <summary>The prompt editor.</summary>
     public TextView PromptEditor { get; }
     /// <summary>The negative prompt.</summary>
@@ -167,9 +171,15 @@ public sealed class MainWindow : Window
         else if (_loraItems.Count > 0) LoraList.SelectedItem = 0;
     }
 
+    private int _planWidth;
+
     private void RefreshPlan()
     {
-        PlanView.Text = _vm.PlanText();
+        // Before the first layout the viewport is empty; 80 columns is the smallest terminal the layout targets.
+        var width = PlanView.Viewport.Width > 0 ? PlanView.Viewport.Width : 80;
+        _planWidth = PlanView.Viewport.Width;
+        PlanView.Text = _vm.PlanText(Math.Max(12, width * 2 / 3), width);
+        PromptFrame.Title = $"Prompt  {_vm.TokenText}";
     }
 
     private JobState _shownState = JobState.Idle;
@@ -186,7 +196,7 @@ public sealed class MainWindow : Window
             foreach (var image in Enumerable.Reverse(_vm.Images)) _fileItems.Add(image.Path);
         }
         // A finished job may have created the demo model and its LoRAs: list them.
-        if (_shownState != JobState.Idle && _vm.State == JobState.Idle) ReloadLoras(rescan: true);
+        if (_shownState != JobState.Idle && _vm.State == JobState.Idle) { ReloadLoras(rescan: true); RefreshPlan(); }
         _shownState = _vm.State;
     }
 }

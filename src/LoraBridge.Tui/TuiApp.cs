@@ -29,7 +29,14 @@ public static class TuiApp
             if (window.HandleKey(key, () => app.RequestStop())) key.Handled = true;
         };
         // Find the checkpoint while the user types; the demo model's LoRAs appear in the list when it is done.
-        _ = vm.PrepareAsync(generator.PrepareAsync, Post);
+        _ = vm.PrepareAsync(async ct =>
+        {
+            var name = await generator.PrepareAsync(ct).ConfigureAwait(false);
+            // The token counter needs the checkpoint's tokenizer; it is known once the checkpoint is.
+            var chunker = generator.Chunker;
+            Post(() => vm.Chunker = chunker);
+            return name;
+        }, Post);
         app.Run(window);
         Volatile.Write(ref running, false);
         // Leaving with a job running: stop it and let the engine restore the weights before Python shuts down.

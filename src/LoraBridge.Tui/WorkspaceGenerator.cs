@@ -16,10 +16,14 @@ public sealed class WorkspaceGenerator(GenerationWorkspace workspace)
             .Order(StringComparer.OrdinalIgnoreCase).ToList();
     }
 
+    /// <summary>The checkpoint's CLIP chunker (for the token counter); null until <see cref="PrepareAsync"/> has run.</summary>
+    public LoraBridge.Tokenizers.PromptChunker? Chunker { get; private set; }
+
     /// <summary>Finds the checkpoint (creating the demo model on first use); returns a description for the status line.</summary>
     public async Task<string> PrepareAsync(CancellationToken ct)
     {
         var checkpoint = await Workspace.PrepareAsync(ct).ConfigureAwait(false);
+        Chunker = checkpoint.Chunker;
         return checkpoint.Name + (Workspace.UsesDemoModel ? " (built-in demo model)" : "");
     }
 
