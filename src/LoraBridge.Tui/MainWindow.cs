@@ -39,25 +39,36 @@ public sealed class MainWindow : Window
 
         var left = new View { X = 0, Y = 0, Width = Dim.Percent(68), Height = Dim.Fill(), CanFocus = true };
         PromptEditor = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), WordWrap = true, TabKeyAddsTab = false, Text = vm.Prompt };
-        var promptFrame = PromptFrame = new FrameView { Title = "Prompt", X = 0, Y = 0, Width = Dim.Fill(), Height = 8 };
+        var promptFrame = PromptFrame = new FrameView { Title = "Prompt", X = 0, Y = 0, Width = Dim.Fill(), Height = 6 };
         promptFrame.Add(PromptEditor);
 
         var negLabel = new Label { Text = "Negative:", X = 0, Y = Pos.Bottom(promptFrame) };
         NegativeField = new TextField { X = Pos.Right(negLabel) + 1, Y = Pos.Top(negLabel), Width = Dim.Fill(), Text = vm.NegativePrompt };
-        // Subview order is the Tab order: prompt, negative prompt, fields, buttons, plan.
+        // Subview order is the Tab order: prompt, negative prompt, settings, buttons, plan.
         left.Add(promptFrame, negLabel, NegativeField);
 
-        var row = Pos.Bottom(negLabel) + 1;
+        // Four short rows: every setting fits in the left column of an 80-column terminal.
+        var row = Pos.Bottom(negLabel);
         StepsField = Field(left, "Steps:", 0, row, 5, vm.StepsText);
         CfgField = Field(left, "CFG:", Pos.Right(StepsField) + 2, row, 5, vm.CfgText);
-        SeedField = Field(left, "Seed:", Pos.Right(CfgField) + 2, row, 12, vm.SeedText);
-        SizeField = Field(left, "Size:", Pos.Right(SeedField) + 2, row, 9, vm.SizeText);
-        SamplerField = Field(left, "Sampler:", Pos.Right(SizeField) + 2, row, 10, vm.Sampler);
+        SizeField = Field(left, "Size:", Pos.Right(CfgField) + 2, row, 9, vm.SizeText);
+        SeedField = Field(left, "Seed:", 0, row + 1, 12, vm.SeedText);
+        RandomSeedButton = new Button { Text = "Rando_m", X = Pos.Right(SeedField) + 1, Y = row + 1, NoPadding = true, ShadowStyle = ShadowStyles.None, Height = 1 };
+        ReuseSeedButton = new Button { Text = "_Reuse", X = Pos.Right(RandomSeedButton) + 1, Y = row + 1, NoPadding = true, ShadowStyle = ShadowStyles.None, Height = 1 };
+        left.Add(RandomSeedButton, ReuseSeedButton);
+        BatchCountField = Field(left, "Batch:", 0, row + 2, 3, vm.BatchCountText);
+        BatchSizeField = Field(left, "x", Pos.Right(BatchCountField) + 1, row + 2, 2, vm.BatchSizeText);
+        ClipSkipField = Field(left, "Clip skip:", Pos.Right(BatchSizeField) + 2, row + 2, 2, vm.ClipSkipText);
+        var samplerLabel = new Label { Text = "Sampler:", X = 0, Y = row + 3 };
+        SamplerField = new ChoiceField(GeneratorViewModel.Samplers, vm.Sampler) { X = Pos.Right(samplerLabel) + 1, Y = row + 3, Width = 10 };
+        var scheduleLabel = new Label { Text = "Schedule:", X = Pos.Right(SamplerField) + 2, Y = row + 3 };
+        ScheduleField = new ChoiceField(GeneratorViewModel.Schedules, vm.Schedule) { X = Pos.Right(scheduleLabel) + 1, Y = row + 3, Width = 11 };
+        left.Add(samplerLabel, SamplerField, scheduleLabel, ScheduleField);
 
-        GenerateButton = new Button { Text = "_Generate", X = 0, Y = row + 2, IsDefault = false };
+        GenerateButton = new Button { Text = "_Generate", X = 0, Y = row + 4, IsDefault = false };
         CancelButton = new Button { Text = "_Cancel", X = Pos.Right(GenerateButton) + 2, Y = Pos.Top(GenerateButton), Enabled = false };
         Progress = new ProgressBar { X = Pos.Right(CancelButton) + 2, Y = Pos.Top(GenerateButton), Width = Dim.Fill(), Height = 1 };
-        Status = new Label { X = 0, Y = Pos.Bottom(GenerateButton) + 1, Width = Dim.Fill(), Height = 2, Text = vm.StatusText };
+        Status = new Label { X = 0, Y = Pos.Bottom(GenerateButton), Width = Dim.Fill(), Height = 2, Text = vm.StatusText };
 
         PlanView = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), ReadOnly = true, WordWrap = false, TabKeyAddsTab = false };
         var planFrame = new FrameView { Title = "Plan (per denoiser call)", X = 0, Y = Pos.Bottom(Status), Width = Dim.Fill(), Height = Dim.Fill() };
@@ -74,6 +85,11 @@ public sealed class MainWindow : Window
         filesFrame.Add(FileList);
         Add(left, loraFrame, filesFrame);
 
+        HelpView = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), ReadOnly = true, WordWrap = true, Text = HelpText };
+        HelpFrame = new FrameView { Title = "Help (F1 or Esc closes)", X = Pos.Center(), Y = Pos.Center(), Width = Dim.Percent(90), Height = Dim.Percent(90), Visible = false };
+        HelpFrame.Add(HelpView);
+        Add(HelpFrame);
+
         PromptEditor.ContentsChanged += (_, _) => { _vm.Prompt = PromptEditor.Text; RefreshPlan(); };
         NegativeField.TextChanged += (_, _) => { _vm.NegativePrompt = NegativeField.Text; RefreshPlan(); };
         StepsField.TextChanged += (_, _) => { _vm.StepsText = StepsField.Text; RefreshPlan(); };
@@ -81,6 +97,12 @@ public sealed class MainWindow : Window
         SeedField.TextChanged += (_, _) => _vm.SeedText = SeedField.Text;
         SizeField.TextChanged += (_, _) => _vm.SizeText = SizeField.Text;
         SamplerField.TextChanged += (_, _) => _vm.Sampler = SamplerField.Text;
+        ScheduleField.TextChanged += (_, _) => _vm.Schedule = ScheduleField.Text;
+        BatchCountField.TextChanged += (_, _) => _vm.BatchCountText = BatchCountField.Text;
+        BatchSizeField.TextChanged += (_, _) => _vm.BatchSizeText = BatchSizeField.Text;
+        ClipSkipField.TextChanged += (_, _) => _vm.ClipSkipText = ClipSkipField.Text;
+        RandomSeedButton.Accepting += (_, e) => { e.Handled = true; _vm.RandomSeed(); SeedField.Text = _vm.SeedText; };
+        ReuseSeedButton.Accepting += (_, e) => { e.Handled = true; if (_vm.ReuseSeed()) SeedField.Text = _vm.SeedText; };
         GenerateButton.Accepting += (_, e) => { e.Handled = true; StartGeneration(); };
         CancelButton.Accepting += (_, e) => { e.Handled = true; _vm.Cancel(); };
         LoraList.Accepting += (_, e) => { e.Handled = true; InsertSelectedLora(); };
@@ -107,8 +129,38 @@ public sealed class MainWindow : Window
     public TextField SeedField { get; }
     /// <summary>Size.</summary>
     public TextField SizeField { get; }
-    /// <summary>Sampler.</summary>
-    public TextField SamplerField { get; }
+    /// <summary>Sampler (a choice among the engine's samplers).</summary>
+    public ChoiceField SamplerField { get; }
+    /// <summary>Schedule type (a choice).</summary>
+    public ChoiceField ScheduleField { get; }
+    /// <summary>Batch count.</summary>
+    public TextField BatchCountField { get; }
+    /// <summary>Batch size.</summary>
+    public TextField BatchSizeField { get; }
+    /// <summary>Clip skip.</summary>
+    public TextField ClipSkipField { get; }
+    /// <summary>A1111's 🎲: random seed.</summary>
+    public Button RandomSeedButton { get; }
+    /// <summary>A1111's ♻: the last image's seed.</summary>
+    public Button ReuseSeedButton { get; }
+    /// <summary>The F1 help panel (hidden until F1).</summary>
+    public FrameView HelpFrame { get; }
+    /// <summary>The help text view.</summary>
+    public TextView HelpView { get; }
+
+    /// <summary>Every key the window handles, as the F1 panel lists them.</summary>
+    public const string HelpText =
+        "F1            this help (F1 or Esc closes it)\n" +
+        "Ctrl+G        generate with the current prompt and settings\n" +
+        "Esc           cancel the running job (the LoRA weights are restored)\n" +
+        "Ctrl+L        go to the LoRA list (type to search; Enter inserts the tag)\n" +
+        "Ctrl+Q        quit (a running job is cancelled first)\n" +
+        "Tab/Shift+Tab next/previous field\n" +
+        "←/→ or Space  step through a choice (sampler, schedule)\n" +
+        "Alt+M         random seed (-1)\n" +
+        "Alt+R         reuse the last image's seed\n" +
+        "Alt+G / Alt+C Generate / Cancel buttons\n" +
+        "Prompt title  A1111's token counter: tokens/limit (tokens per 75-token chunk)\n";
     /// <summary>Starts a job.</summary>
     public Button GenerateButton { get; }
     /// <summary>Cancels the job.</summary>
@@ -124,11 +176,13 @@ public sealed class MainWindow : Window
     /// <summary>Files written in this session, newest first.</summary>
     public ListView FileList { get; }
 
-    /// <summary>Handles the window's keys: Ctrl+G generates, Esc cancels a job, Ctrl+L focuses the LoRA list, Ctrl+Q quits.</summary>
+    /// <summary>Handles the window's keys (listed in <see cref="HelpText"/>).</summary>
     /// <returns>True when the key was one of them.</returns>
     public bool HandleKey(Key key, Action quit)
     {
-        if (key == Key.G.WithCtrl) StartGeneration();
+        if (key == Key.F1) HelpFrame.Visible = !HelpFrame.Visible;
+        else if (key == Key.Esc && HelpFrame.Visible) HelpFrame.Visible = false;
+        else if (key == Key.G.WithCtrl) StartGeneration();
         else if (key == Key.Esc) _vm.Cancel();
         else if (key == Key.Q.WithCtrl) quit();
         else if (key == Key.L.WithCtrl) LoraList.SetFocus();

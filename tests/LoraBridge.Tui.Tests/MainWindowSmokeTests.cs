@@ -85,7 +85,8 @@ public class MainWindowSmokeTests
         Assert.False(w.GenerateButton.Enabled);
         Assert.True(w.CancelButton.Enabled);
         Assert.True(w.HandleKey(Key.Esc, () => quit++));
-        Assert.True(SpinWait.SpinUntil(() => vm.State == JobState.Idle, TimeSpan.FromSeconds(10)));
+        // The window reacts after the state changes (rescan last): wait for the rescan, not only the state.
+        Assert.True(SpinWait.SpinUntil(() => vm.State == JobState.Idle && rescans.Count == 2, TimeSpan.FromSeconds(10)));
         Assert.True(w.GenerateButton.Enabled);
         Assert.Contains("cancelled", w.Status.Text);
         Assert.Equal([false, true], rescans);   // the LoRA folders are rescanned after a job
