@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import SHARED as SHARED_ROOT
 import torch
 
 from lorabridge.checkpoint import save_safetensors
@@ -14,7 +15,7 @@ from lorabridge.clip_text import CLIPTextConfig, CLIPTextModel, apply_embedding_
 from lorabridge.conditioning import encode_prompt
 from lorabridge.embeddings import EmbeddingStore, describe, read_embedding
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "embeddings"
+SHARED = SHARED_ROOT / "conformance" / "embeddings"
 
 
 class _RunsCode:
@@ -84,8 +85,8 @@ def test_png_text_chunk_takes_the_name_from_the_data(tmp_path: Path) -> None:
     assert describe(str(tmp_path / "x.preview.png"))["status"] == "ignored"
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/conformance/embeddings not present")
-def test_every_shared_file_as_the_index_intends() -> None:
+def test_every_shared_file_as_the_index_intends(shared_dir: Path) -> None:
+    # shared_dir skips when ../shared is absent; present without conformance/embeddings fails.
     index = json.loads((SHARED / "embeddings_index.json").read_text())
     for f in index["files"]:
         if f["intent"] == "ignored" and f["size"] == 0:

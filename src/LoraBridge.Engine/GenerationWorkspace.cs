@@ -73,9 +73,12 @@ public sealed class GenerationWorkspace
     /// The demo checkpoint when it exists already. Python writes it last, after the tokenizer and LoRAs, and its own
     /// check is the same file test, so finding it here saves a bridge call (and importing the demo builder) per command.
     /// </summary>
-    private string? ExistingDemoCheckpoint()
+    private string? ExistingDemoCheckpoint() => FindExistingDemoCheckpoint(Sources);
+
+    /// <summary>The built-in demo checkpoint <paramref name="sources"/> would use, when it exists already; else null.</summary>
+    public static string? FindExistingDemoCheckpoint(ModelSources sources)
     {
-        var path = Path.Combine(Sources.DemoDir, "Stable-diffusion", Sources.UsesSdxlDemoModel ? DemoXlCheckpointFile : DemoCheckpointFile);
+        var path = Path.Combine(sources.DemoDir, "Stable-diffusion", sources.UsesSdxlDemoModel ? DemoXlCheckpointFile : DemoCheckpointFile);
         return File.Exists(path) ? path : null;
     }
 

@@ -17,7 +17,7 @@ public sealed class StaleDiscoveryCacheTests : IDisposable
     {
         // python3 on PATH is a venv without torch; the cache (forged, with matching stamps) claims it is usable.
         var venv = Path.Combine(_root, "bare-venv");
-        using (var p = Process.Start(new ProcessStartInfo("/usr/bin/python3", ["-m", "venv", "--without-pip", venv]) { RedirectStandardError = true })!)
+        using (var p = Process.Start(new ProcessStartInfo(TestPython.Executable, ["-m", "venv", "--without-pip", venv]) { RedirectStandardError = true })!)
         {
             await p.WaitForExitAsync();
             Assert.True(p.ExitCode == 0, "creating a venv failed: " + await p.StandardError.ReadToEndAsync());

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Xunit.Abstractions;
 
 namespace LoraBridge.Engine.Tests;
 
@@ -8,20 +7,14 @@ namespace LoraBridge.Engine.Tests;
 /// by the reference checker (database, lines, encode calls, TI hashes, token counter, errors and text-encoder output).
 /// </summary>
 [Collection("end-to-end")]
-public sealed class EmbeddingConformanceTests(EndToEndFixture f, ITestOutputHelper output)
+public sealed class EmbeddingConformanceTests(EndToEndFixture f)
 {
-    private static readonly string Shared = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../../shared"));
+    private static string Shared => SharedData.Dir;
 
-    [Fact]
+    [SharedFact]
     public async Task EveryPublicRecordPasses()
     {
         var conf = Path.Combine(Shared, "conformance", "embeddings");
-        if (!Directory.Exists(conf))
-        {
-            // xunit 2 has no runtime skip; say so in the output (the foundation's skip convention replaces this when merged).
-            output.WriteLine($"SKIPPED: {conf} is not present (the shared reference data sits beside the repository)");
-            return;
-        }
         var outDir = Path.Combine(f.TempDir, "emb-conformance");
         int n = await EmbeddingConformance.RunAsync(Path.Combine(conf, "public.jsonl"), outDir, Path.Combine(conf, "embeddings"),
             Path.Combine(Shared, "conformance", "models", "clip_small", "weights.safetensors"), Path.Combine(Shared, "data", "clip"),

@@ -31,6 +31,7 @@ public static class EmbeddingCommands
         var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
         var sources = new ModelSources(o.ToWorkspaceSettings(checkpoint, tokenizer));
         string path = sources.FindConfiguredCheckpoint()
+            ?? GenerationWorkspace.FindExistingDemoCheckpoint(sources) // no Python once the demo model exists
             ?? await sp.GetRequiredService<PythonBridge>().EnsureDemoModelAsync(sources.DemoDir, token).ConfigureAwait(false);
         var tok = ClipTokenizer.Load(sources.LocateTokenizer(path));
         var db = await EmbeddingDatabase.LoadAsync(EmbeddingSources.Folders(sources.Settings), EmbeddingSources.TextEncoderWidth(path), tok,

@@ -175,7 +175,7 @@ public static class GenerateCommands
         GenerationRequest defaults;
         try
         {
-            defaults = options.Request(parse, "", o, sources.UsesDemoModel);
+            defaults = options.Request(parse, "", o, sources.DefaultSize());
         }
         catch (ArgumentException ex)
         {
