@@ -19,7 +19,9 @@ public sealed class MainWindow : Window
 {
     private readonly GeneratorViewModel _vm;
     private readonly Generator _generator;
-    private readonly Func<bool, IReadOnlyList<string>> _loras;
+    private readonly Func<bool, IReadOnlyList<LoraCard>> _loras;
+    private readonly List<LoraCard> _allLoras = [];
+    private readonly List<LoraCard> _shownLoras = [];
     private readonly Action<Action> _post;
     private readonly ObservableCollection<string> _loraItems = [];
     private readonly ObservableCollection<string> _fileItems = [];
@@ -27,9 +29,9 @@ public sealed class MainWindow : Window
     /// <summary>Builds the window.</summary>
     /// <param name="vm">State and logic.</param>
     /// <param name="generator">Runs a job (on a background thread).</param>
-    /// <param name="loras">LoRA aliases; the argument asks for a rescan of the folders.</param>
+    /// <param name="loras">LoRA cards (alias and sidecar values); the argument asks for a rescan of the folders.</param>
     /// <param name="post">Runs an action on the UI thread (<c>IApplication.Invoke</c>).</param>
-    public MainWindow(GeneratorViewModel vm, Generator generator, Func<bool, IReadOnlyList<string>> loras, Action<Action> post)
+    public MainWindow(GeneratorViewModel vm, Generator generator, Func<bool, IReadOnlyList<LoraCard>> loras, Action<Action> post)
     {
         _vm = vm;
         _generator = generator;
@@ -75,10 +77,13 @@ public sealed class MainWindow : Window
         planFrame.Add(PlanView);
         left.Add(GenerateButton, CancelButton, Progress, Status, planFrame);
 
-        LoraList = new ListView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill() };
+        var searchLabel = new Label { Text = "Find:", X = 0, Y = 0 };
+        LoraSearch = new TextField { X = Pos.Right(searchLabel) + 1, Y = 0, Width = Dim.Fill() };
+        LoraList = new ListView { X = 0, Y = 1, Width = Dim.Fill(), Height = Dim.Fill() };
         LoraList.SetSource(_loraItems);
         var loraFrame = new FrameView { Title = "LoRAs (Enter inserts)", X = Pos.Right(left), Y = 0, Width = Dim.Fill(), Height = Dim.Percent(45) };
-        loraFrame.Add(LoraList);
+        loraFrame.Add(searchLabel, LoraSearch, LoraList);
+        LoraSearch.TextChanged += (_, _) => FilterLoras();
         FileList = new ListView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill() };
         FileList.SetSource(_fileItems);
         var filesFrame = new FrameView { Title = "Generated", X = Pos.Right(left), Y = Pos.Bottom(loraFrame), Width = Dim.Fill(), Height = Dim.Fill() };
@@ -173,6 +178,8 @@ public sealed class MainWindow : Window
     public TextView PlanView { get; }
     /// <summary>LoRA aliases.</summary>
     public ListView LoraList { get; }
+    /// <summary>Incremental search over the LoRA list (alias and trigger words).</summary>
+    public TextField LoraSearch { get; }
     /// <summary>Files written in this session, newest first.</summary>
     public ListView FileList { get; }
 
@@ -196,10 +203,10 @@ public sealed class MainWindow : Window
     /// <summary>Inserts the selected LoRA's tag at the prompt editor's cursor.</summary>
     public void InsertSelectedLora()
     {
-        if (LoraList.SelectedItem is not int i || i < 0 || i >= _loraItems.Count) return;
+        if (LoraList.SelectedItem is not int i || i < 0 || i >= _shownLoras.Count) return;
         var text = PromptEditor.Text;
         var cursor = PromptEditor.InsertionPoint;
-        var (updated, offset) = PromptText.InsertLora(text, PromptText.Offset(text, cursor.Y, cursor.X), _loraItems[i]);
+        var (updated, offset) = PromptText.Insert(text, PromptText.Offset(text, cursor.Y, cursor.X), _shownLoras[i].Snippet);
         PromptEditor.Text = updated;
         var (line, column) = PromptText.LineColumn(updated, offset);
         PromptEditor.InsertionPoint = new Point(column, line);
@@ -218,11 +225,21 @@ public sealed class MainWindow : Window
 
     private void ReloadLoras(bool rescan)
     {
-        var selected = LoraList.SelectedItem is int i && i >= 0 && i < _loraItems.Count ? _loraItems[i] : null;
+        _allLoras.Clear();
+        _allLoras.AddRange(_loras(rescan));
+        FilterLoras();
+    }
+
+    private void FilterLoras()
+    {
+        var selected = LoraList.SelectedItem is int i && i >= 0 && i < _shownLoras.Count ? _shownLoras[i].Alias : null;
+        _shownLoras.Clear();
+        _shownLoras.AddRange(_allLoras.Where(c => c.Matches(LoraSearch.Text)));
         _loraItems.Clear();
-        foreach (var alias in _loras(rescan)) _loraItems.Add(alias);
-        if (selected is not null && _loraItems.IndexOf(selected) is var k and >= 0) LoraList.SelectedItem = k;
-        else if (_loraItems.Count > 0) LoraList.SelectedItem = 0;
+        foreach (var card in _shownLoras) _loraItems.Add(card.ToString());
+        var k = selected is null ? -1 : _shownLoras.FindIndex(c => c.Alias == selected);
+        if (k >= 0) LoraList.SelectedItem = k;
+        else if (_shownLoras.Count > 0) LoraList.SelectedItem = 0;
     }
 
     private int _planWidth;

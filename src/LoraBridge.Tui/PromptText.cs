@@ -16,10 +16,15 @@ public static class PromptText
     /// <param name="alias">LoRA alias as the catalog writes it into prompts.</param>
     /// <param name="weight">Multiplier.</param>
     /// <returns>The new text and the offset just after the inserted tag.</returns>
-    public static (string Text, int Cursor) InsertLora(string text, int offset, string alias, double weight = 1)
+    public static (string Text, int Cursor) InsertLora(string text, int offset, string alias, double weight = 1) =>
+        Insert(text, offset, $"<lora:{alias}:{weight.ToString("0.###", CultureInfo.InvariantCulture)}>");
+
+    /// <summary>Inserts <paramref name="snippet"/> (a LoRA card's tag and trigger words) with the spacing of <see cref="InsertLora"/>.</summary>
+    /// <returns>The new text and the offset just after the snippet.</returns>
+    public static (string Text, int Cursor) Insert(string text, int offset, string snippet)
     {
         offset = Math.Clamp(offset, 0, text.Length);
-        var tag = $"<lora:{alias}:{weight.ToString("0.###", CultureInfo.InvariantCulture)}>";
+        var tag = snippet;
         if (offset > 0 && !char.IsWhiteSpace(text[offset - 1])) tag = " " + tag;
         var after = offset < text.Length && !char.IsWhiteSpace(text[offset]) && text[offset] != ',';
         var inserted = after ? tag + " " : tag;

@@ -36,7 +36,7 @@ public static class TuiApp
         var running = true;
         // After the main loop has ended, job outcomes have no UI left to update.
         void Post(Action a) { if (Volatile.Read(ref running)) app.Invoke(a); }
-        using var window = new MainWindow(vm, generator.GenerateAsync, generator.LoraAliases, Post);
+        using var window = new MainWindow(vm, generator.GenerateAsync, generator.LoraCards, Post);
         app.Keyboard.KeyDown += (_, key) =>
         {
             if (window.HandleKey(key, () => app.RequestStop())) key.Handled = true;
