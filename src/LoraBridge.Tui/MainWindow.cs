@@ -86,7 +86,7 @@ public sealed class MainWindow : Window
         LoraSearch.TextChanged += (_, _) => FilterLoras();
         FileList = new ListView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill() };
         FileList.SetSource(_fileItems);
-        var filesFrame = new FrameView { Title = "Generated", X = Pos.Right(left), Y = Pos.Bottom(loraFrame), Width = Dim.Fill(), Height = Dim.Fill() };
+        var filesFrame = new FrameView { Title = "History (Enter reuses)", X = Pos.Right(left), Y = Pos.Bottom(loraFrame), Width = Dim.Fill(), Height = Dim.Fill() };
         filesFrame.Add(FileList);
         Add(left, loraFrame, filesFrame);
 
@@ -111,6 +111,7 @@ public sealed class MainWindow : Window
         GenerateButton.Accepting += (_, e) => { e.Handled = true; StartGeneration(); };
         CancelButton.Accepting += (_, e) => { e.Handled = true; _vm.Cancel(); };
         LoraList.Accepting += (_, e) => { e.Handled = true; InsertSelectedLora(); };
+        FileList.Accepting += (_, e) => { e.Handled = true; ReuseSelected(); };
         _vm.Changed += RefreshJob;
         // The plan wraps to the panel's width: render it again when a resize changes that width.
         PlanView.ViewportChanged += (_, _) => { if (PlanView.Viewport.Width != _planWidth) RefreshPlan(); };
@@ -180,7 +181,7 @@ public sealed class MainWindow : Window
     public ListView LoraList { get; }
     /// <summary>Incremental search over the LoRA list (alias and trigger words).</summary>
     public TextField LoraSearch { get; }
-    /// <summary>Files written in this session, newest first.</summary>
+    /// <summary>The history: images in the output folders with their infotext, newest first.</summary>
     public ListView FileList { get; }
 
     /// <summary>Handles the window's keys (listed in <see cref="HelpText"/>).</summary>
@@ -243,6 +244,48 @@ public sealed class MainWindow : Window
     }
 
     private int _planWidth;
+    private int _shownImages = -1;
+    private readonly List<HistoryItem> _history = [];
+
+    /// <summary>
+    /// The folder the history is read from: the output folder's parent when the output folder is A1111's dated
+    /// sub-folder (so earlier days are listed), else the output folder itself.
+    /// </summary>
+    public string HistoryRoot =>
+        DateOnly.TryParseExact(Path.GetFileName(_vm.OutputDir.TrimEnd('/', '\\')), "yyyy-MM-dd", out _)
+            ? Path.GetDirectoryName(_vm.OutputDir.TrimEnd('/', '\\'))! : _vm.OutputDir;
+
+    /// <summary>The history items shown, newest first.</summary>
+    public IReadOnlyList<HistoryItem> HistoryItems => _history;
+
+    /// <summary>Reads the history again from the output folders.</summary>
+    public void ReloadHistory()
+    {
+        _history.Clear();
+        _history.AddRange(History.Scan(HistoryRoot));
+        _fileItems.Clear();
+        foreach (var item in _history) _fileItems.Add(item.ToString());
+    }
+
+    /// <summary>A1111's "send to txt2img" for the selected history row: prompt and settings go into the form.</summary>
+    public void ReuseSelected()
+    {
+        if (FileList.SelectedItem is not int i || i < 0 || i >= _history.Count) return;
+        var item = _history[i];
+        History.Reuse(_vm, item.Info);
+        PromptEditor.Text = _vm.Prompt;
+        NegativeField.Text = _vm.NegativePrompt;
+        StepsField.Text = _vm.StepsText;
+        CfgField.Text = _vm.CfgText;
+        SeedField.Text = _vm.SeedText;
+        SizeField.Text = _vm.SizeText;
+        SamplerField.Select(_vm.Sampler);
+        ScheduleField.Select(_vm.Schedule);
+        ClipSkipField.Text = _vm.ClipSkipText;
+        BatchSizeField.Text = _vm.BatchSizeText;
+        Status.Text = "reused " + item.Details.Replace('\n', ' ');
+        RefreshPlan();
+    }
 
     private void RefreshPlan()
     {
@@ -261,11 +304,7 @@ public sealed class MainWindow : Window
         CancelButton.Enabled = _vm.State == JobState.Running;
         Progress.Fraction = (float)_vm.ProgressFraction;
         Status.Text = $"[{_vm.State.ToString().ToLowerInvariant()}] {_vm.StatusText}";
-        if (_fileItems.Count != _vm.Images.Count)
-        {
-            _fileItems.Clear();
-            foreach (var image in Enumerable.Reverse(_vm.Images)) _fileItems.Add(image.Path);
-        }
+        if (_shownImages != _vm.Images.Count) { _shownImages = _vm.Images.Count; ReloadHistory(); }
         // A finished job may have created the demo model and its LoRAs: list them.
         if (_shownState != JobState.Idle && _vm.State == JobState.Idle) { ReloadLoras(rescan: true); RefreshPlan(); }
         _shownState = _vm.State;

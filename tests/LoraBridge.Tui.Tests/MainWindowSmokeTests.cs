@@ -94,16 +94,4 @@ public class MainWindowSmokeTests
         Assert.True(w.HandleKey(Key.Q.WithCtrl, () => quit++));
         Assert.Equal(1, quit);
     }
-
-    [Fact]
-    public async Task GeneratedFilesAreListedNewestFirst()
-    {
-        var n = 0;
-        var (w, vm, _) = Build((_, _, _) => Task.FromResult(new JobResult([new GeneratedImage($"/tmp/out/{n++:00000}.png", 1, "")], [])));
-        using var _ = w;
-        await vm.GenerateAsync((r, p, ct) => Task.FromResult(new JobResult([new GeneratedImage("/tmp/out/00000.png", 1, "")], [])), a => a());
-        await vm.GenerateAsync((r, p, ct) => Task.FromResult(new JobResult([new GeneratedImage("/tmp/out/00001.png", 2, "")], [])), a => a());
-        Assert.Equal(2, w.FileList.Source!.Count);
-        Assert.Equal("/tmp/out/00001.png", w.FileList.Source.ToList()[0]);
-    }
 }
