@@ -112,6 +112,9 @@ public sealed class MainWindow : Window
         CancelButton.Accepting += (_, e) => { e.Handled = true; _vm.Cancel(); };
         LoraList.Accepting += (_, e) => { e.Handled = true; InsertSelectedLora(); };
         FileList.Accepting += (_, e) => { e.Handled = true; ReuseSelected(); };
+        // Moving through the history shows the row's parameters (only while the user is in the list: a rescan after a
+        // job must not hide the job's outcome).
+        FileList.ValueChanged += (_, _) => { if (FileList.HasFocus && SelectedHistoryDetails is { } d) Status.Text = d.Replace('\n', ' '); };
         _vm.Changed += RefreshJob;
         // The plan wraps to the panel's width: render it again when a resize changes that width.
         PlanView.ViewportChanged += (_, _) => { if (PlanView.Viewport.Width != _planWidth) RefreshPlan(); };
@@ -254,6 +257,10 @@ public sealed class MainWindow : Window
     public string HistoryRoot =>
         DateOnly.TryParseExact(Path.GetFileName(_vm.OutputDir.TrimEnd('/', '\\')), "yyyy-MM-dd", out _)
             ? Path.GetDirectoryName(_vm.OutputDir.TrimEnd('/', '\\'))! : _vm.OutputDir;
+
+    /// <summary>Every parameter of the selected history row, or null when none is selected.</summary>
+    public string? SelectedHistoryDetails =>
+        FileList.SelectedItem is int i && i >= 0 && i < _history.Count ? _history[i].Details : null;
 
     /// <summary>The history items shown, newest first.</summary>
     public IReadOnlyList<HistoryItem> HistoryItems => _history;

@@ -54,6 +54,7 @@ public class HistoryTests
             Assert.Contains("Schedule type: Karras", w.HistoryItems[1].Details);
 
             w.FileList.SelectedItem = 1;
+            Assert.StartsWith(yesterday + "\nPrompt: a lighthouse <lora:demo_style:0.7>\nNegative prompt: blurry\nSteps: 12\n", w.SelectedHistoryDetails);
             w.ReuseSelected();
             Assert.Equal("a lighthouse <lora:demo_style:0.7>", w.PromptEditor.Text);
             Assert.Equal(("blurry", "12", "5.5", "1234", "64x96"), (vm.NegativePrompt, vm.StepsText, vm.CfgText, vm.SeedText, vm.SizeText));
