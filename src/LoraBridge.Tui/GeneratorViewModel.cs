@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using LoraBridge.Engine;
 using LoraBridge.Prompting;
+using LoraBridge.Tokenizers;
 
 namespace LoraBridge.Tui;
 
@@ -32,8 +33,11 @@ public delegate Task<JobResult> Generator(GenerationRequest request, IProgress<G
 /// </summary>
 public sealed class GeneratorViewModel
 {
-    /// <summary>Samplers the engine implements.</summary>
+    /// <summary>Samplers the engine implements (<c>SAMPLERS</c> in python/lorabridge/samplers.py).</summary>
     public static readonly IReadOnlyList<string> Samplers = ["Euler a", "Euler", "DPM++ 2M", "DDIM"];
+
+    /// <summary>Schedule types the engine implements (<c>SCHEDULERS</c> in python/lorabridge/schedules.py).</summary>
+    public static readonly IReadOnlyList<string> Schedules = ["Automatic", "Uniform", "Karras", "Exponential"];
 
     private CancellationTokenSource? _cts;
     private Task _work = Task.CompletedTask;
@@ -61,8 +65,50 @@ public sealed class GeneratorViewModel
     public string SizeText { get; set; }
     /// <summary>Sampler field text; one of <see cref="Samplers"/>.</summary>
     public string Sampler { get; set; } = "Euler a";
+    /// <summary>Schedule type; one of <see cref="Schedules"/>.</summary>
+    public string Schedule { get; set; } = "Automatic";
+    /// <summary>Batch count field text (sampler runs).</summary>
+    public string BatchCountText { get; set; } = "1";
+    /// <summary>Batch size field text (images per run).</summary>
+    public string BatchSizeText { get; set; } = "1";
+    /// <summary>Clip skip field text (1: the last CLIP layer, as A1111).</summary>
+    public string ClipSkipText { get; set; } = "1";
     /// <summary>Folder the images are written to.</summary>
     public string OutputDir { get; }
+
+    /// <summary>A1111's 🎲: the next job draws a random seed.</summary>
+    public void RandomSeed() => SeedText = "-1";
+
+    /// <summary>A1111's ♻: the seed of the last image written in this session; false (nothing changed) when there is none.</summary>
+    public bool ReuseSeed()
+    {
+        if (_images.Count == 0) return false;
+        SeedText = _images[^1].Seed.ToString(CultureInfo.InvariantCulture);
+        return true;
+    }
+
+    /// <summary>The form as saved between sessions.</summary>
+    public TuiSettings ToSettings() => new()
+    {
+        Prompt = Prompt, NegativePrompt = NegativePrompt, Steps = StepsText, Cfg = CfgText, Seed = SeedText, Size = SizeText,
+        Sampler = Sampler, Schedule = Schedule, BatchCount = BatchCountText, BatchSize = BatchSizeText, ClipSkip = ClipSkipText,
+    };
+
+    /// <summary>Loads saved settings into the form (a missing size keeps the checkpoint's default).</summary>
+    public void Apply(TuiSettings s)
+    {
+        Prompt = s.Prompt;
+        NegativePrompt = s.NegativePrompt;
+        StepsText = s.Steps;
+        CfgText = s.Cfg;
+        SeedText = s.Seed;
+        if (!string.IsNullOrWhiteSpace(s.Size)) SizeText = s.Size;
+        Sampler = s.Sampler;
+        Schedule = s.Schedule;
+        BatchCountText = s.BatchCount;
+        BatchSizeText = s.BatchSize;
+        ClipSkipText = s.ClipSkip;
+    }
 
     /// <summary>Job state.</summary>
     public JobState State { get; private set; } = JobState.Idle;
@@ -79,13 +125,29 @@ public sealed class GeneratorViewModel
     /// <summary>The steps field as a number for the plan panel, or null when it is not a positive integer.</summary>
     public int? PlanSteps => int.TryParse(StepsText.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var s) && s >= 1 ? s : null;
 
-    /// <summary>The plan panel's text for the current prompt and steps; field problems are shown instead of a plan.</summary>
-    public string PlanText(int textWidth = 40)
+    /// <summary>The CLIP chunker behind the token counter; null until the tokenizer is found (the counter shows "?").</summary>
+    public PromptChunker? Chunker { get; set; }
+
+    /// <summary>A1111's token counter for the prompt ("n/75"), or "?/75" while no tokenizer is known.</summary>
+    public string TokenText
+    {
+        get
+        {
+            if (Chunker is null) return "?/75";
+            return TokenCounter.Count(Chunker, PromptPlan.Create(Prompt, PlanSteps ?? 1)).ToString();
+        }
+    }
+
+    /// <summary>
+    /// The plan panel's text for the current prompt and steps; field problems are shown instead of a plan. Texts wrap
+    /// at <paramref name="textWidth"/>, error messages at <paramref name="width"/> (0: no wrapping).
+    /// </summary>
+    public string PlanText(int textWidth = 40, int width = 0)
     {
         if (PlanSteps is not { } steps) return $"steps: '{StepsText}' is not a positive whole number";
-        var text = PromptText.RenderPlan(PromptPlan.Create(Prompt, steps), textWidth);
+        var text = PromptText.RenderPlan(PromptPlan.Create(Prompt, steps), textWidth, width);
         var negative = Scheduler.Schedule(NegativePrompt, new ScheduleOptions(steps));
-        if (!negative.IsOk) text = "error: " + PromptText.DescribeError(NegativePrompt, negative.Error!, "negative prompt") + "\n" + text;
+        if (!negative.IsOk) text = "error: " + PromptText.DescribeError(NegativePrompt, negative.Error!, "negative prompt", width) + "\n" + text;
         return text;
     }
 
@@ -107,10 +169,18 @@ public sealed class GeneratorViewModel
         if (size is null) errors.Add($"size: '{SizeText}' is not WIDTHxHEIGHT with both multiples of 8, e.g. 512x512");
         var sampler = Samplers.FirstOrDefault(s => string.Equals(s, Sampler.Trim(), StringComparison.OrdinalIgnoreCase));
         if (sampler is null) errors.Add($"sampler: '{Sampler}' is not one of {string.Join(", ", Samplers)}");
+        var schedule = Schedules.FirstOrDefault(s => string.Equals(s, Schedule.Trim(), StringComparison.OrdinalIgnoreCase));
+        if (schedule is null) errors.Add($"schedule: '{Schedule}' is not one of {string.Join(", ", Schedules)}");
+        var batchCount = Whole(BatchCountText, 1, 100);
+        if (batchCount is null) errors.Add($"batch count: '{BatchCountText}' is not a whole number from 1 to 100");
+        var batchSize = Whole(BatchSizeText, 1, 8);
+        if (batchSize is null) errors.Add($"batch size: '{BatchSizeText}' is not a whole number from 1 to 8");
+        var clipSkip = Whole(ClipSkipText, 1, 12);
+        if (clipSkip is null) errors.Add($"clip skip: '{ClipSkipText}' is not a whole number from 1 to 12");
         if (steps is { } n)
         {
             var plan = PromptPlan.Create(Prompt, n);
-            errors.AddRange(plan.Errors.Select(e => PromptText.DescribeError(Prompt, e).Split('\n')[0]));
+            errors.AddRange(plan.Errors.Select(e => PromptText.DescribeError(Prompt, PromptCaret.InPrompt(plan, e)).Split('\n')[0]));
             var negative = Scheduler.Schedule(NegativePrompt, new ScheduleOptions(n));
             if (!negative.IsOk) errors.Add(PromptText.DescribeError(NegativePrompt, negative.Error!, "negative prompt").Split('\n')[0]);
         }
@@ -125,9 +195,16 @@ public sealed class GeneratorViewModel
             Width = size!.Value.Width,
             Height = size.Value.Height,
             Sampler = sampler!,
+            Schedule = schedule!,
+            BatchCount = batchCount!.Value,
+            BatchSize = batchSize!.Value,
+            ClipSkip = clipSkip!.Value,
             OutputDir = OutputDir,
         }, errors);
     }
+
+    private static int? Whole(string text, int min, int max) =>
+        int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v >= min && v <= max ? v : null;
 
     /// <summary>Parses <c>WIDTHxHEIGHT</c> with both sides positive multiples of 8 (the VAE's factor); null otherwise.</summary>
     public static (int Width, int Height)? ParseSize(string text)
@@ -165,7 +242,7 @@ public sealed class GeneratorViewModel
     public Task<bool> PrepareAsync(Func<CancellationToken, Task<string>> prepare, Action<Action> post)
     {
         if (State != JobState.Idle) return Refuse("a job is already running (Esc cancels it)");
-        return RunAsync("preparing the checkpoint…", (_, ct) => prepare(ct), name => End("ready: " + name), post);
+        return RunAsync("loading: starting Python and finding the checkpoint (the first start takes a few seconds)…", (_, ct) => prepare(ct), name => End("ready: " + name), post);
     }
 
     private Task<bool> Refuse(string status)

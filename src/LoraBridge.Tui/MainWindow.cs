@@ -19,7 +19,9 @@ public sealed class MainWindow : Window
 {
     private readonly GeneratorViewModel _vm;
     private readonly Generator _generator;
-    private readonly Func<bool, IReadOnlyList<string>> _loras;
+    private readonly Func<bool, IReadOnlyList<LoraCard>> _loras;
+    private readonly List<LoraCard> _allLoras = [];
+    private readonly List<LoraCard> _shownLoras = [];
     private readonly Action<Action> _post;
     private readonly ObservableCollection<string> _loraItems = [];
     private readonly ObservableCollection<string> _fileItems = [];
@@ -27,9 +29,9 @@ public sealed class MainWindow : Window
     /// <summary>Builds the window.</summary>
     /// <param name="vm">State and logic.</param>
     /// <param name="generator">Runs a job (on a background thread).</param>
-    /// <param name="loras">LoRA aliases; the argument asks for a rescan of the folders.</param>
+    /// <param name="loras">LoRA cards (alias and sidecar values); the argument asks for a rescan of the folders.</param>
     /// <param name="post">Runs an action on the UI thread (<c>IApplication.Invoke</c>).</param>
-    public MainWindow(GeneratorViewModel vm, Generator generator, Func<bool, IReadOnlyList<string>> loras, Action<Action> post)
+    public MainWindow(GeneratorViewModel vm, Generator generator, Func<bool, IReadOnlyList<LoraCard>> loras, Action<Action> post)
     {
         _vm = vm;
         _generator = generator;
@@ -39,40 +41,59 @@ public sealed class MainWindow : Window
 
         var left = new View { X = 0, Y = 0, Width = Dim.Percent(68), Height = Dim.Fill(), CanFocus = true };
         PromptEditor = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), WordWrap = true, TabKeyAddsTab = false, Text = vm.Prompt };
-        var promptFrame = new FrameView { Title = "Prompt", X = 0, Y = 0, Width = Dim.Fill(), Height = 8 };
+        var promptFrame = PromptFrame = new FrameView { Title = "Prompt", X = 0, Y = 0, Width = Dim.Fill(), Height = 6 };
         promptFrame.Add(PromptEditor);
 
         var negLabel = new Label { Text = "Negative:", X = 0, Y = Pos.Bottom(promptFrame) };
         NegativeField = new TextField { X = Pos.Right(negLabel) + 1, Y = Pos.Top(negLabel), Width = Dim.Fill(), Text = vm.NegativePrompt };
-        // Subview order is the Tab order: prompt, negative prompt, fields, buttons, plan.
+        // Subview order is the Tab order: prompt, negative prompt, settings, buttons, plan.
         left.Add(promptFrame, negLabel, NegativeField);
 
-        var row = Pos.Bottom(negLabel) + 1;
+        // Four short rows: every setting fits in the left column of an 80-column terminal.
+        var row = Pos.Bottom(negLabel);
         StepsField = Field(left, "Steps:", 0, row, 5, vm.StepsText);
         CfgField = Field(left, "CFG:", Pos.Right(StepsField) + 2, row, 5, vm.CfgText);
-        SeedField = Field(left, "Seed:", Pos.Right(CfgField) + 2, row, 12, vm.SeedText);
-        SizeField = Field(left, "Size:", Pos.Right(SeedField) + 2, row, 9, vm.SizeText);
-        SamplerField = Field(left, "Sampler:", Pos.Right(SizeField) + 2, row, 10, vm.Sampler);
+        SizeField = Field(left, "Size:", Pos.Right(CfgField) + 2, row, 9, vm.SizeText);
+        SeedField = Field(left, "Seed:", 0, row + 1, 12, vm.SeedText);
+        RandomSeedButton = new Button { Text = "Rando_m", X = Pos.Right(SeedField) + 1, Y = row + 1, NoPadding = true, ShadowStyle = ShadowStyles.None, Height = 1 };
+        ReuseSeedButton = new Button { Text = "_Reuse", X = Pos.Right(RandomSeedButton) + 1, Y = row + 1, NoPadding = true, ShadowStyle = ShadowStyles.None, Height = 1 };
+        left.Add(RandomSeedButton, ReuseSeedButton);
+        BatchCountField = Field(left, "Batch:", 0, row + 2, 3, vm.BatchCountText);
+        BatchSizeField = Field(left, "x", Pos.Right(BatchCountField) + 1, row + 2, 2, vm.BatchSizeText);
+        ClipSkipField = Field(left, "Clip skip:", Pos.Right(BatchSizeField) + 2, row + 2, 2, vm.ClipSkipText);
+        var samplerLabel = new Label { Text = "Sampler:", X = 0, Y = row + 3 };
+        SamplerField = new ChoiceField(GeneratorViewModel.Samplers, vm.Sampler) { X = Pos.Right(samplerLabel) + 1, Y = row + 3, Width = 10 };
+        var scheduleLabel = new Label { Text = "Schedule:", X = Pos.Right(SamplerField) + 2, Y = row + 3 };
+        ScheduleField = new ChoiceField(GeneratorViewModel.Schedules, vm.Schedule) { X = Pos.Right(scheduleLabel) + 1, Y = row + 3, Width = 11 };
+        left.Add(samplerLabel, SamplerField, scheduleLabel, ScheduleField);
 
-        GenerateButton = new Button { Text = "_Generate", X = 0, Y = row + 2, IsDefault = false };
+        GenerateButton = new Button { Text = "_Generate", X = 0, Y = row + 4, IsDefault = false };
         CancelButton = new Button { Text = "_Cancel", X = Pos.Right(GenerateButton) + 2, Y = Pos.Top(GenerateButton), Enabled = false };
         Progress = new ProgressBar { X = Pos.Right(CancelButton) + 2, Y = Pos.Top(GenerateButton), Width = Dim.Fill(), Height = 1 };
-        Status = new Label { X = 0, Y = Pos.Bottom(GenerateButton) + 1, Width = Dim.Fill(), Height = 2, Text = vm.StatusText };
+        Status = new Label { X = 0, Y = Pos.Bottom(GenerateButton), Width = Dim.Fill(), Height = 2, Text = vm.StatusText };
 
         PlanView = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), ReadOnly = true, WordWrap = false, TabKeyAddsTab = false };
         var planFrame = new FrameView { Title = "Plan (per denoiser call)", X = 0, Y = Pos.Bottom(Status), Width = Dim.Fill(), Height = Dim.Fill() };
         planFrame.Add(PlanView);
         left.Add(GenerateButton, CancelButton, Progress, Status, planFrame);
 
-        LoraList = new ListView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill() };
+        var searchLabel = new Label { Text = "Find:", X = 0, Y = 0 };
+        LoraSearch = new TextField { X = Pos.Right(searchLabel) + 1, Y = 0, Width = Dim.Fill() };
+        LoraList = new ListView { X = 0, Y = 1, Width = Dim.Fill(), Height = Dim.Fill() };
         LoraList.SetSource(_loraItems);
         var loraFrame = new FrameView { Title = "LoRAs (Enter inserts)", X = Pos.Right(left), Y = 0, Width = Dim.Fill(), Height = Dim.Percent(45) };
-        loraFrame.Add(LoraList);
+        loraFrame.Add(searchLabel, LoraSearch, LoraList);
+        LoraSearch.TextChanged += (_, _) => FilterLoras();
         FileList = new ListView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill() };
         FileList.SetSource(_fileItems);
-        var filesFrame = new FrameView { Title = "Generated", X = Pos.Right(left), Y = Pos.Bottom(loraFrame), Width = Dim.Fill(), Height = Dim.Fill() };
+        var filesFrame = new FrameView { Title = "History (Enter reuses)", X = Pos.Right(left), Y = Pos.Bottom(loraFrame), Width = Dim.Fill(), Height = Dim.Fill() };
         filesFrame.Add(FileList);
         Add(left, loraFrame, filesFrame);
+
+        HelpView = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), ReadOnly = true, WordWrap = true, Text = HelpText };
+        HelpFrame = new FrameView { Title = "Help (F1 or Esc closes)", X = Pos.Center(), Y = Pos.Center(), Width = Dim.Percent(90), Height = Dim.Percent(90), Visible = false };
+        HelpFrame.Add(HelpView);
+        Add(HelpFrame);
 
         PromptEditor.ContentsChanged += (_, _) => { _vm.Prompt = PromptEditor.Text; RefreshPlan(); };
         NegativeField.TextChanged += (_, _) => { _vm.NegativePrompt = NegativeField.Text; RefreshPlan(); };
@@ -81,16 +102,30 @@ public sealed class MainWindow : Window
         SeedField.TextChanged += (_, _) => _vm.SeedText = SeedField.Text;
         SizeField.TextChanged += (_, _) => _vm.SizeText = SizeField.Text;
         SamplerField.TextChanged += (_, _) => _vm.Sampler = SamplerField.Text;
+        ScheduleField.TextChanged += (_, _) => _vm.Schedule = ScheduleField.Text;
+        BatchCountField.TextChanged += (_, _) => _vm.BatchCountText = BatchCountField.Text;
+        BatchSizeField.TextChanged += (_, _) => _vm.BatchSizeText = BatchSizeField.Text;
+        ClipSkipField.TextChanged += (_, _) => _vm.ClipSkipText = ClipSkipField.Text;
+        RandomSeedButton.Accepting += (_, e) => { e.Handled = true; _vm.RandomSeed(); SeedField.Text = _vm.SeedText; };
+        ReuseSeedButton.Accepting += (_, e) => { e.Handled = true; if (_vm.ReuseSeed()) SeedField.Text = _vm.SeedText; };
         GenerateButton.Accepting += (_, e) => { e.Handled = true; StartGeneration(); };
         CancelButton.Accepting += (_, e) => { e.Handled = true; _vm.Cancel(); };
         LoraList.Accepting += (_, e) => { e.Handled = true; InsertSelectedLora(); };
+        FileList.Accepting += (_, e) => { e.Handled = true; ReuseSelected(); };
+        // Moving through the history shows the row's parameters (only while the user is in the list: a rescan after a
+        // job must not hide the job's outcome).
+        FileList.ValueChanged += (_, _) => { if (FileList.HasFocus && SelectedHistoryDetails is { } d) Status.Text = d.Replace('\n', ' '); };
         _vm.Changed += RefreshJob;
+        // The plan wraps to the panel's width: render it again when a resize changes that width.
+        PlanView.ViewportChanged += (_, _) => { if (PlanView.Viewport.Width != _planWidth) RefreshPlan(); };
 
         ReloadLoras(rescan: false);
         RefreshPlan();
         RefreshJob();
     }
 
+    /// <summary>The prompt editor's frame; its title carries A1111's token counter.</summary>
+    public FrameView PromptFrame { get; }
     /// <summary>The prompt editor.</summary>
     public TextView PromptEditor { get; }
     /// <summary>The negative prompt.</summary>
@@ -103,8 +138,38 @@ public sealed class MainWindow : Window
     public TextField SeedField { get; }
     /// <summary>Size.</summary>
     public TextField SizeField { get; }
-    /// <summary>Sampler.</summary>
-    public TextField SamplerField { get; }
+    /// <summary>Sampler (a choice among the engine's samplers).</summary>
+    public ChoiceField SamplerField { get; }
+    /// <summary>Schedule type (a choice).</summary>
+    public ChoiceField ScheduleField { get; }
+    /// <summary>Batch count.</summary>
+    public TextField BatchCountField { get; }
+    /// <summary>Batch size.</summary>
+    public TextField BatchSizeField { get; }
+    /// <summary>Clip skip.</summary>
+    public TextField ClipSkipField { get; }
+    /// <summary>A1111's 🎲: random seed.</summary>
+    public Button RandomSeedButton { get; }
+    /// <summary>A1111's ♻: the last image's seed.</summary>
+    public Button ReuseSeedButton { get; }
+    /// <summary>The F1 help panel (hidden until F1).</summary>
+    public FrameView HelpFrame { get; }
+    /// <summary>The help text view.</summary>
+    public TextView HelpView { get; }
+
+    /// <summary>Every key the window handles, as the F1 panel lists them.</summary>
+    public const string HelpText =
+        "F1            this help (F1 or Esc closes it)\n" +
+        "Ctrl+G        generate with the current prompt and settings\n" +
+        "Esc           cancel the running job (the LoRA weights are restored)\n" +
+        "Ctrl+L        go to the LoRA list (type to search; Enter inserts the tag)\n" +
+        "Ctrl+Q        quit (a running job is cancelled first)\n" +
+        "Tab/Shift+Tab next/previous field\n" +
+        "←/→ or Space  step through a choice (sampler, schedule)\n" +
+        "Alt+M         random seed (-1)\n" +
+        "Alt+R         reuse the last image's seed\n" +
+        "Alt+G / Alt+C Generate / Cancel buttons\n" +
+        "Prompt title  A1111's token counter: tokens/limit (tokens per 75-token chunk)\n";
     /// <summary>Starts a job.</summary>
     public Button GenerateButton { get; }
     /// <summary>Cancels the job.</summary>
@@ -117,14 +182,18 @@ public sealed class MainWindow : Window
     public TextView PlanView { get; }
     /// <summary>LoRA aliases.</summary>
     public ListView LoraList { get; }
-    /// <summary>Files written in this session, newest first.</summary>
+    /// <summary>Incremental search over the LoRA list (alias and trigger words).</summary>
+    public TextField LoraSearch { get; }
+    /// <summary>The history: images in the output folders with their infotext, newest first.</summary>
     public ListView FileList { get; }
 
-    /// <summary>Handles the window's keys: Ctrl+G generates, Esc cancels a job, Ctrl+L focuses the LoRA list, Ctrl+Q quits.</summary>
+    /// <summary>Handles the window's keys (listed in <see cref="HelpText"/>).</summary>
     /// <returns>True when the key was one of them.</returns>
     public bool HandleKey(Key key, Action quit)
     {
-        if (key == Key.G.WithCtrl) StartGeneration();
+        if (key == Key.F1) HelpFrame.Visible = !HelpFrame.Visible;
+        else if (key == Key.Esc && HelpFrame.Visible) HelpFrame.Visible = false;
+        else if (key == Key.G.WithCtrl) StartGeneration();
         else if (key == Key.Esc) _vm.Cancel();
         else if (key == Key.Q.WithCtrl) quit();
         else if (key == Key.L.WithCtrl) LoraList.SetFocus();
@@ -138,10 +207,10 @@ public sealed class MainWindow : Window
     /// <summary>Inserts the selected LoRA's tag at the prompt editor's cursor.</summary>
     public void InsertSelectedLora()
     {
-        if (LoraList.SelectedItem is not int i || i < 0 || i >= _loraItems.Count) return;
+        if (LoraList.SelectedItem is not int i || i < 0 || i >= _shownLoras.Count) return;
         var text = PromptEditor.Text;
         var cursor = PromptEditor.InsertionPoint;
-        var (updated, offset) = PromptText.InsertLora(text, PromptText.Offset(text, cursor.Y, cursor.X), _loraItems[i]);
+        var (updated, offset) = PromptText.Insert(text, PromptText.Offset(text, cursor.Y, cursor.X), _shownLoras[i].Snippet);
         PromptEditor.Text = updated;
         var (line, column) = PromptText.LineColumn(updated, offset);
         PromptEditor.InsertionPoint = new Point(column, line);
@@ -160,16 +229,78 @@ public sealed class MainWindow : Window
 
     private void ReloadLoras(bool rescan)
     {
-        var selected = LoraList.SelectedItem is int i && i >= 0 && i < _loraItems.Count ? _loraItems[i] : null;
+        _allLoras.Clear();
+        _allLoras.AddRange(_loras(rescan));
+        FilterLoras();
+    }
+
+    private void FilterLoras()
+    {
+        var selected = LoraList.SelectedItem is int i && i >= 0 && i < _shownLoras.Count ? _shownLoras[i].Alias : null;
+        _shownLoras.Clear();
+        _shownLoras.AddRange(_allLoras.Where(c => c.Matches(LoraSearch.Text)));
         _loraItems.Clear();
-        foreach (var alias in _loras(rescan)) _loraItems.Add(alias);
-        if (selected is not null && _loraItems.IndexOf(selected) is var k and >= 0) LoraList.SelectedItem = k;
-        else if (_loraItems.Count > 0) LoraList.SelectedItem = 0;
+        foreach (var card in _shownLoras) _loraItems.Add(card.ToString());
+        var k = selected is null ? -1 : _shownLoras.FindIndex(c => c.Alias == selected);
+        if (k >= 0) LoraList.SelectedItem = k;
+        else if (_shownLoras.Count > 0) LoraList.SelectedItem = 0;
+    }
+
+    private int _planWidth;
+    private int _shownImages = -1;
+    private readonly List<HistoryItem> _history = [];
+
+    /// <summary>
+    /// The folder the history is read from: the output folder's parent when the output folder is A1111's dated
+    /// sub-folder (so earlier days are listed), else the output folder itself.
+    /// </summary>
+    public string HistoryRoot =>
+        DateOnly.TryParseExact(Path.GetFileName(_vm.OutputDir.TrimEnd('/', '\\')), "yyyy-MM-dd", out _)
+            ? Path.GetDirectoryName(_vm.OutputDir.TrimEnd('/', '\\'))! : _vm.OutputDir;
+
+    /// <summary>Every parameter of the selected history row, or null when none is selected.</summary>
+    public string? SelectedHistoryDetails =>
+        FileList.SelectedItem is int i && i >= 0 && i < _history.Count ? _history[i].Details : null;
+
+    /// <summary>The history items shown, newest first.</summary>
+    public IReadOnlyList<HistoryItem> HistoryItems => _history;
+
+    /// <summary>Reads the history again from the output folders.</summary>
+    public void ReloadHistory()
+    {
+        _history.Clear();
+        _history.AddRange(History.Scan(HistoryRoot));
+        _fileItems.Clear();
+        foreach (var item in _history) _fileItems.Add(item.ToString());
+    }
+
+    /// <summary>A1111's "send to txt2img" for the selected history row: prompt and settings go into the form.</summary>
+    public void ReuseSelected()
+    {
+        if (FileList.SelectedItem is not int i || i < 0 || i >= _history.Count) return;
+        var item = _history[i];
+        History.Reuse(_vm, item.Info);
+        PromptEditor.Text = _vm.Prompt;
+        NegativeField.Text = _vm.NegativePrompt;
+        StepsField.Text = _vm.StepsText;
+        CfgField.Text = _vm.CfgText;
+        SeedField.Text = _vm.SeedText;
+        SizeField.Text = _vm.SizeText;
+        SamplerField.Select(_vm.Sampler);
+        ScheduleField.Select(_vm.Schedule);
+        ClipSkipField.Text = _vm.ClipSkipText;
+        BatchSizeField.Text = _vm.BatchSizeText;
+        Status.Text = "reused " + item.Details.Replace('\n', ' ');
+        RefreshPlan();
     }
 
     private void RefreshPlan()
     {
-        PlanView.Text = _vm.PlanText();
+        // Before the first layout the viewport is empty; 80 columns is the smallest terminal the layout targets.
+        var width = PlanView.Viewport.Width > 0 ? PlanView.Viewport.Width : 80;
+        _planWidth = PlanView.Viewport.Width;
+        PlanView.Text = _vm.PlanText(Math.Max(12, width * 2 / 3), width);
+        PromptFrame.Title = $"Prompt  {_vm.TokenText}";
     }
 
     private JobState _shownState = JobState.Idle;
@@ -180,13 +311,9 @@ public sealed class MainWindow : Window
         CancelButton.Enabled = _vm.State == JobState.Running;
         Progress.Fraction = (float)_vm.ProgressFraction;
         Status.Text = $"[{_vm.State.ToString().ToLowerInvariant()}] {_vm.StatusText}";
-        if (_fileItems.Count != _vm.Images.Count)
-        {
-            _fileItems.Clear();
-            foreach (var image in Enumerable.Reverse(_vm.Images)) _fileItems.Add(image.Path);
-        }
+        if (_shownImages != _vm.Images.Count) { _shownImages = _vm.Images.Count; ReloadHistory(); }
         // A finished job may have created the demo model and its LoRAs: list them.
-        if (_shownState != JobState.Idle && _vm.State == JobState.Idle) ReloadLoras(rescan: true);
+        if (_shownState != JobState.Idle && _vm.State == JobState.Idle) { ReloadLoras(rescan: true); RefreshPlan(); }
         _shownState = _vm.State;
     }
 }

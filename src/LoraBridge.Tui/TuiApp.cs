@@ -6,6 +6,9 @@ namespace LoraBridge.Tui;
 /// <summary>Runs the <see cref="MainWindow"/> on the terminal until the user quits.</summary>
 public static class TuiApp
 {
+    /// <summary>Printed before the host starts Python, so that the first seconds are not a blank screen.</summary>
+    public const string LoadingMessage = "lorabridge tui: starting Python and torch (a few seconds)…";
+
     /// <summary>True when stdin and stdout are a terminal (the UI cannot run otherwise).</summary>
     public static bool HasTerminal => !Console.IsInputRedirected && !Console.IsOutputRedirected;
 
@@ -19,19 +22,37 @@ public static class TuiApp
     public static void Run(GeneratorViewModel vm, WorkspaceGenerator generator, string logPath)
     {
         using var redirect = StderrRedirect.To(logPath);
+        // The form comes back as it was left; it is saved after every job and on exit.
+        var settingsPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(logPath))!, SettingsStore.FileName);
+        if (SettingsStore.Load(settingsPath, out var problem) is { } saved) vm.Apply(saved);
+        else if (problem is not null) Console.Error.WriteLine("warning: " + problem);
+        void Save()
+        {
+            try { SettingsStore.Save(settingsPath, vm.ToSettings()); }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { Console.Error.WriteLine($"warning: settings not saved to {settingsPath}: {ex.Message}"); }
+        }
+        vm.Changed += () => { if (vm.State == JobState.Idle) Save(); };
         using var app = Application.Create().Init();
         var running = true;
         // After the main loop has ended, job outcomes have no UI left to update.
         void Post(Action a) { if (Volatile.Read(ref running)) app.Invoke(a); }
-        using var window = new MainWindow(vm, generator.GenerateAsync, generator.LoraAliases, Post);
+        using var window = new MainWindow(vm, generator.GenerateAsync, generator.LoraCards, Post);
         app.Keyboard.KeyDown += (_, key) =>
         {
             if (window.HandleKey(key, () => app.RequestStop())) key.Handled = true;
         };
         // Find the checkpoint while the user types; the demo model's LoRAs appear in the list when it is done.
-        _ = vm.PrepareAsync(generator.PrepareAsync, Post);
+        _ = vm.PrepareAsync(async ct =>
+        {
+            var name = await generator.PrepareAsync(ct).ConfigureAwait(false);
+            // The token counter needs the checkpoint's tokenizer; it is known once the checkpoint is.
+            var chunker = generator.Chunker;
+            Post(() => vm.Chunker = chunker);
+            return name;
+        }, Post);
         app.Run(window);
         Volatile.Write(ref running, false);
+        Save();
         // Leaving with a job running: stop it and let the engine restore the weights before Python shuts down.
         vm.Cancel();
         if (!vm.WaitForJob(TimeSpan.FromSeconds(60)))

@@ -8,18 +8,24 @@ public sealed class WorkspaceGenerator(GenerationWorkspace workspace)
     /// <summary>The workspace.</summary>
     public GenerationWorkspace Workspace { get; } = workspace;
 
-    /// <summary>LoRA aliases to offer in the list, as A1111 writes them into prompts; rescans the folders when asked.</summary>
-    public IReadOnlyList<string> LoraAliases(bool rescan = false)
+    /// <summary>The LoRA cards: alias with the sidecar's preferred weight and activation text, as A1111's card click uses them.</summary>
+    public IReadOnlyList<LoraCard> LoraCards(bool rescan = false)
     {
         if (rescan) Workspace.Catalog.Rescan();
-        return Workspace.Catalog.Loras.Select(Workspace.Catalog.AliasOf).Distinct(StringComparer.Ordinal)
-            .Order(StringComparer.OrdinalIgnoreCase).ToList();
+        return Workspace.Catalog.Loras
+            .Select(e => new LoraCard(Workspace.Catalog.AliasOf(e), e.User.PreferredWeight, e.User.ActivationText))
+            .DistinctBy(c => c.Alias, StringComparer.Ordinal)
+            .OrderBy(c => c.Alias, StringComparer.OrdinalIgnoreCase).ToList();
     }
+
+    /// <summary>The checkpoint's CLIP chunker (for the token counter); null until <see cref="PrepareAsync"/> has run.</summary>
+    public LoraBridge.Tokenizers.PromptChunker? Chunker { get; private set; }
 
     /// <summary>Finds the checkpoint (creating the demo model on first use); returns a description for the status line.</summary>
     public async Task<string> PrepareAsync(CancellationToken ct)
     {
         var checkpoint = await Workspace.PrepareAsync(ct).ConfigureAwait(false);
+        Chunker = checkpoint.Chunker;
         return checkpoint.Name + (Workspace.UsesDemoModel ? " (built-in demo model)" : "");
     }
 

@@ -66,13 +66,17 @@ public class PromptTextTests
     }
 
     [Fact]
-    public void PlanShowsErrorsAndCutsLongTexts()
+    public void PlanShowsErrorsAndWrapsLongTexts()
     {
         var text = PromptText.RenderPlan(PromptPlan.Create("abc (d:1.2.3) " + new string('z', 80), 4), textWidth: 20);
         Assert.StartsWith("error: prompt line 1, column 7:", text);
         Assert.Contains("\n  abc (d:1.2.3) zzz", text);
-        var row = Assert.Single(text.Split('\n'), l => l.StartsWith("  0-3", StringComparison.Ordinal));
-        Assert.Equal("  0-3  \"abc (d:1.2.3) z...\"", row);
+        var lines = text.Split('\n');
+        var row = Array.FindIndex(lines, l => l.StartsWith("  0-3", StringComparison.Ordinal));
+        Assert.Equal("  0-3  \"abc (d:1.2.3)", lines[row]);
+        // The rest of the text continues on the next lines under the text column, nothing cut.
+        Assert.Equal("       " + new string('z', 20), lines[row + 1]);
+        Assert.Equal(new string('z', 80) + "\"", string.Concat(lines[(row + 1)..].Select(l => l.Trim())));
     }
 
     [Fact]

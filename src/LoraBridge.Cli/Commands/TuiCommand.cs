@@ -28,6 +28,7 @@ public static class TuiCommand
                 await Console.Error.WriteLineAsync("error: lorabridge tui needs a terminal on stdin and stdout (use 'lorabridge generate' in scripts)");
                 return 1;
             }
+            await Console.Out.WriteLineAsync(TuiApp.LoadingMessage);
             return await CliHost.RunAsync(parse, ct, (sp, token) =>
             {
                 var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
