@@ -31,6 +31,8 @@ _tensors: dict[int, torch.Tensor] = {}
 # CPU copies of non-CPU (or non-contiguous) tensors while C# reads or writes them.
 _staging: dict[int, torch.Tensor] = {}
 _next_handle = 1
+# Handles retired when the hook they were lent to returned (lorabridge.ext_host): handle -> what it was.
+_retired: dict[int, str] = {}
 
 # Outcome of the last busy_loop call; lets tests see that an interrupt really stopped it.
 last_loop: dict[str, Any] = {"state": "never-run", "iterations": 0}
@@ -156,6 +158,9 @@ def tensor_get(handle: int) -> torch.Tensor:
     try:
         return _tensors[handle]
     except KeyError:
+        if handle in _retired:
+            raise LookupError(f"tensor handle {handle} ({_retired[handle]}) was used after its step: a handle given to "
+                              "a hook is valid only while that hook runs") from None
         raise KeyError(f"no tensor with handle {handle} (released or never created)") from None
 
 
@@ -520,3 +525,45 @@ def gen_names() -> dict[str, list[str]]:
     from .samplers import SAMPLERS
     from .schedules import SCHEDULERS
     return {"samplers": list(SAMPLERS), "schedules": list(SCHEDULERS), "rng_sources": list(RNG_SOURCES)}
+
+
+# ------------------------------------------------------------------ C# extensions (lorabridge.ext_host)
+
+def ext_call(extension: str, python_dir: str, module: str, function: str, args: list) -> Any:
+    """An extension's `module.function(*args)` from its own python/ folder; tensors cross as handles."""
+    from . import ext_host
+
+    return ext_host.call(str(extension), str(python_dir), str(module), str(function), list(args))
+
+
+def ext_tensor_ref(handle: int) -> Any:
+    """The crossing form of a tensor handle (C# `TensorHandle`) for ext_call arguments."""
+    from . import ext_host
+
+    return ext_host.TensorRef(int(handle))
+
+
+def ext_bytes_at(address: int, size: int) -> bytes:
+    from . import ext_host
+
+    return ext_host.bytes_at(address, size)
+
+
+def gen_step_after_cfg(handle: int, conds: list, uncond: int, cfg_scale: float, callback: Any) -> int:
+    """gen_step with callback(denoised handle, step, total, sigma) right after the CFG combine."""
+    from . import ext_host
+
+    return ext_host.step_with_after_cfg(_require_session(), int(handle), conds, int(uncond), float(cfg_scale), callback)
+
+
+def gen_decode_rgb(handle: int) -> list:
+    """Final latents → [(RGB bytes, width, height)], the pixels gen_decode_png would write."""
+    from . import ext_host
+
+    return ext_host.decode_rgb(_require_session(), int(handle))
+
+
+def png_encode_rgb(rgb: bytes, width: int, height: int, parameters: str) -> bytes:
+    from . import ext_host
+
+    return ext_host.encode_png(rgb, int(width), int(height), str(parameters))

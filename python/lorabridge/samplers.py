@@ -345,6 +345,9 @@ class SamplerState:
 
         self.noise = rng.next()
         self.i = 0
+        # Called inside the guided denoiser right after the CFG combine, before the sampler update uses the result
+        # (A1111's on_cfg_after_cfg): hook(denoised, sigma) may change `denoised` in place. None: no call at all.
+        self.after_cfg: Optional[Callable[[torch.Tensor, torch.Tensor], None]] = None
         self.denoised: Optional[torch.Tensor] = None
         self.old_denoised: Optional[torch.Tensor] = None
         self.s_in = self.noise.new_ones([self.noise.shape[0]])
@@ -438,7 +441,16 @@ class SamplerState:
         else:
             inner = self.model
         options = self.options
-        return lambda x, sigma: cfg_denoise(inner, x, sigma, cond, uncond, float(cfg_scale), options)
+        hook = getattr(self, "after_cfg", None)
+        if hook is None:
+            return lambda x, sigma: cfg_denoise(inner, x, sigma, cond, uncond, float(cfg_scale), options)
+
+        def guided(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            denoised = cfg_denoise(inner, x, sigma, cond, uncond, float(cfg_scale), options)
+            hook(denoised, sigma)
+            return denoised
+
+        return guided
 
     def advance(self, denoise: Denoise) -> None:
         """One update with a given denoiser (the guided model for `step`; any callable for tests and hooks)."""

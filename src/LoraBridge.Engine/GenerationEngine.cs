@@ -86,7 +86,7 @@ public sealed record GenerationProgress(int Batch, int BatchCount, int Step, int
 /// Drives one generation step by step: plan → networks → cached conditioning → sampler steps → PNG files.
 /// Network weights are restored whatever happens, and files appear only complete.
 /// </summary>
-public sealed class GenerationEngine
+public sealed partial class GenerationEngine
 {
     /// <summary>Written as "Version" in infotext.</summary>
     public static readonly string Version = "lorabridge-" + (typeof(GenerationEngine).Assembly.GetName().Version?.ToString(3) ?? "0.0.0");
@@ -207,8 +207,9 @@ public sealed class GenerationEngine
                     foreach (var warning in await _backend.LayerWarningsAsync(ct).ConfigureAwait(false))
                         if (!LastJobWarnings.Contains(warning)) LastJobWarnings.Add(warning);
                     var seeds = Enumerable.Range(0, request.BatchSize).Select(k => batchSeed + k).ToList();
-                    var infotexts = seeds.Select(s => FormatInfotext(request, checkpoint, networks, sampling, s, tiHashes, hires)).ToList();
-                    var pngs = await _backend.DecodePngAsync(hires ?? sampling, infotexts, ct).ConfigureAwait(false);
+                    var records = seeds.Select(s => BuildInfotext(request, checkpoint, networks, sampling, s, tiHashes, hires)).ToList();
+                    var infotexts = records.Select(r => r.Format()).ToList();
+                    var pngs = await DecodeForSavingAsync(hires ?? sampling, records, infotexts, seeds, images.Count, hooks, ct).ConfigureAwait(false);
                     ct.ThrowIfCancellationRequested();
                     for (int k = 0; k < pngs.Count; k++)
                     {
@@ -296,23 +297,21 @@ public sealed class GenerationEngine
         ConditioningEncoder encoder, int batch, int offset, int total, int stepsDone, Stopwatch clock, IProgress<GenerationProgress>? progress, IGenerationHooks? hooks,
         CancellationToken ct)
     {
+        if (StepsOneAtATime(hooks))
+            return await RunPassSerialAsync(sampling, plan, conds, request, encoder, batch, offset, total, stepsDone, clock, progress, hooks!, ct).ConfigureAwait(false);
         Task? running = null;
         try
         {
             IReadOnlyList<NetworkSetting>? applied = null;
             for (int i = 0; i < sampling.TotalCalls; i++)
             {
-                var step = plan.Steps[Math.Min(i, plan.Steps.Count - 1)];
-                var settings = SamplingNetworks(step, conds.TextEncoderState);
+                var (settings, positive, negative) = StepInputs(plan, conds, encoder, i);
                 Task? set = null;
                 if (applied is null || !settings.SequenceEqual(applied))
                 {
                     set = SetNetworksAsync(settings, ct);
                     applied = settings;
                 }
-                var texts = TextsOf(plan, step).ToList();
-                var positive = step.Positive.Select((p, k) => (conds.Handles[Key(texts[k].Batch, p.Text, step, encoder, false)], p.Weight)).ToList();
-                var negative = conds.Handles[Key(plan.NegativeBatch, step.Negative, step, encoder, true)];
                 var call = _backend.StepAsync(sampling, positive, negative, request.CfgScale, ct);
                 var issued = set is null ? call : Task.WhenAll(set, call);
                 if (running is not null)
@@ -495,6 +494,11 @@ public sealed class GenerationEngine
     /// <param name="tiHashes">A1111's "TI hashes" value, or null.</param>
     /// <param name="hires">The hires pass, when there was one.</param>
     public static string FormatInfotext(GenerationRequest request, CheckpointContext checkpoint, IReadOnlyList<NetworkFile> networks,
+        SamplingHandle sampling, long seed, string? tiHashes = null, SamplingHandle? hires = null) =>
+        BuildInfotext(request, checkpoint, networks, sampling, seed, tiHashes, hires).Format();
+
+    /// <summary>A1111's infotext for one image of this job, as prompt, negative prompt and parameters (see <see cref="FormatInfotext"/>).</summary>
+    public static Infotext BuildInfotext(GenerationRequest request, CheckpointContext checkpoint, IReadOnlyList<NetworkFile> networks,
         SamplingHandle sampling, long seed, string? tiHashes = null, SamplingHandle? hires = null)
     {
         var p = new List<KeyValuePair<string, string>>
@@ -518,6 +522,6 @@ public sealed class GenerationEngine
         if (hashed.Count > 0) p.Add(new("Lora hashes", string.Join(", ", hashed.Select(n => $"{n.Alias}: {n.ShortHash}"))));
         if (!string.IsNullOrEmpty(tiHashes)) p.Add(new("TI hashes", tiHashes)); // after Lora hashes, as A1111 adds it after the conds
         p.Add(new("Version", Version));
-        return new Infotext(request.Prompt, request.NegativePrompt, p).Format();
+        return new Infotext(request.Prompt, request.NegativePrompt, p);
     }
 }

@@ -33,6 +33,10 @@ public sealed class ExtensionHost : IExtensionHost
     /// <inheritdoc />
     public void Log(string message) => _log(message);
 
+    /// <summary>The bridge, starting Python on first use.</summary>
+    /// <exception cref="InvalidOperationException">No Python runtime is available to this host.</exception>
+    internal PythonBridge RequireBridge() => _bridge() ?? throw new InvalidOperationException("no Python runtime is available to extensions here");
+
     /// <inheritdoc />
     public Task<string?> RunPythonAsync(string code, IReadOnlyDictionary<string, string>? inputs = null, CancellationToken ct = default)
     {

@@ -48,6 +48,12 @@ public sealed class ExtensionUnit
     /// <summary>The source files compiled together.</summary>
     public IReadOnlyList<string> Files { get; }
 
+    /// <summary>The unit's Python folder (<c>python/</c> in a folder unit, whether it exists or not); null for a single file.</summary>
+    public string? PythonDir => Directory.Exists(Path) ? System.IO.Path.Combine(Path, "python") : null;
+
+    /// <summary>True when the assembly came from the compiled-extension cache (no Roslyn compile this time).</summary>
+    public bool FromCache { get; internal set; }
+
     /// <summary>Outcome.</summary>
     public ExtensionStatus Status { get; internal set; }
 
@@ -114,10 +120,17 @@ public static class ExtensionLoader
     }
 
     /// <summary>Discovers, compiles and loads every unit in <paramref name="folders"/>, initializing each extension with <paramref name="host"/>.</summary>
-    public static ExtensionSet Load(IEnumerable<string> folders, IExtensionHost host)
+    public static ExtensionSet Load(IEnumerable<string> folders, IExtensionHost host) => Load(folders, host, cacheDir: null);
+
+    /// <summary>
+    /// <see cref="Load(IEnumerable{string}, IExtensionHost)"/> with a compiled-extension cache: a unit whose sources
+    /// (paths and bytes), LoraBridge assemblies and compiler are unchanged loads its assembly from
+    /// <paramref name="cacheDir"/> without starting Roslyn; others are compiled and stored there. Null: no cache.
+    /// </summary>
+    public static ExtensionSet Load(IEnumerable<string> folders, IExtensionHost host, string? cacheDir)
     {
         var units = Discover(folders);
-        foreach (var unit in units) LoadUnit(unit, host);
+        foreach (var unit in units) LoadUnit(unit, host, cacheDir);
         return new ExtensionSet(units);
     }
 
@@ -147,14 +160,22 @@ public static class ExtensionLoader
         return (null, errors);
     }
 
-    private static void LoadUnit(ExtensionUnit unit, IExtensionHost host)
+    private static void LoadUnit(ExtensionUnit unit, IExtensionHost host, string? cacheDir)
     {
-        var (image, errors) = Compile("LoraBridgeExtension_" + unit.Name, unit.Files, unit.Path);
+        string assemblyName = "LoraBridgeExtension_" + unit.Name;
+        var image = ExtensionCache.TryRead(cacheDir, assemblyName, unit.Files, out var cacheFile);
+        unit.FromCache = image is not null;
         if (image is null)
         {
-            unit.Status = ExtensionStatus.CompileFailed;
-            unit.Errors = errors;
-            return;
+            var (compiled, errors) = Compile(assemblyName, unit.Files, unit.Path);
+            if (compiled is null)
+            {
+                unit.Status = ExtensionStatus.CompileFailed;
+                unit.Errors = errors;
+                return;
+            }
+            image = compiled;
+            ExtensionCache.Write(cacheFile, image);
         }
         var context = new AssemblyLoadContext("lorabridge-extension:" + unit.Path, isCollectible: true);
         unit.Context = context;
@@ -172,11 +193,19 @@ public static class ExtensionLoader
                 current = type.FullName;
                 if (type.GetConstructor(Type.EmptyTypes) is null) throw new InvalidOperationException("it has no public parameterless constructor");
                 var extension = (ILoraBridgeExtension)Activator.CreateInstance(type)!;
-                extension.Initialize(host);
+                extension.Initialize(new UnitHost(host, unit));
                 created.Add(extension);
             }
             unit.Status = ExtensionStatus.Loaded;
             unit.Extensions = created;
+        }
+        catch (BadImageFormatException) when (unit.FromCache && cacheFile is not null)
+        {
+            // A damaged cache entry: drop it and compile afresh.
+            context.Unload();
+            unit.Context = null;
+            try { File.Delete(cacheFile); } catch (IOException) { }
+            LoadUnit(unit, host, cacheDir: null);
         }
         catch (Exception ex)
         {

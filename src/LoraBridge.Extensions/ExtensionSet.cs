@@ -7,12 +7,72 @@ namespace LoraBridge.Extensions;
 /// in load order, and <see cref="BeforeJobAsync"/> passes each one's rewritten request to the next.
 /// Disposing unloads the extensions' assemblies.
 /// </summary>
-public sealed class ExtensionSet : IGenerationHooks, IDisposable
+public sealed class ExtensionSet : IGenerationHooks, ISamplingHooks, IImageSaveHooks, IDisposable
 {
+    private IReadOnlyList<ILoraBridgeExtension> _afterStep;
+    private IReadOnlyList<ILoraBridgeExtension> _afterCfg;
+    private IReadOnlyList<ILoraBridgeExtension> _beforeSave;
+
     internal ExtensionSet(IReadOnlyList<ExtensionUnit> units)
     {
         Units = units;
         Extensions = units.SelectMany(u => u.Extensions).ToList();
+        _afterStep = Subscribed(nameof(ILoraBridgeExtension.AfterStepAsync));
+        _afterCfg = Subscribed(nameof(ILoraBridgeExtension.AfterCfgAsync));
+        _beforeSave = Subscribed(nameof(ILoraBridgeExtension.BeforeImageSavedAsync));
+    }
+
+    /// <summary>
+    /// The extensions that implement <paramref name="hook"/> themselves (not the interface's do-nothing default): only
+    /// they are called, and a hook nobody implements leaves the engine on its fast path.
+    /// </summary>
+    private List<ILoraBridgeExtension> Subscribed(string hook) => Extensions.Where(e =>
+    {
+        var map = e.GetType().GetInterfaceMap(typeof(ILoraBridgeExtension));
+        int i = Array.FindIndex(map.InterfaceMethods, m => m.Name == hook);
+        return i >= 0 && map.TargetMethods[i].DeclaringType != typeof(ILoraBridgeExtension);
+    }).ToList();
+
+    /// <inheritdoc />
+    public bool HasAfterCfg => _afterCfg.Count > 0;
+
+    /// <inheritdoc />
+    public bool HasAfterStep => _afterStep.Count > 0;
+
+    /// <inheritdoc />
+    public bool HasBeforeImageSaved => _beforeSave.Count > 0;
+
+    /// <inheritdoc />
+    public async ValueTask AfterCfgAsync(CfgStep step, CancellationToken ct)
+    {
+        foreach (var e in _afterCfg)
+        {
+            try
+            {
+                await e.AfterCfgAsync(step, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                throw new ExtensionException(e.Name, nameof(AfterCfgAsync), ex);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask BeforeImageSavedAsync(ImageToSave image, CancellationToken ct)
+    {
+        foreach (var e in _beforeSave)
+        {
+            try
+            {
+                await e.BeforeImageSavedAsync(image, ct).ConfigureAwait(false);
+                image.Validate(); // a bad change is this extension's
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                throw new ExtensionException(e.Name, nameof(BeforeImageSavedAsync), ex);
+            }
+        }
     }
 
     /// <summary>Every unit found, loaded or not.</summary>
@@ -42,7 +102,7 @@ public sealed class ExtensionSet : IGenerationHooks, IDisposable
     /// <inheritdoc />
     public async ValueTask AfterStepAsync(GenerationProgress progress, CancellationToken ct)
     {
-        foreach (var e in Extensions)
+        foreach (var e in _afterStep)
         {
             try
             {
@@ -82,5 +142,6 @@ public sealed class ExtensionSet : IGenerationHooks, IDisposable
             unit.Context = null;
         }
         Extensions = [];
+        _afterStep = _afterCfg = _beforeSave = [];
     }
 }

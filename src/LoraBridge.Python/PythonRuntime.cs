@@ -166,6 +166,19 @@ public sealed class PythonRuntime : IDisposable
             item.RunInline();
             return item.Task;
         }
+        if (_nested is { } nested)
+        {
+            // The Python thread is waiting for C# code it called (WaitOnPythonThread): that code's calls run there.
+            try
+            {
+                nested.Add(item, CancellationToken.None);
+                return item.Task;
+            }
+            catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
+            {
+                // The wait just ended: the main queue takes it.
+            }
+        }
         try
         {
             _queue.Add(item, CancellationToken.None);
@@ -175,6 +188,40 @@ public sealed class PythonRuntime : IDisposable
             throw new ObjectDisposedException(nameof(PythonRuntime));
         }
         return item.Task;
+    }
+
+    // Work posted from other threads while the Python thread waits in WaitOnPythonThread; null otherwise.
+    private volatile BlockingCollection<WorkItem>? _nested;
+
+    /// <summary>
+    /// Waits, on the Python thread, for <paramref name="task"/>: C# code that Python called back (an extension hook
+    /// inside a sampler step) and that may itself call Python. Python work posted meanwhile from any thread runs here,
+    /// in order, until the task ends, so the awaited code cannot deadlock on the thread that waits for it. Rethrows
+    /// the task's exception.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Called from another thread.</exception>
+    public void WaitOnPythonThread(Task task)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        if (!IsOnPythonThread) throw new InvalidOperationException("WaitOnPythonThread is only valid on the Python thread.");
+        if (!task.IsCompleted)
+        {
+            var outer = _nested;
+            var nested = new BlockingCollection<WorkItem>();
+            _nested = nested;
+            task.ContinueWith(static (_, n) => ((BlockingCollection<WorkItem>)n!).CompleteAdding(), nested, CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            try
+            {
+                // Ends once the task is done and everything posted before that has run.
+                foreach (var item in nested.GetConsumingEnumerable()) item.RunNested();
+            }
+            finally
+            {
+                _nested = outer;
+            }
+        }
+        task.GetAwaiter().GetResult();
     }
 
     /// <summary>Runs <paramref name="work"/> on the Python thread; see <see cref="InvokeAsync{T}(Func{T}, CancellationToken)"/>.</summary>
@@ -321,6 +368,8 @@ public sealed class PythonRuntime : IDisposable
         public bool InterruptPosted;
         public abstract void Run(PythonRuntime rt);
         public abstract void Abandon();
+        /// <summary>Runs on the Python thread inside other work that holds the GIL (no interrupt of its own).</summary>
+        public abstract void RunNested();
     }
 
     private sealed class WorkItem<T>(Func<T> work, CancellationToken ct) : WorkItem
@@ -330,8 +379,16 @@ public sealed class PythonRuntime : IDisposable
 
         public override void Abandon() => _tcs.TrySetException(new ObjectDisposedException(nameof(PythonRuntime), "The Python runtime shut down before this work ran."));
 
+        public override void RunNested()
+        {
+            if (ct.IsCancellationRequested) { _tcs.TrySetCanceled(ct); return; }
+            RunInline();
+        }
+
         public void RunInline()
         {
+            // Inline work may come from C# that Python called: pythonnet releases the GIL around such calls.
+            using var gil = Py.GIL();
             try { _tcs.TrySetResult(work()); }
             catch (PythonException ex) { _tcs.TrySetException(Map(ex)); }
             catch (Exception ex) { _tcs.TrySetException(ex); }

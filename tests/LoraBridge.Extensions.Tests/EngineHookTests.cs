@@ -80,8 +80,8 @@ public sealed class EngineHookTests : IDisposable
             "set ",
             "encode 1", "encode 2",
             "start seed=5 batch=2",
-            // the engine queues step i+1 before it reports step i
-            "set style:0:1", "step 1 / 2", "step 1 / 2", "after step 1/3", "step 1 / 2", "after step 2/3", "after step 3/3",
+            // an after-step hook sees step i before step i+1 is issued (without one the engine queues ahead)
+            "set style:0:1", "step 1 / 2", "after step 1/3", "step 1 / 2", "after step 2/3", "step 1 / 2", "after step 3/3",
             "after image 00000-5.png exists=True seed=5 prompt=a cat, oil painting",
             "after image 00001-6.png exists=True seed=6 prompt=a cat, oil painting",
             "release 3",
@@ -146,6 +146,27 @@ public sealed class EngineHookTests : IDisposable
         engine.Hooks = set;
         await Assert.ThrowsAsync<OperationCanceledException>(() => engine.GenerateAsync(Request(), Checkpoint()));
         Assert.Equal(1, backend.Restores);
+    }
+
+    [SharedFact]
+    public async Task ExtensionsWithoutSamplingHooksKeepTheQueuedSteps()
+    {
+        File.WriteAllText(Path.Combine(_dir, "JobOnly.cs"), """
+            public sealed class JobOnly : ILoraBridgeExtension
+            {
+                public string Name => "JobOnly";
+                public ValueTask<GenerationRequest> BeforeJobAsync(GenerationRequest r, CancellationToken ct) => ValueTask.FromResult(r);
+            }
+            """);
+        using var set = ExtensionLoader.Load([_dir], new TestHost(Path.Combine(_dir, "data")));
+        var calls = new List<string>();
+        var engine = Engine(calls, out var backend);
+        engine.Hooks = set;
+        Assert.False(set.HasAfterStep || set.HasAfterCfg || set.HasBeforeImageSaved);
+        await engine.GenerateAsync(Request(), Checkpoint());
+        var plainCalls = new List<string>();
+        await Engine(plainCalls, out _).GenerateAsync(Request(), Checkpoint());
+        Assert.Equal(plainCalls, calls);
     }
 
     [SharedFact]

@@ -3,16 +3,47 @@ using LoraBridge.Python;
 
 namespace LoraBridge.Extensions.Tests;
 
-/// <summary>The process's one embedded interpreter (CPython initializes once per process): Debian's Python with torch.</summary>
+/// <summary>
+/// The process's one embedded interpreter (CPython initializes once per process): Debian's Python with torch, and a
+/// generation workspace on the built-in demo model in a temporary data folder, made on first use.
+/// </summary>
 public sealed class PythonHostFixture : IDisposable
 {
-    public PythonRuntime Runtime { get; } =
-        PythonRuntime.StartAsync(new PythonRuntimeOptions { Executable = TestPython.Executable, TorchThreads = 1 }).GetAwaiter().GetResult();
+    private readonly Lazy<GenerationWorkspace> _workspace;
 
-    public void Dispose() => Runtime.Dispose();
+    public PythonHostFixture()
+    {
+        Bridge = new PythonBridge(Runtime);
+        _workspace = new(() =>
+        {
+            var workspace = new GenerationWorkspace(new WorkspaceSettings { DataDir = Path.Combine(TempDir, "data") }, Bridge);
+            workspace.PrepareAsync(CancellationToken.None).GetAwaiter().GetResult();
+            return workspace;
+        });
+    }
+
+    public PythonRuntime Runtime { get; } =
+        PythonRuntime.StartAsync(new PythonRuntimeOptions { Executable = TestPython.Executable, TorchThreads = 2 }).GetAwaiter().GetResult();
+
+    public PythonBridge Bridge { get; }
+
+    public string TempDir { get; } = Directory.CreateTempSubdirectory("lb-ext-python").FullName;
+
+    /// <summary>The demo-model workspace (its engine keeps the model between tests, as a CLI process does between jobs).</summary>
+    public GenerationWorkspace Workspace => _workspace.Value;
+
+    public void Dispose()
+    {
+        Runtime.Dispose();
+        Directory.Delete(TempDir, recursive: true);
+    }
 }
 
-public sealed class PythonHostTests(PythonHostFixture f) : IClassFixture<PythonHostFixture>, IDisposable
+[CollectionDefinition("python")]
+public sealed class PythonCollection : ICollectionFixture<PythonHostFixture>;
+
+[Collection("python")]
+public sealed class PythonHostTests(PythonHostFixture f) : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("lb-ext-py").FullName;
 

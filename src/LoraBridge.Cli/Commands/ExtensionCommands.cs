@@ -33,7 +33,7 @@ public static class ExtensionCommands
         list.SetAction((parse, ct) => CliHost.RunAsync(parse, ct, (sp, _) =>
         {
             var folders = Folders(sp, parse.GetValue(dirs) ?? []);
-            using var set = ExtensionLoader.Load(folders, Host(sp));
+            using var set = ExtensionLoader.Load(folders, Host(sp), CacheDir(sp));
             parse.InvocationConfiguration.Output.Write(parse.GetValue(json)
                 ? ExtensionReport.FormatJson(set.Units)
                 : ExtensionReport.FormatText(set.Units, folders));
@@ -54,7 +54,7 @@ public static class ExtensionCommands
     {
         var config = sp.GetRequiredService<IConfiguration>().GetSection(Section);
         var folders = config.GetValue("Enabled", true) ? Folders(sp, []) : [];
-        var set = ExtensionLoader.Load(folders, Host(sp));
+        var set = ExtensionLoader.Load(folders, Host(sp), CacheDir(sp));
         var log = sp.GetRequiredService<ILoggerFactory>().CreateLogger("LoraBridge.Extensions");
         foreach (var u in set.Units.Where(u => u.Status != ExtensionStatus.Loaded))
             log.LogWarning("extension {Path} skipped: {Reason}", u.Path,
@@ -68,6 +68,10 @@ public static class ExtensionCommands
         var configured = sp.GetRequiredService<IConfiguration>().GetSection(Section + ":Dirs").Get<string[]>() ?? [];
         return [.. ExtensionLoader.DefaultFolders(o.EffectiveDataDir), .. configured.Select(Path.GetFullPath), .. extra.Select(Path.GetFullPath)];
     }
+
+    /// <summary>Compiled extensions by content hash (<c>&lt;data dir&gt;/extension-cache</c>): unchanged extensions skip Roslyn.</summary>
+    private static string CacheDir(IServiceProvider sp) =>
+        Path.Combine(sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value.EffectiveDataDir, "extension-cache");
 
     private static ExtensionHost Host(IServiceProvider sp)
     {

@@ -1,0 +1,271 @@
+using LoraBridge.Engine;
+using LoraBridge.Python;
+using SkiaSharp;
+
+namespace LoraBridge.Extensions.Tests;
+
+/// <summary>
+/// Sampling and image hooks through the real embedded Python on the demo model: extensions with their own Python
+/// modules, compiled by the loader as in the CLI.
+/// </summary>
+[Collection("python")]
+public sealed class SamplingHookTests(PythonHostFixture f) : IDisposable
+{
+    private const int Size = 64;
+    private readonly string _dir = Directory.CreateTempSubdirectory("lb-ext-hooks").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private ExtensionHost Host() => new(Path.Combine(_dir, "data"), _ => null, _ => { }, () => f.Bridge);
+
+    private GenerationRequest Request(long seed = 42, string prompt = "a lighthouse <lora:demo_style:0.8>") => new()
+    {
+        Prompt = prompt, Seed = seed, Steps = 4, Width = Size, Height = Size, OutputDir = Path.Combine(_dir, "out-" + Guid.NewGuid().ToString("N")),
+    };
+
+    /// <summary>An extension folder with its C# and its python/ modules.</summary>
+    private string Extension(string name, string csharp, params (string Module, string Code)[] python)
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(_dir, "ext-" + Guid.NewGuid().ToString("N"), name)).FullName;
+        File.WriteAllText(Path.Combine(folder, name + ".cs"), csharp);
+        if (python.Length > 0) Directory.CreateDirectory(Path.Combine(folder, "python"));
+        foreach (var (module, code) in python) File.WriteAllText(Path.Combine(folder, "python", module + ".py"), code);
+        return Path.GetDirectoryName(folder)!;
+    }
+
+    private ExtensionSet Load(string folder)
+    {
+        var set = ExtensionLoader.Load([folder], Host());
+        Assert.All(set.Units, u => Assert.True(u.Status == ExtensionStatus.Loaded, $"{u.Path}: {u.LoadError} {string.Join("\n", u.Errors)}"));
+        return set;
+    }
+
+    private async Task<IReadOnlyList<GeneratedImage>> GenerateAsync(GenerationRequest request, IGenerationHooks? hooks)
+    {
+        f.Workspace.Engine.Hooks = hooks;
+        try
+        {
+            return await f.Workspace.GenerateAsync(request, null, CancellationToken.None);
+        }
+        finally
+        {
+            f.Workspace.Engine.Hooks = null;
+        }
+    }
+
+    private static byte[] Pixels(string png)
+    {
+        using var bitmap = SKBitmap.Decode(png) ?? throw new InvalidDataException($"{png} does not decode");
+        using var rgba = new SKBitmap(new SKImageInfo(bitmap.Width, bitmap.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+        Assert.True(bitmap.CopyTo(rgba, SKColorType.Rgba8888));
+        return rgba.Bytes;
+    }
+
+    private const string ZeroCs = """
+        public sealed class Zero : ILoraBridgeExtension
+        {
+            private IPythonModule _py = null!;
+            public static List<string> Seen = new();
+            public string Name => "Zero";
+            public void Initialize(IExtensionHost host) => _py = host.ImportPython("zero_denoised");
+            public async ValueTask AfterCfgAsync(CfgStep step, CancellationToken ct)
+            {
+                // Every other step truly awaits first: its Python call then comes from a pool thread while the
+                // Python thread waits inside the step.
+                if (step.Step % 2 == 0) await Task.Delay(5, ct).ConfigureAwait(false);
+                var before = (double)(await _py.CallAsync("zero", step.Denoised))!;
+                Seen.Add($"{step.Step}/{step.TotalSteps} sigma>0={step.Sigma > 0} had={before > 0}");
+            }
+        }
+        """;
+
+    private const string ZeroPy = """
+        import torch
+
+        def zero(denoised: torch.Tensor) -> float:
+            before = float(denoised.abs().sum())
+            denoised.zero_()
+            return before
+        """;
+
+    [Fact]
+    public async Task AfterCfgZeroingDenoisedMakesThePictureIndependentOfSeedAndPrompt()
+    {
+        using var set = Load(Extension("Zero", ZeroCs, ("zero_denoised", ZeroPy)));
+        var seen = (List<string>)set.Extensions[0].GetType().GetField("Seen")!.GetValue(null)!;
+        var a = Assert.Single(await GenerateAsync(Request(1), set));
+        Assert.Equal(["1/4 sigma>0=True had=True", "2/4 sigma>0=True had=True", "3/4 sigma>0=True had=True", "4/4 sigma>0=True had=True"], seen);
+        var b = Assert.Single(await GenerateAsync(Request(2, "a red fox"), set));
+        var plain = Assert.Single(await GenerateAsync(Request(1), null));
+
+        // Zeroed x0 predictions drive the latent to 0 (up to rounding), whatever the noise and prompt: the demo VAE's
+        // picture of the zero latent. (Its random weights and zero padding do not make that one flat colour.)
+        var pa = Pixels(a.Path);
+        var pb = Pixels(b.Path);
+        Assert.True(pa.Zip(pb, (x, y) => Math.Abs(x - y)).Max() <= 1, "the two zeroed runs differ");
+        Assert.True(pa.Zip(Pixels(plain.Path), (x, y) => Math.Abs(x - y)).Average() > 10, "zeroing changed nothing");
+    }
+
+    [Fact]
+    public async Task SubscribersThatChangeNothingKeepTheBytesOfARunWithoutExtensions()
+    {
+        var plain = Assert.Single(await GenerateAsync(Request(7), null));
+        // Only BeforeJob: the queued fast path. AfterStep: one step at a time. AfterCfg + BeforeImageSaved: the
+        // callback inside each step and the pixels → PNG path.
+        using var set = Load(Extension("Quiet", """
+            public sealed class Quiet : ILoraBridgeExtension
+            {
+                private IPythonModule _py = null!;
+                public string Name => "Quiet";
+                public void Initialize(IExtensionHost host) => _py = host.ImportPython("quiet");
+                public ValueTask AfterStepAsync(GenerationProgress p, CancellationToken ct) => ValueTask.CompletedTask;
+                public async ValueTask AfterCfgAsync(CfgStep step, CancellationToken ct) => await _py.CallAsync("look", step.Denoised);
+                public ValueTask BeforeImageSavedAsync(ImageToSave image, CancellationToken ct) => ValueTask.CompletedTask;
+            }
+            """, ("quiet", "def look(t):\n    return float(t.sum())\n")));
+        var hooked = Assert.Single(await GenerateAsync(Request(7), set));
+        Assert.Equal(File.ReadAllBytes(plain.Path), File.ReadAllBytes(hooked.Path));
+
+        using var jobOnly = Load(Extension("JobOnly", """
+            public sealed class JobOnly : ILoraBridgeExtension
+            {
+                public string Name => "JobOnly";
+                public ValueTask<GenerationRequest> BeforeJobAsync(GenerationRequest r, CancellationToken ct) => ValueTask.FromResult(r);
+            }
+            """));
+        Assert.False(jobOnly.HasAfterCfg || jobOnly.HasAfterStep || jobOnly.HasBeforeImageSaved);
+        var fast = Assert.Single(await GenerateAsync(Request(7), jobOnly));
+        Assert.Equal(File.ReadAllBytes(plain.Path), File.ReadAllBytes(fast.Path));
+    }
+
+    [Fact]
+    public async Task BeforeImageSavedChangesPixelsAndAddsAnInfotextParameter()
+    {
+        using var set = Load(Extension("Stamp", """
+            public sealed class Stamp : ILoraBridgeExtension
+            {
+                private IPythonModule _py = null!;
+                public string Name => "Stamp";
+                public void Initialize(IExtensionHost host) => _py = host.ImportPython("stamp");
+                public async ValueTask BeforeImageSavedAsync(ImageToSave image, CancellationToken ct)
+                {
+                    image.Pixels = (byte[])(await _py.CallAsync("invert", image.Pixels, image.Width, image.Height))!;
+                    image.Parameters["Stamp"] = $"inverted {image.Width}x{image.Height}";
+                    image.Parameters["Steps"] = "4";
+                }
+            }
+            """, ("stamp", "def invert(rgb, w, h):\n    assert len(rgb) == w * h * 3\n    return bytes(255 - b for b in rgb)\n")));
+        var plain = Assert.Single(await GenerateAsync(Request(11), null));
+        var stamped = Assert.Single(await GenerateAsync(Request(11), set));
+
+        var parameters = PngText.Read(stamped.Path)["parameters"];
+        Assert.Equal(stamped.Infotext, parameters);
+        var info = Infotext.Parse(parameters);
+        Assert.Equal("inverted 64x64", info["Stamp"]);
+        Assert.Equal("Stamp", info.Parameters[^1].Key); // added after A1111's own, as extra_generation_params are
+        Assert.Equal(Infotext.Parse(plain.Infotext).Parameters, info.Parameters.SkipLast(1));
+        var p = Pixels(plain.Path);
+        var s = Pixels(stamped.Path);
+        for (int i = 0; i < p.Length; i++)
+            if (i % 4 != 3) Assert.Equal(255 - p[i], s[i]);
+    }
+
+    private const string BoomCs = """
+        public sealed class Boom : ILoraBridgeExtension
+        {
+            public string Name => "Boom";
+            public ValueTask AfterCfgAsync(CfgStep step, CancellationToken ct) =>
+                step.Step == 3 ? throw new InvalidOperationException("boom at step 3") : ValueTask.CompletedTask;
+        }
+        """;
+
+    [Fact]
+    public async Task ThrowingHooksFailTheJobNamingTheExtensionRestoreWeightsAndWriteNothing()
+    {
+        var baseDigest = await BaseDigestAsync();
+        foreach (var (name, code, hook, message) in new[]
+        {
+            ("Boom", BoomCs, "AfterCfgAsync", "boom at step 3"),
+            ("SaveBoom", """
+                public sealed class SaveBoom : ILoraBridgeExtension
+                {
+                    public string Name => "SaveBoom";
+                    public ValueTask BeforeImageSavedAsync(ImageToSave image, CancellationToken ct) { image.Pixels = new byte[5]; return ValueTask.CompletedTask; }
+                }
+                """, "BeforeImageSavedAsync", "a 64x64 RGB image needs 12288 bytes of pixels, got 5"),
+        })
+        {
+            using var set = Load(Extension(name, code));
+            var request = Request(5);
+            var ex = await Assert.ThrowsAsync<ExtensionException>(() => GenerateAsync(request, set));
+            Assert.Equal((name, hook), (ex.Extension, ex.Hook));
+            Assert.Contains(message, ex.Message);
+            Assert.False(Directory.Exists(request.OutputDir) && Directory.EnumerateFileSystemEntries(request.OutputDir).Any(), "a file was written");
+            Assert.Equal(baseDigest, await f.Bridge.GetWeightsDigestAsync());
+        }
+        // The host carries on.
+        Assert.Single(await GenerateAsync(Request(5), null));
+    }
+
+    // The demo weights with no network (the workspace restores them after every job): what a failed job must leave.
+    private async Task<string> BaseDigestAsync()
+    {
+        await f.Bridge.LoadCheckpointAsync((await f.Workspace.PrepareAsync(default)).Path);
+        await f.Workspace.Engine.RestoreNetworksAsync();
+        return await f.Bridge.GetWeightsDigestAsync();
+    }
+
+    [Fact]
+    public async Task BadPythonInExtensionsGivesClearErrorsNamingTheExtension()
+    {
+        var cases = new (string Name, string Cs, (string, string)[] Py, string Type, string Text)[]
+        {
+            ("Syntax", """
+                public sealed class Syntax : ILoraBridgeExtension
+                {
+                    private IPythonModule _py = null!;
+                    public string Name => "Syntax";
+                    public void Initialize(IExtensionHost host) => _py = host.ImportPython("broken_syntax");
+                    public async ValueTask AfterCfgAsync(CfgStep step, CancellationToken ct) => await _py.CallAsync("f", step.Denoised);
+                }
+                """, [("broken_syntax", "def f(t:\n    return t\n")], "SyntaxError", "broken_syntax.py"),
+            ("Missing", """
+                public sealed class Missing : ILoraBridgeExtension
+                {
+                    private IPythonModule _py = null!;
+                    public string Name => "Missing";
+                    public void Initialize(IExtensionHost host) => _py = host.ImportPython("has_no_g");
+                    public async ValueTask AfterCfgAsync(CfgStep step, CancellationToken ct) => await _py.CallAsync("g", step.Denoised);
+                }
+                """, [("has_no_g", "def f(t):\n    return t\n")], "AttributeError", "has no function 'g'"),
+            ("Stale", """
+                public sealed class Stale : ILoraBridgeExtension
+                {
+                    private IPythonModule _py = null!;
+                    private CfgStep? _first;
+                    public string Name => "Stale";
+                    public void Initialize(IExtensionHost host) => _py = host.ImportPython("stale_use");
+                    public async ValueTask AfterCfgAsync(CfgStep step, CancellationToken ct)
+                    {
+                        _first ??= step;
+                        await _py.CallAsync("total", _first.Denoised);
+                    }
+                }
+                """, [("stale_use", "def total(t):\n    return float(t.sum())\n")], "LookupError", "(denoised of step 1 of 4) was used after its step"),
+        };
+        foreach (var (name, cs, py, type, text) in cases)
+        {
+            using var set = Load(Extension(name, cs, py));
+            var request = Request(3);
+            var ex = await Assert.ThrowsAsync<ExtensionException>(() => GenerateAsync(request, set));
+            Assert.Equal(name, ex.Extension);
+            var inner = Assert.IsType<ExtensionPythonException>(ex.InnerException);
+            Assert.Equal((name, type), (inner.Extension, inner.PythonType));
+            Assert.Contains(text, inner.Message);
+            Assert.StartsWith($"extension '{name}' failed in AfterCfgAsync: extension '{name}': ", ex.Message);
+            Assert.Contains("Traceback", inner.PythonTraceback);
+            Assert.False(Directory.Exists(request.OutputDir) && Directory.EnumerateFileSystemEntries(request.OutputDir).Any());
+        }
+        Assert.Single(await GenerateAsync(Request(3), null));
+    }
+}
