@@ -138,20 +138,21 @@ def _to_wire(value: Any, where: str) -> Any:
 
 
 def step_with_after_cfg(session: Any, handle: int, conds: list, uncond: int, cfg_scale: float,
-                        callback: Callable[[int, int, int, float], None]) -> int:
-    """`Session.step` with `callback(denoised handle, step (1-based), total steps, sigma)` after the CFG combine."""
+                        callback: Callable[[int, int, int, float, int, int], None]) -> int:
+    """`Session.step` with `callback(denoised, step (1-based), total steps, sigma, cond, uncond)` after the CFG
+    combine; denoised, cond and uncond are handles valid during the callback (cond/uncond: the positive and negative
+    predictions the CFG mixed)."""
     state: SamplerState = session._get(int(handle), SamplerState)
 
-    def after_cfg(denoised: torch.Tensor, sigma: torch.Tensor) -> None:
+    def after_cfg(denoised: torch.Tensor, sigma: torch.Tensor, parts: dict) -> None:
         global _scope
         step, total = state.i + 1, state.total
         outer = _scope
-        _scope = []
-        _scope.append(bridge._register(denoised))
+        _scope = [bridge._register(t) for t in (denoised, parts["cond"], parts["uncond"])]
         try:
-            callback(_scope[0], step, total, float(sigma.flatten()[0]))
+            callback(_scope[0], step, total, float(sigma.flatten()[0]), _scope[1], _scope[2])
         finally:
-            _retire(_scope, f"denoised of step {step} of {total}")
+            _retire(_scope, f"lent to the after-CFG hook of step {step} of {total}")
             _scope = outer
 
     state.after_cfg = after_cfg

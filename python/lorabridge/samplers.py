@@ -147,8 +147,12 @@ def cfg_denoise(
     uncond: Uncond,
     cfg_scale: float,
     options: SamplerOptions,
+    parts_out: Optional[dict] = None,
 ) -> torch.Tensor:
     """A1111 `CFGDenoiser.forward` for txt2img: cond rows then uncond rows through `inner`, then the weighted mix.
+
+    `parts_out`, when given, receives "cond" (the AND-parts mixed at scale 1, i.e. the positive prediction) and
+    "uncond" (the negative prediction) per image, for after-CFG hooks such as CFG rescale.
 
     Equal token lengths go through one call of all rows (batch_cond_uncond); unequal lengths, as in A1111
     with its default options, run the cond rows and the uncond rows in separate calls. CFG 1 still runs uncond.
@@ -195,6 +199,13 @@ def cfg_denoise(
     for i, parts in enumerate(conds_list):
         for row, weight in parts:
             denoised[i] += (x_out[row] - denoised_uncond[i]) * (weight * cfg_scale)
+    if parts_out is not None:
+        positive = denoised_uncond.clone()
+        for i, parts in enumerate(conds_list):
+            for row, weight in parts:
+                positive[i] += (x_out[row] - denoised_uncond[i]) * weight
+        parts_out["cond"] = positive
+        parts_out["uncond"] = denoised_uncond.clone()
     return denoised
 
 
@@ -346,8 +357,9 @@ class SamplerState:
         self.noise = rng.next()
         self.i = 0
         # Called inside the guided denoiser right after the CFG combine, before the sampler update uses the result
-        # (A1111's on_cfg_after_cfg): hook(denoised, sigma) may change `denoised` in place. None: no call at all.
-        self.after_cfg: Optional[Callable[[torch.Tensor, torch.Tensor], None]] = None
+        # (A1111's on_cfg_after_cfg): hook(denoised, sigma, parts) may change `denoised` in place; `parts` holds the
+        # positive ("cond") and negative ("uncond") predictions it was mixed from. None: no call at all.
+        self.after_cfg: Optional[Callable[[torch.Tensor, torch.Tensor, dict], None]] = None
         self.denoised: Optional[torch.Tensor] = None
         self.old_denoised: Optional[torch.Tensor] = None
         self.s_in = self.noise.new_ones([self.noise.shape[0]])
@@ -446,8 +458,9 @@ class SamplerState:
             return lambda x, sigma: cfg_denoise(inner, x, sigma, cond, uncond, float(cfg_scale), options)
 
         def guided(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-            denoised = cfg_denoise(inner, x, sigma, cond, uncond, float(cfg_scale), options)
-            hook(denoised, sigma)
+            parts: dict = {}
+            denoised = cfg_denoise(inner, x, sigma, cond, uncond, float(cfg_scale), options, parts)
+            hook(denoised, sigma, parts)
             return denoised
 
         return guided

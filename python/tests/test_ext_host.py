@@ -65,9 +65,11 @@ def test_after_cfg_zeroing_denoised_gives_a_zero_latent_and_handles_retire(sessi
     handle = session.start("Euler", "Automatic", 3, 5, 1, 64, 64)
     seen: list[tuple[int, int, int, float]] = []
 
-    def callback(tid: int, step: int, total: int, sigma: float) -> None:
+    def callback(tid: int, step: int, total: int, sigma: float, cond: int, uncond: int) -> None:
         seen.append((tid, step, total, sigma))
-        bridge.tensor_get(tid).zero_()
+        d, c, u = bridge.tensor_get(tid), bridge.tensor_get(cond), bridge.tensor_get(uncond)
+        assert torch.allclose(d, u + 7.0 * (c - u), atol=1e-4)  # the parts are what the CFG mixed
+        d.zero_()
 
     while ext_host.step_with_after_cfg(session, handle, [(cond, 1.0)], uncond, 7.0, callback):
         pass
@@ -76,7 +78,7 @@ def test_after_cfg_zeroing_denoised_gives_a_zero_latent_and_handles_retire(sessi
     assert seen[0][3] == pytest.approx(float(state.sigmas[0]))
     assert state.x.abs().max() < 1e-6  # x·(1 - σ/σ) leaves rounding residue only
     assert state.after_cfg is None
-    with pytest.raises(LookupError, match=r"denoised of step 1 of 3\) was used after its step"):
+    with pytest.raises(LookupError, match=r"lent to the after-CFG hook of step 1 of 3\) was used after its step"):
         bridge.tensor_get(seen[0][0])
     # The demo VAE (random weights, zero padding) does not decode a zero latent to one colour; the picture is the
     # zero latent's, whatever the seed was.
@@ -92,7 +94,7 @@ def test_callback_exception_propagates_and_leaves_no_handle(session: Session) ->
     handle = session.start("Euler a", "Automatic", 2, 5, 1, 64, 64)
     before = bridge.tensor_count()
 
-    def callback(tid: int, step: int, total: int, sigma: float) -> None:
+    def callback(tid: int, step: int, total: int, sigma: float, cond: int, uncond: int) -> None:
         raise RuntimeError("hook broke")
 
     with pytest.raises(RuntimeError, match="hook broke"):

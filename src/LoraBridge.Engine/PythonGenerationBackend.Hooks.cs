@@ -9,11 +9,11 @@ public sealed partial class PythonGenerationBackend : IHookedGenerationBackend
     public Task StepWithAfterCfgAsync(SamplingHandle sampling, IReadOnlyList<(ConditioningHandle Handle, double Weight)> positive,
         ConditioningHandle negative, double cfgScale, Func<CfgStep, ValueTask> afterCfg, CancellationToken ct) =>
         bridge.StepWithAfterCfgAsync(sampling.Id, positive.Select(p => (p.Handle.Id, p.Weight)).ToList(), negative.Id, cfgScale,
-            (denoised, step, total, sigma) =>
+            (denoised, step, total, sigma, cond, uncond) =>
             {
                 // On the Python thread, inside the step: a hook that completes synchronously (its Python calls run
                 // inline here) costs nothing more; one that truly awaits is waited for while its Python work runs here.
-                var pending = afterCfg(new CfgStep(denoised, step, total, sigma));
+                var pending = afterCfg(new CfgStep(denoised, step, total, sigma) { Cond = cond, Uncond = uncond });
                 if (pending.IsCompleted) pending.GetAwaiter().GetResult();
                 else bridge.Runtime.WaitOnPythonThread(pending.AsTask());
             }, ct);

@@ -22,6 +22,15 @@ public sealed class CfgStep(TensorHandle denoised, int step, int totalSteps, dou
 
     /// <summary>Noise level of the call (k-diffusion sigma; the timestep for DDIM).</summary>
     public double Sigma { get; } = sigma;
+
+    /// <summary>
+    /// The positive prediction <see cref="Denoised"/> was mixed from (the AND-parts at scale 1), for hooks such as CFG
+    /// rescale; valid, like <see cref="Denoised"/>, only while the hook runs. Changing it changes nothing.
+    /// </summary>
+    public TensorHandle Cond { get; init; }
+
+    /// <summary>The negative prediction <see cref="Denoised"/> was mixed from; valid only while the hook runs.</summary>
+    public TensorHandle Uncond { get; init; }
 }
 
 /// <summary>

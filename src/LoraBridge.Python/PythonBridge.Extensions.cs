@@ -13,7 +13,9 @@ namespace LoraBridge.Python;
 /// <param name="step">1-based model call of the run.</param>
 /// <param name="totalSteps">Model calls of the run.</param>
 /// <param name="sigma">Noise level of the call (the timestep for DDIM).</param>
-public delegate void AfterCfgCallback(TensorHandle denoised, int step, int totalSteps, double sigma);
+/// <param name="cond">The positive prediction the CFG mixed (AND-parts at scale 1); valid as long as <paramref name="denoised"/>.</param>
+/// <param name="uncond">The negative prediction; valid as long as <paramref name="denoised"/>.</param>
+public delegate void AfterCfgCallback(TensorHandle denoised, int step, int totalSteps, double sigma, TensorHandle cond, TensorHandle uncond);
 
 /// <summary>An 8-bit RGB picture, rows top to bottom, 3 bytes a pixel.</summary>
 /// <param name="Pixels">Width × height × 3 bytes.</param>
@@ -61,11 +63,11 @@ public sealed partial class PythonBridge
         double cfgScale, AfterCfgCallback afterCfg, CancellationToken ct = default) => CallAsync(m =>
     {
         Exception? failure = null;
-        Action<long, long, long, double> callback = (id, step, total, sigma) =>
+        Action<long, long, long, double, long, long> callback = (id, step, total, sigma, cond, uncond) =>
         {
             try
             {
-                afterCfg(new TensorHandle(id), checked((int)step), checked((int)total), sigma);
+                afterCfg(new TensorHandle(id), checked((int)step), checked((int)total), sigma, new TensorHandle(cond), new TensorHandle(uncond));
             }
             catch (Exception ex)
             {

@@ -78,6 +78,48 @@ public sealed class ExtensionLoaderTests : IDisposable
     }
 
     [Fact]
+    public async Task UnchangedExtensionsLoadFromTheCacheAndChangedOnesCompileAgain()
+    {
+        var cache = Path.Combine(_dir, "cache");
+        var file = Write("ext/Shout.cs", Shout);
+        var folders = new[] { Path.Combine(_dir, "ext") };
+        var request = new GenerationRequest { Prompt = "cat", OutputDir = _dir };
+
+        using (var first = ExtensionLoader.Load(folders, new TestHost(Path.Combine(_dir, "data")), cache))
+        {
+            Assert.False(Assert.Single(first.Units).FromCache);
+            Assert.Equal("CAT!", (await first.BeforeJobAsync(request, default)).Prompt);
+        }
+        Assert.Single(Directory.GetFiles(cache, "*.dll"));
+        using (var second = ExtensionLoader.Load(folders, new TestHost(Path.Combine(_dir, "data")), cache))
+        {
+            Assert.True(Assert.Single(second.Units).FromCache);
+            Assert.Equal("CAT!", (await second.BeforeJobAsync(request, default)).Prompt);
+        }
+        // Edited source: another key, compiled again.
+        File.WriteAllText(file, Shout.Replace("ToUpperInvariant()", "ToLowerInvariant()", StringComparison.Ordinal));
+        using (var edited = ExtensionLoader.Load(folders, new TestHost(Path.Combine(_dir, "data")), cache))
+        {
+            Assert.False(Assert.Single(edited.Units).FromCache);
+            Assert.Equal("cat!", (await edited.BeforeJobAsync(request, default)).Prompt);
+        }
+        // A damaged entry is dropped and compiled afresh.
+        foreach (var dll in Directory.GetFiles(cache, "*.dll")) File.WriteAllBytes(dll, [1, 2, 3]);
+        using (var damaged = ExtensionLoader.Load(folders, new TestHost(Path.Combine(_dir, "data")), cache))
+        {
+            var unit = Assert.Single(damaged.Units);
+            Assert.Equal(ExtensionStatus.Loaded, unit.Status);
+            Assert.False(unit.FromCache);
+        }
+        // Compile errors are never cached.
+        File.WriteAllText(file, "public sealed class Broken : ILoraBridgeExtension { public string Name => x; }");
+        int before = Directory.GetFiles(cache, "*.dll").Length;
+        using (var broken = ExtensionLoader.Load(folders, new TestHost(Path.Combine(_dir, "data")), cache))
+            Assert.Equal(ExtensionStatus.CompileFailed, Assert.Single(broken.Units).Status);
+        Assert.Equal(before, Directory.GetFiles(cache, "*.dll").Length);
+    }
+
+    [Fact]
     public void SubfolderCompilesAsOneUnit()
     {
         Write("pair/Helper.cs", "internal static class Helper { public static string Text => \"from helper\"; }");

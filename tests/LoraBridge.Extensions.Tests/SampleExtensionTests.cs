@@ -19,6 +19,8 @@ public sealed class SampleExtensionTests : IDisposable
             $"{u.Path}: {u.Status} {u.LoadError} {string.Join(Environment.NewLine, u.Errors)}"));
         Assert.Contains(set.Extensions, e => e.Name == "PromptSuffix");
         Assert.Contains(set.Extensions, e => e.Name == "StepLogger");
+        Assert.Contains(set.Extensions, e => e.Name == "CfgRescale");
+        Assert.Contains(set.Extensions, e => e.Name == "LatentPreview");
     }
 
     [Fact]
@@ -28,6 +30,11 @@ public sealed class SampleExtensionTests : IDisposable
         var request = new GenerationRequest { Prompt = "a cat", OutputDir = _dir };
         Assert.Same(request, await set.BeforeJobAsync(request, default));
         await set.AfterStepAsync(new GenerationProgress(0, 1, 1, 2, 1, TimeSpan.Zero), default);
+        // Unconfigured CfgRescale and LatentPreview never reach Python (this host has none: a call would throw).
+        await set.AfterCfgAsync(new CfgStep(new LoraBridge.Python.TensorHandle(1), 1, 2, 1.0), default);
+        var image = new ImageToSave(new byte[12], 2, 2, new Infotext("a cat", "", [new("Steps", "2")]), 1, 0);
+        await set.BeforeImageSavedAsync(image, default);
+        Assert.Equal(["Steps"], image.Parameters.Keys);
         Assert.Empty(Directory.EnumerateFiles(_dir, "*", SearchOption.AllDirectories));
     }
 

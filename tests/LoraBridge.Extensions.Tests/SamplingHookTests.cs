@@ -251,7 +251,7 @@ public sealed class SamplingHookTests(PythonHostFixture f) : IDisposable
                         await _py.CallAsync("total", _first.Denoised);
                     }
                 }
-                """, [("stale_use", "def total(t):\n    return float(t.sum())\n")], "LookupError", "(denoised of step 1 of 4) was used after its step"),
+                """, [("stale_use", "def total(t):\n    return float(t.sum())\n")], "LookupError", "(lent to the after-CFG hook of step 1 of 4) was used after its step"),
         };
         foreach (var (name, cs, py, type, text) in cases)
         {

@@ -1,0 +1,71 @@
+"""The Python modules of the sample extensions in extensions/ (CfgRescale, LatentPreview)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+EXTENSIONS = Path(__file__).resolve().parents[2] / "extensions"
+
+
+def _load(extension: str, module: str):  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(f"sample_{module}", EXTENSIONS / extension / "python" / f"{module}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+cfg_rescale = _load("CfgRescale", "cfg_rescale")
+latent_preview = _load("LatentPreview", "latent_preview")
+
+
+def _pair(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn((2, 4, 8, 8), generator=g) * 3.0, torch.randn((2, 4, 8, 8), generator=g)
+
+
+def test_phi_zero_leaves_every_bit() -> None:
+    denoised, cond = _pair()
+    before = denoised.clone()
+    cfg_rescale.rescale(denoised, cond, 0.0)
+    assert torch.equal(denoised, before)
+
+
+def test_phi_one_matches_the_positive_spread_per_image() -> None:
+    denoised, cond = _pair(1)
+    cfg_rescale.rescale(denoised, cond, 1.0)
+    for i in range(2):
+        assert float(denoised[i].std()) == pytest.approx(float(cond[i].std()), rel=1e-5)
+
+
+def test_phi_blends_linearly() -> None:
+    denoised, cond = _pair(2)
+    full, half = denoised.clone(), denoised.clone()
+    cfg_rescale.rescale(full, cond, 1.0)
+    cfg_rescale.rescale(half, cond, 0.5)
+    assert torch.allclose(half, 0.5 * full + 0.5 * denoised, atol=1e-5)
+
+
+def test_flat_prediction_is_left_alone() -> None:
+    denoised = torch.full((1, 4, 2, 2), 0.25)
+    cfg_rescale.rescale(denoised, torch.randn((1, 4, 2, 2)), 0.7)
+    assert torch.equal(denoised, torch.full((1, 4, 2, 2), 0.25))
+
+
+def test_cheap_preview_is_a1111s_linear_map(tmp_path: Path) -> None:
+    latent = torch.zeros((1, 4, 2, 3))
+    latent[0, 0, 0, 0] = 1.0    # channel 0 alone: (0.298, 0.207, 0.208)
+    latent[0, 3, 1, 2] = -1.0   # minus channel 3: (0.184, 0.271, 0.473)
+    rgb = latent_preview.to_rgb(latent[0])
+    assert rgb.shape == (2, 3, 3) and rgb.dtype == np.uint8
+    expect = lambda c: int(255.0 * np.float32(c * 0.5 + 0.5))  # noqa: E731
+    assert list(rgb[0, 0]) == [expect(0.298), expect(0.207), expect(0.208)]
+    assert list(rgb[1, 2]) == [expect(0.184), expect(0.271), expect(0.473)]
+    assert list(rgb[0, 1]) == [127, 127, 127]
+    path = latent_preview.save_preview(latent, str(tmp_path / "p.png"))
+    with Image.open(path) as im:
+        assert im.size == (3, 2) and np.array_equal(np.asarray(im), rgb)
