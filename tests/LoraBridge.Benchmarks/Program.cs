@@ -10,6 +10,7 @@ var benchmarks = new SortedDictionary<string, Func<string[], int>>(StringCompare
     ["tokenizer"] = TokenizerBenchmark.Run,
     ["host-overhead"] = HostOverheadBenchmark.Run,
     ["startup"] = StartupBenchmark.Run,
+    ["extensions-startup"] = ExtensionStartupBenchmark.Run,
     ["embeddings"] = EmbeddingBenchmark.Run,
     ["catalog"] = CatalogBenchmark.Run,
 };

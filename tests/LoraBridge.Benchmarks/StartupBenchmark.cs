@@ -134,9 +134,9 @@ internal static class StartupBenchmark
         }
     }
 
-    private sealed record CliRun(TimeSpan Wall, Dictionary<string, double> Timings, string Cache);
+    internal sealed record CliRun(TimeSpan Wall, Dictionary<string, double> Timings, string Cache);
 
-    private static CliRun RunCli(string cli, string[] args, string cwd)
+    internal static CliRun RunCli(string cli, string[] args, string cwd)
     {
         var psi = new ProcessStartInfo(cli) { WorkingDirectory = cwd, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args) psi.ArgumentList.Add(a);
@@ -177,19 +177,19 @@ internal static class StartupBenchmark
         return sw.Elapsed.TotalMilliseconds;
     }
 
-    private static double Median(List<double> values)
+    internal static double Median(List<double> values)
     {
         var s = values.Order().ToArray();
         return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 
-    private static string Load()
+    internal static string Load()
     {
         try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; }
         catch (IOException) { return "?"; }
     }
 
-    private static string? FindCli()
+    internal static string? FindCli()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
         {
