@@ -40,12 +40,12 @@ public sealed class SamplingHookTests(PythonHostFixture f) : IDisposable
         return set;
     }
 
-    private async Task<IReadOnlyList<GeneratedImage>> GenerateAsync(GenerationRequest request, IGenerationHooks? hooks)
+    private async Task<IReadOnlyList<GeneratedImage>> GenerateAsync(GenerationRequest request, IGenerationHooks? hooks, CancellationToken ct = default)
     {
         f.Workspace.Engine.Hooks = hooks;
         try
         {
-            return await f.Workspace.GenerateAsync(request, null, CancellationToken.None);
+            return await f.Workspace.GenerateAsync(request, null, ct);
         }
         finally
         {
@@ -213,6 +213,32 @@ public sealed class SamplingHookTests(PythonHostFixture f) : IDisposable
         await f.Bridge.LoadCheckpointAsync((await f.Workspace.PrepareAsync(default)).Path);
         await f.Workspace.Engine.RestoreNetworksAsync();
         return await f.Bridge.GetWeightsDigestAsync();
+    }
+
+    [Fact]
+    public async Task CancellingWhileAnAfterCfgHookWaitsCancelsTheJobCleanly()
+    {
+        using var set = Load(Extension("Waits", """
+            public sealed class Waits : ILoraBridgeExtension
+            {
+                public static Action? Reached;
+                public string Name => "Waits";
+                public async ValueTask AfterCfgAsync(CfgStep step, CancellationToken ct)
+                {
+                    if (step.Step != 2) return;
+                    Reached!();
+                    await Task.Delay(Timeout.Infinite, ct);
+                }
+            }
+            """));
+        using var cts = new CancellationTokenSource();
+        set.Extensions[0].GetType().GetField("Reached")!.SetValue(null, (Action)(() => cts.CancelAfter(200)));
+        var baseDigest = await BaseDigestAsync();
+        var request = Request(9);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => GenerateAsync(request, set, cts.Token));
+        Assert.False(Directory.Exists(request.OutputDir) && Directory.EnumerateFileSystemEntries(request.OutputDir).Any());
+        Assert.Equal(baseDigest, await f.Bridge.GetWeightsDigestAsync());
+        Assert.Single(await GenerateAsync(Request(9), null));
     }
 
     [Fact]
