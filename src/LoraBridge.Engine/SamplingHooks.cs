@@ -78,8 +78,25 @@ public sealed class ImageToSave
     /// <summary>0-based image number within the job.</summary>
     public int Index { get; }
 
-    /// <summary>The infotext as it will be written.</summary>
-    public Infotext Infotext => new(Prompt, NegativePrompt, Parameters.ToList());
+    /// <summary>
+    /// The infotext as it will be written. Parameters added by hooks go before "Version", which A1111 writes after its
+    /// <c>extra_generation_params</c>.
+    /// </summary>
+    public Infotext Infotext
+    {
+        get
+        {
+            var list = Parameters.ToList();
+            int version = list.FindIndex(p => p.Key == "Version");
+            if (version >= 0 && version < list.Count - 1)
+            {
+                var v = list[version];
+                list.RemoveAt(version);
+                list.Add(v);
+            }
+            return new(Prompt, NegativePrompt, list);
+        }
+    }
 
     /// <summary>Checks what a hook may have changed.</summary>
     /// <exception cref="ArgumentException">Pixels that do not match the size, or a parameter name the infotext cannot hold.</exception>

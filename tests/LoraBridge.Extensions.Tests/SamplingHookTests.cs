@@ -162,8 +162,9 @@ public sealed class SamplingHookTests(PythonHostFixture f) : IDisposable
         Assert.Equal(stamped.Infotext, parameters);
         var info = Infotext.Parse(parameters);
         Assert.Equal("inverted 64x64", info["Stamp"]);
-        Assert.Equal("Stamp", info.Parameters[^1].Key); // added after A1111's own, as extra_generation_params are
-        Assert.Equal(Infotext.Parse(plain.Infotext).Parameters, info.Parameters.SkipLast(1));
+        // Added as A1111 adds extra_generation_params: after its own parameters, before "Version".
+        Assert.Equal(["Stamp", "Version"], info.Parameters.TakeLast(2).Select(p => p.Key));
+        Assert.Equal(Infotext.Parse(plain.Infotext).Parameters, info.Parameters.Where(p => p.Key != "Stamp"));
         var p = Pixels(plain.Path);
         var s = Pixels(stamped.Path);
         for (int i = 0; i < p.Length; i++)
