@@ -107,6 +107,34 @@ public sealed class SamplingHookTests(PythonHostFixture f) : IDisposable
     }
 
     [Fact]
+    public async Task HooksRunInBothPassesOfAHiresJob()
+    {
+        using var set = Load(Extension("Passes", """
+            public sealed class Passes : ILoraBridgeExtension
+            {
+                private IPythonModule _py = null!;
+                public static List<string> Seen = new();
+                public string Name => "Passes";
+                public void Initialize(IExtensionHost host) => _py = host.ImportPython("shape_of");
+                public async ValueTask AfterCfgAsync(CfgStep step, CancellationToken ct) =>
+                    Seen.Add($"{step.Step}/{step.TotalSteps} {string.Join("x", (List<object?>)(await _py.CallAsync("shape", step.Denoised))!)}");
+                public ValueTask BeforeImageSavedAsync(ImageToSave image, CancellationToken ct)
+                {
+                    Seen.Add($"save {image.Width}x{image.Height} {image.Pixels.Length}");
+                    return ValueTask.CompletedTask;
+                }
+            }
+            """, ("shape_of", "def shape(t):\n    return list(t.shape)\n")));
+        var seen = (List<string>)set.Extensions[0].GetType().GetField("Seen")!.GetValue(null)!;
+        var request = Request(6) with { Hires = new HiresSettings { Scale = 2, Steps = 2, DenoisingStrength = 0.5 } };
+        var image = Assert.Single(await GenerateAsync(request, set));
+        // 4 first-pass calls on the 8x8 latent, then the hires pass on 16x16 counting from 1 again.
+        Assert.Equal(["1/4 1x4x8x8", "2/4 1x4x8x8", "3/4 1x4x8x8", "4/4 1x4x8x8", "1/2 1x4x16x16", "2/2 1x4x16x16", "save 128x128 49152"], seen);
+        using var bitmap = SKBitmap.Decode(image.Path);
+        Assert.Equal((128, 128), (bitmap.Width, bitmap.Height));
+    }
+
+    [Fact]
     public async Task SubscribersThatChangeNothingKeepTheBytesOfARunWithoutExtensions()
     {
         var plain = Assert.Single(await GenerateAsync(Request(7), null));
