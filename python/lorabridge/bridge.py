@@ -284,11 +284,21 @@ def gen_load_checkpoint(path: str) -> bool:
 
 
 def gen_load_network(name: str, path: str) -> int:
-    return _require_session().load_network(name, path).layers
+    import warnings
+
+    # The C# catalog reports a LoRA made for the other family itself; Python's warning would print it twice.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return _require_session().load_network(name, path).layers
 
 
 def gen_set_networks(settings: list) -> int:
-    return _require_session().set_networks([(str(n), float(te), float(u), None if d is None else int(d)) for n, te, u, d in settings])
+    import warnings
+
+    with warnings.catch_warnings():  # a network evicted from the LoRA cache is read again here (see gen_load_network)
+        warnings.simplefilter("ignore", UserWarning)
+        return _require_session().set_networks([(str(n), float(te), float(u), None if d is None else int(d))
+                                                for n, te, u, d in settings])
 
 
 def gen_set_block_weights(table: list) -> None:
