@@ -65,10 +65,12 @@ public sealed partial class A1111Server
             ["api_auth"] = _settings.ApiAuth is null ? null : "***",
             ["nowebui"] = true,
         })));
-        Map(app, "GET", "/sdapi/v1/scripts", "Scripts (none; extensions are LoraBridge hooks)", _ =>
-            Task.FromResult(Results.Json(new JsonObject { ["txt2img"] = new JsonArray(), ["img2img"] = new JsonArray() })));
+        Map(app, "GET", "/sdapi/v1/scripts", "Scripts: the loaded extensions (they run on every job, as A1111's always-on scripts)", _ =>
+            Task.FromResult(Results.Json(new JsonObject { ["txt2img"] = ScriptList(), ["img2img"] = ScriptList() })));
         app.MapGet("/openapi.json", (EndpointDataSource source) => Results.Json(OpenApi(source)));
     }
+
+    private JsonArray ScriptList() => new([.. _settings.Scripts.Select(n => (JsonNode)n.ToLowerInvariant())]);
 
     private static void Map(WebApplication app, string method, string path, string summary, Func<HttpContext, Task<IResult>> handler)
     {
@@ -105,7 +107,7 @@ public sealed partial class A1111Server
     private async Task<IResult> Txt2Img(HttpContext ctx)
     {
         var body = await ReadBody(ctx.Request).ConfigureAwait(false);
-        return await Generate(Txt2ImgRequest.Parse(body, _settings.Limits, _options.RequestDefaults()), r => r, "txt2img-images").ConfigureAwait(false);
+        return await Generate(ctx, Txt2ImgRequest.Parse(body, _settings.Limits, _options.RequestDefaults()), r => r, "txt2img-images").ConfigureAwait(false);
     }
 
     // A1111's StableDiffusionImg2ImgProcessingAPI: the txt2img fields plus the init image and how it is used.
@@ -136,7 +138,7 @@ public sealed partial class A1111Server
         await File.WriteAllBytesAsync(initPath, bytes).ConfigureAwait(false);
         try
         {
-            return await Generate(request, r => r with
+            return await Generate(ctx, request, r => r with
             {
                 Img2Img = new Img2ImgSettings { InitImage = initPath, DenoisingStrength = denoise, ResizeMode = HiresRules.ResizeModes[resize] },
             }, "img2img-images").ConfigureAwait(false);
@@ -147,13 +149,17 @@ public sealed partial class A1111Server
         }
     }
 
-    private async Task<IResult> Generate(Txt2ImgRequest request, Func<GenerationRequest, GenerationRequest> adjust, string outputKind)
+    private async Task<IResult> Generate(HttpContext ctx, Txt2ImgRequest request, Func<GenerationRequest, GenerationRequest> adjust, string outputKind)
     {
+        WarnIgnoredScripts(request.AlwaysOnScripts);
         var checkpoint = CheckpointName(request.Checkpoint) ?? _options.Checkpoint;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var result = await _queue.RunAsync(async (ct, progress) =>
         {
+            var waited = clock.Elapsed;
             var workspace = Workspace(checkpoint);
             var context = await Prepare(workspace, ct).ConfigureAwait(false);
+            var loaded = clock.Elapsed;
             // Unsaved images are written to a private folder and removed after reading: the engine always writes files.
             var outDir = request.SaveImages
                 ? Path.GetFullPath(_options.OutputDir ?? Path.Combine("outputs", outputKind, DateTime.Now.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture)))
@@ -163,6 +169,8 @@ public sealed partial class A1111Server
             if (problems.Count > 0) throw new ApiError(422, "ValidationError", string.Join("; ", problems));
             try
             {
+                // Jobs run one at a time, so the PNGs that appear in the folder during this job are this job's.
+                var before = Directory.Exists(outDir) ? Directory.GetFiles(outDir, "*.png").ToHashSet(StringComparer.Ordinal) : [];
                 IReadOnlyList<GeneratedImage> images;
                 try
                 {
@@ -170,18 +178,25 @@ public sealed partial class A1111Server
                 }
                 catch (OperationCanceledException) when (_queue.Interrupted && !Stopping.IsCancellationRequested)
                 {
-                    images = []; // A1111 answers an interrupted job with the images finished so far; the engine keeps none.
+                    // A1111 answers an interrupted job with the images finished so far: here, those of the batches
+                    // (n_iter) that completed; the batch being sampled is dropped (the engine decodes no partial latent).
+                    images = FinishedImages(outDir, before);
+                    _log.LogInformation("interrupted: {Count} finished image(s) returned", images.Count);
                 }
+                var engine = clock.Elapsed - loaded;
                 foreach (var w in workspace.Warnings.Distinct()) _log.LogWarning("{Warning}", w);
                 workspace.Warnings.Clear();
                 var pngs = images.Select(i => File.ReadAllBytes(i.Path)).ToList();
-                return (Images: images, Pngs: pngs, Context: context, Generation: generation);
+                return (Images: images, Pngs: pngs, Context: context, Generation: generation, Waited: waited, Load: loaded - waited, Engine: engine);
             }
             finally
             {
                 if (!request.SaveImages && Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
             }
         }, Stopping).ConfigureAwait(false);
+        // Server-Timing (a standard header, shown by browsers' dev tools): time queued behind other jobs, checkpoint
+        // preparation, and the engine's own time; whatever the client measures beyond them is the server's overhead.
+        ctx.Response.Headers["Server-Timing"] = ServerTiming.Format(result.Waited, result.Load, result.Engine);
         var info = InfoJson(result.Generation, result.Context, result.Images);
         return Results.Json(new JsonObject
         {
@@ -189,6 +204,31 @@ public sealed partial class A1111Server
             ["parameters"] = request.Parameters,
             ["info"] = info.ToJsonString(),
         });
+    }
+
+    // A1111 runs alwayson_scripts through its script runner; LoraBridge extensions take their settings from the
+    // configuration instead, so the arguments are dropped: say so rather than pretend they were used.
+    private void WarnIgnoredScripts(IReadOnlyList<string> scripts)
+    {
+        foreach (var name in scripts)
+        {
+            if (_settings.Scripts.Contains(name, StringComparer.OrdinalIgnoreCase))
+                _log.LogWarning("alwayson_scripts: arguments for extension '{Name}' ignored (LoraBridge extensions read their settings from LoraBridge:Extensions:{Name}:…)", name, name);
+            else
+                _log.LogWarning("alwayson_scripts: '{Name}' ignored: no such script or extension is loaded", name);
+        }
+    }
+
+    // The PNGs written into outDir since `before`, in file-name order (A1111's numbering), with seed and infotext read back.
+    private static List<GeneratedImage> FinishedImages(string outDir, HashSet<string> before)
+    {
+        if (!Directory.Exists(outDir)) return [];
+        return [.. Directory.GetFiles(outDir, "*.png").Where(p => !before.Contains(p)).Order(StringComparer.Ordinal).Select(p =>
+        {
+            var text = PngText.Read(File.ReadAllBytes(p)).GetValueOrDefault("parameters") ?? "";
+            long seed = long.TryParse(Infotext.Parse(text)["Seed"], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var s) ? s : -1;
+            return new GeneratedImage(p, seed, text);
+        })];
     }
 
     private static async Task<CheckpointContext> Prepare(GenerationWorkspace workspace, CancellationToken ct)
