@@ -172,6 +172,7 @@ public sealed partial class A1111Server
                 // Jobs run one at a time, so the PNGs that appear in the folder during this job are this job's.
                 var before = Directory.Exists(outDir) ? Directory.GetFiles(outDir, "*.png").ToHashSet(StringComparer.Ordinal) : [];
                 IReadOnlyList<GeneratedImage> images;
+                var engineStart = clock.Elapsed;
                 try
                 {
                     images = await workspace.GenerateAsync(generation, progress, ct).ConfigureAwait(false);
@@ -183,7 +184,7 @@ public sealed partial class A1111Server
                     images = FinishedImages(outDir, before);
                     _log.LogInformation("interrupted: {Count} finished image(s) returned", images.Count);
                 }
-                var engine = clock.Elapsed - loaded;
+                var engine = clock.Elapsed - engineStart;
                 foreach (var w in workspace.Warnings.Distinct()) _log.LogWarning("{Warning}", w);
                 workspace.Warnings.Clear();
                 var pngs = images.Select(i => File.ReadAllBytes(i.Path)).ToList();
