@@ -43,7 +43,8 @@ public static class ServeCommands
             }
             await using var server = new A1111Server(settings, NewWorkspace, bridge);
             await server.StartAsync(token);
-            Console.Error.WriteLine($"serving A1111's API on {server.Address} (Ctrl+C stops)");
+            // On stdout, as A1111's "Running on local URL": scripts that start the server read the address (port 0 picks one).
+            Console.Out.WriteLine($"serving A1111's API on {server.Address} (Ctrl+C stops)");
             await server.RunUntilCancelledAsync(token);
             return 0;
         }));
