@@ -47,5 +47,11 @@ public sealed class ServeCommandTests(CliDataFixture f) : IClassFixture<CliDataF
         cli.SendSigint();
         Assert.Equal(0, await cli.WaitForExitAsync(60));
         Assert.Contains("alwayson_scripts: arguments for extension 'Suffix' ignored", cli.Stderr);
+
+        // A fresh `generate` process (same extension, seed and settings) writes the same file, byte for byte.
+        var generateOut = f.NewDir("generate");
+        var (code, stdout, stderr) = await CliProcess.RunAsync(["generate", "a red barn", "--seed", "4", "--steps", "3", "--size", "64x64", "--out", generateOut, .. f.Common], f.Root);
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Equal(File.ReadAllBytes(Path.Combine(generateOut, "00000-4.png")), File.ReadAllBytes(Path.Combine(outDir, "00000-4.png")));
     }
 }
