@@ -51,9 +51,9 @@ public sealed partial class A1111Server
             _queue.Interrupt();
             return Task.FromResult(Results.Json(new JsonObject()));
         });
-        Map(app, "POST", "/sdapi/v1/skip", "Same as interrupt: LoraBridge runs a request's batches as one job", _ =>
+        Map(app, "POST", "/sdapi/v1/skip", "Skip the batch being sampled; the request goes on with its next batch", _ =>
         {
-            _queue.Interrupt();
+            _queue.Skip();
             return Task.FromResult(Results.Json(new JsonObject()));
         });
         Map(app, "POST", "/sdapi/v1/png-info", "Generation parameters stored in a PNG", PngInfo);
@@ -165,25 +165,14 @@ public sealed partial class A1111Server
                 ? Path.GetFullPath(_options.OutputDir ?? Path.Combine("outputs", outputKind, DateTime.Now.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture)))
                 : Path.Combine(Path.GetTempPath(), "lorabridge-serve-" + Guid.NewGuid().ToString("N"));
             var generation = adjust(request.Generation with { OutputDir = outDir });
+            // The seed is drawn here rather than in the engine (same range), so a job resumed after /skip knows it.
+            if (generation.Seed == -1) generation = generation with { Seed = Random.Shared.NextInt64(0, 4294967294L) };
             var problems = workspace.Check(generation);
             if (problems.Count > 0) throw new ApiError(422, "ValidationError", string.Join("; ", problems));
             try
             {
-                // Jobs run one at a time, so the PNGs that appear in the folder during this job are this job's.
-                var before = Directory.Exists(outDir) ? Directory.GetFiles(outDir, "*.png").ToHashSet(StringComparer.Ordinal) : [];
-                IReadOnlyList<GeneratedImage> images;
                 var engineStart = clock.Elapsed;
-                try
-                {
-                    images = await workspace.GenerateAsync(generation, progress, ct).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (_queue.Interrupted && !Stopping.IsCancellationRequested)
-                {
-                    // A1111 answers an interrupted job with the images finished so far: here, those of the batches
-                    // (n_iter) that completed; the batch being sampled is dropped (the engine decodes no partial latent).
-                    images = FinishedImages(outDir, before);
-                    _log.LogInformation("interrupted: {Count} finished image(s) returned", images.Count);
-                }
+                var images = await RunWithSkipsAsync(workspace, generation, outDir, progress, ct).ConfigureAwait(false);
                 var engine = clock.Elapsed - engineStart;
                 foreach (var w in workspace.Warnings.Distinct()) _log.LogWarning("{Warning}", w);
                 workspace.Warnings.Clear();
@@ -205,6 +194,45 @@ public sealed partial class A1111Server
             ["parameters"] = request.Parameters,
             ["info"] = info.ToJsonString(),
         });
+    }
+
+    // Runs the job; on /interrupt returns the images of the batches that finished, on /skip drops the batch being sampled
+    // and runs the remaining batches (A1111's n_iter loop goes on with the next batch's seeds).
+    private async Task<List<GeneratedImage>> RunWithSkipsAsync(GenerationWorkspace workspace, GenerationRequest generation, string outDir,
+        IProgress<GenerationProgress> progress, CancellationToken ct)
+    {
+        var images = new List<GeneratedImage>();
+        var part = generation;
+        while (true)
+        {
+            // Jobs run one at a time, so the PNGs that appear in the folder during this part are this job's.
+            var before = Directory.Exists(outDir) ? Directory.GetFiles(outDir, "*.png").ToHashSet(StringComparer.Ordinal) : [];
+            try
+            {
+                images.AddRange(await workspace.GenerateAsync(part, progress, ct).ConfigureAwait(false));
+                return images;
+            }
+            catch (OperationCanceledException) when (_queue.Interrupted && !Stopping.IsCancellationRequested)
+            {
+                // A1111 answers an interrupted job with the images finished so far: here, those of the batches
+                // (n_iter) that completed; the batch being sampled is dropped (the engine decodes no partial latent).
+                images.AddRange(FinishedImages(outDir, before));
+                _log.LogInformation("interrupted: {Count} finished image(s) returned", images.Count);
+                return images;
+            }
+            catch (OperationCanceledException) when (_queue.Skipped && !Stopping.IsCancellationRequested)
+            {
+                var finished = FinishedImages(outDir, before);
+                images.AddRange(finished);
+                // The skipped batch is the one after the completed ones (a batch whose files were partly written counts as done).
+                int next = (finished.Count + part.BatchSize - 1) / part.BatchSize + (finished.Count % part.BatchSize == 0 ? 1 : 0);
+                ct = _queue.ContinueAfterSkip();
+                int remaining = part.BatchCount - next;
+                _log.LogInformation("skipped batch {Batch} of {Count}; {Remaining} more to run", next, part.BatchCount, Math.Max(0, remaining));
+                if (remaining <= 0) return images;
+                part = part with { Seed = part.Seed + (long)next * part.BatchSize, BatchCount = remaining };
+            }
+        }
     }
 
     // A1111 runs alwayson_scripts through its script runner; LoraBridge extensions take their settings from the
@@ -384,7 +412,7 @@ public sealed partial class A1111Server
             ["eta_relative"] = p?.Remaining.TotalSeconds ?? 0,
             ["state"] = new JsonObject
             {
-                ["skipped"] = false,
+                ["skipped"] = _queue.Skipped,
                 ["interrupted"] = _queue.Interrupted,
                 ["stopping_generation"] = false,
                 ["job"] = _queue.Busy ? "txt2img" : "",

@@ -209,9 +209,44 @@ public sealed class ServeJobControlTests(ServeFixture f)
     }
 
     [Fact]
+    public async Task SkipDropsTheBatchBeingSampledAndRunsTheRest()
+    {
+        const string prompt = "a lighthouse <lora:demo_style:0.5>";
+        f.Gate.Arm(p => p.BatchCount == 3 && p.Batch == 1 && p.Step == 3);
+        JsonObject json;
+        try
+        {
+            var body = Txt2Img(prompt, 30, steps: 8);
+            body["n_iter"] = 3;
+            var job = f.Http.PostAsync("/sdapi/v1/txt2img", Json(body));
+            var held = await f.Gate.Paused.WaitAsync(TimeSpan.FromMinutes(5));
+            Assert.Equal((1, 3), (held.Batch, held.Step));
+            await PostOk("/sdapi/v1/skip", []);
+            Assert.True((bool)(await Progress())["state"]!["skipped"]!);
+            f.Gate.Resume();
+            json = await OkJson(await job.WaitAsync(TimeSpan.FromMinutes(5)));
+        }
+        finally
+        {
+            f.Gate.Disarm();
+        }
+        // As A1111's n_iter loop: batch 2 (seed 31) is dropped, batches 1 and 3 (seeds 30 and 32) come back unchanged.
+        var info = Info(json);
+        Assert.Equal([30L, 32L], info["all_seeds"]!.AsArray().Select(n => (long)n!));
+        Assert.Equal(2, json["images"]!.AsArray().Count);
+        foreach (var (index, seed) in new[] { (0, 30L), (1, 32L) })
+            Assert.Equal(await EngineImage(f.Settings, new GenerationRequest
+            {
+                Prompt = prompt, Seed = seed, Steps = 8, Width = 64, Height = 64, Sampler = "Euler a", CfgScale = 7, OutputDir = "",
+            }), Image(json, index));
+        Assert.False((bool)(await Progress())["state"]!["skipped"]!);
+    }
+
+    [Fact]
     public async Task InterruptWhenIdleChangesNothing()
     {
         await PostOk("/sdapi/v1/interrupt", []);
+        await PostOk("/sdapi/v1/skip", []);
         var json = await PostOk("/sdapi/v1/txt2img", Txt2Img("a red barn", 21));
         Assert.Single(json["images"]!.AsArray());
     }
