@@ -13,6 +13,7 @@ var benchmarks = new SortedDictionary<string, Func<string[], int>>(StringCompare
     ["extensions-startup"] = ExtensionStartupBenchmark.Run,
     ["embeddings"] = EmbeddingBenchmark.Run,
     ["catalog"] = CatalogBenchmark.Run,
+    ["serve-load"] = ServeLoadBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
