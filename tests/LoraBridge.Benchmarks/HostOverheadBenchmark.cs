@@ -86,7 +86,7 @@ internal static class HostOverheadBenchmark
         }
     }
 
-    private enum PathKind { Engine, BridgeAwaited, BridgeAhead, OneCallAhead, Python, PythonAgain }
+    private enum PathKind { Engine, BridgeAwaited, BridgeAhead, OneCallAhead, Python, PythonAgain, EngineAfterStep, EngineAfterCfg }
 
     private static readonly string[] PathNames =
     [
@@ -96,6 +96,8 @@ internal static class HostOverheadBenchmark
         "C# loop, networks+step in one call, queued ahead",
         "Python loop, one bridge call (baseline)",
         "Python loop again (A/A control: the noise floor)",
+        "C# GenerationEngine, do-nothing after-step hook (one step at a time)",
+        "C# GenerationEngine, do-nothing after-CFG hook (callback in every step)",
     ];
 
     /// <summary>Per-step milliseconds of each repetition, per path: wall, process CPU, Python-thread CPU, time in Session, time in Python GC.</summary>
@@ -180,6 +182,19 @@ internal static class HostOverheadBenchmark
                     case PathKind.Engine:
                         await engine.GenerateAsync(request, checkpoint, progress).ConfigureAwait(false);
                         postLoop.Add(backend.PostLoopSeconds);
+                        return new Measurement(backend.LoopSeconds, backend.LoopCpuSeconds, backend.LoopCounters.ThreadCpu, backend.LoopCounters.Inside, backend.LoopCounters.Gc, backend.LastPngs!);
+                    case PathKind.EngineAfterStep or PathKind.EngineAfterCfg:
+                        // What an extension subscribing to a sampling hook costs: the engine's serial path, and for
+                        // after-CFG the callback from inside each step into C# and back.
+                        engine.Hooks = new NoOpSamplingHooks(afterCfg: path == PathKind.EngineAfterCfg);
+                        try
+                        {
+                            await engine.GenerateAsync(request, checkpoint, progress).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            engine.Hooks = null;
+                        }
                         return new Measurement(backend.LoopSeconds, backend.LoopCpuSeconds, backend.LoopCounters.ThreadCpu, backend.LoopCounters.Inside, backend.LoopCounters.Gc, backend.LastPngs!);
                     case PathKind.BridgeAwaited: return await replay.RunAsync(ReplayMode.Awaited).ConfigureAwait(false);
                     case PathKind.BridgeAhead: return await replay.RunAsync(ReplayMode.Ahead).ConfigureAwait(false);
@@ -520,8 +535,27 @@ internal static class HostOverheadBenchmark
     /// comparison per step and two timestamps per run. The engine's work between the last step and decoding
     /// (infotext) is per image, not per step, and is kept apart in <see cref="PostLoopSeconds"/>.
     /// </summary>
-    private sealed class TimedBackend(IGenerationBackend inner, Func<Task<PyCounters>>? counters) : IGenerationBackend, IProgress<GenerationProgress>
+    /// <summary>Hooks that subscribe to one sampling hook and do nothing in it.</summary>
+    private sealed class NoOpSamplingHooks(bool afterCfg) : IGenerationHooks, ISamplingHooks
     {
+        public bool HasAfterCfg => afterCfg;
+        public bool HasAfterStep => !afterCfg;
+        public ValueTask<GenerationRequest> BeforeJobAsync(GenerationRequest request, CancellationToken ct) => ValueTask.FromResult(request);
+        public ValueTask AfterStepAsync(GenerationProgress progress, CancellationToken ct) => ValueTask.CompletedTask;
+        public ValueTask AfterImageAsync(GeneratedImage image, CancellationToken ct) => ValueTask.CompletedTask;
+        public ValueTask AfterCfgAsync(CfgStep step, CancellationToken ct) => ValueTask.CompletedTask;
+    }
+
+    private sealed class TimedBackend(IGenerationBackend inner, Func<Task<PyCounters>>? counters) : IGenerationBackend, IHookedGenerationBackend, IProgress<GenerationProgress>
+    {
+        public Task StepWithAfterCfgAsync(SamplingHandle sampling, IReadOnlyList<(ConditioningHandle Handle, double Weight)> positive, ConditioningHandle negative,
+            double cfgScale, Func<CfgStep, ValueTask> afterCfg, CancellationToken ct) =>
+            ((IHookedGenerationBackend)inner).StepWithAfterCfgAsync(sampling, positive, negative, cfgScale, afterCfg, ct);
+
+        public Task<IReadOnlyList<RgbImage>> DecodeRgbAsync(SamplingHandle sampling, CancellationToken ct) => ((IHookedGenerationBackend)inner).DecodeRgbAsync(sampling, ct);
+
+        public Task<byte[]> EncodePngAsync(RgbImage image, string infotext, CancellationToken ct) => ((IHookedGenerationBackend)inner).EncodePngAsync(image, infotext, ct);
+
         private long _lastStepAt;
         private double _lastStepCpu;
         public double PostLoopSeconds { get; private set; }
