@@ -51,6 +51,11 @@ public sealed class ExtensionSet : IGenerationHooks, ISamplingHooks, IImageSaveH
             {
                 await e.AfterCfgAsync(step, ct).ConfigureAwait(false);
             }
+            catch (Exception ex) when (ex is not OperationCanceledException && ct.IsCancellationRequested)
+            {
+                // Cancelling interrupts Python work the hook was running (KeyboardInterrupt): that is the cancellation.
+                throw new OperationCanceledException("cancelled during an after-CFG hook", ex, ct);
+            }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 throw new ExtensionException(e.Name, nameof(AfterCfgAsync), ex);

@@ -271,6 +271,34 @@ public sealed class SamplingHookTests(PythonHostFixture f) : IDisposable
     }
 
     [Fact]
+    public async Task CancellingWhileAnAfterCfgHookRunsPythonInterruptsItAndCancelsTheJob()
+    {
+        using var set = Load(Extension("Spins", """
+            public sealed class Spins : ILoraBridgeExtension
+            {
+                private IPythonModule _py = null!;
+                public static Action? Reached;
+                public string Name => "Spins";
+                public void Initialize(IExtensionHost host) => _py = host.ImportPython("spin_forever");
+                public async ValueTask AfterCfgAsync(CfgStep step, CancellationToken ct)
+                {
+                    if (step.Step != 2) return;
+                    Reached!();
+                    await _py.CallAsync("spin", 600.0);
+                }
+            }
+            """, ("spin_forever", "import time\n\ndef spin(seconds):\n    end = time.monotonic() + seconds\n    while time.monotonic() < end:\n        pass\n")));
+        using var cts = new CancellationTokenSource();
+        set.Extensions[0].GetType().GetField("Reached")!.SetValue(null, (Action)(() => cts.CancelAfter(300)));
+        var baseDigest = await BaseDigestAsync();
+        var request = Request(10);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => GenerateAsync(request, set, cts.Token));
+        Assert.False(Directory.Exists(request.OutputDir) && Directory.EnumerateFileSystemEntries(request.OutputDir).Any());
+        Assert.Equal(baseDigest, await f.Bridge.GetWeightsDigestAsync());
+        Assert.Single(await GenerateAsync(Request(10), null));
+    }
+
+    [Fact]
     public async Task BadPythonInExtensionsGivesClearErrorsNamingTheExtension()
     {
         var cases = new (string Name, string Cs, (string, string)[] Py, string Type, string Text)[]
