@@ -95,14 +95,10 @@ public static class GenerateCommands
 
     /// <summary>Parses <c>WIDTHxHEIGHT</c>.</summary>
     /// <exception cref="ArgumentException">Not two positive integers.</exception>
-    public static (int Width, int Height) ParseSize(string size)
-    {
-        var parts = size.ToLowerInvariant().Split('x');
-        if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var w)
-            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var h) && w > 0 && h > 0)
-            return (w, h);
-        throw new ArgumentException($"--size must look like 512x512, got '{size}'");
-    }
+    public static (int Width, int Height) ParseSize(string size) =>
+        ImageSize.Parse(size) is { Width: > 0, Height: > 0 } parsed
+            ? parsed
+            : throw new ArgumentException($"--size must look like 512x512, got '{size}'");
 
     private static Command CreateGenerate()
     {
