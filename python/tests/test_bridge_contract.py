@@ -117,6 +117,16 @@ def test_every_function_csharp_calls_exists_with_matching_parameters() -> None:
     assert problems(csharp_calls()) == []
 
 
+def test_architecture_doc_lists_exactly_the_functions_csharp_calls() -> None:
+    doc = (REPO / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## Bridge functions C# calls"):]
+    section = section[:section.index("\n## ", 1)]
+    listed = set(re.findall(r"`(\w+)`", section)) - {"lorabridge"}
+    called = {c.name for c in csharp_calls()}
+    assert sorted(called - listed) == [], "called from C# but not listed in docs/ARCHITECTURE.md"
+    assert sorted(listed - called) == [], "listed in docs/ARCHITECTURE.md but not called from C#"
+
+
 def test_gen_start_is_seen_with_all_nine_arguments() -> None:
     starts = [c for c in csharp_calls() if c.name == "gen_start"]
     assert [c.arity for c in starts] == [9]
