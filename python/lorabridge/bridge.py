@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -223,6 +223,8 @@ def gen_load_checkpoint(path: str) -> bool:
         return False
     session = Session(path, precision=_precision["precision"], no_half_vae=_precision["no_half_vae"])
     session.precision_settings = dict(_precision)
+    if _lora_cache_mib[0] is not None:
+        session.set_lora_cache(_lora_cache_mib[0])
     if _session is not None:
         _session.restore()
     _session = session
@@ -307,6 +309,23 @@ def gen_set_precision(precision: str = "autocast", no_half_vae: bool = False) ->
     changed = new != _precision
     _precision.update(new)
     return changed
+
+
+# Memory bound of the loaded-LoRA cache (gen_set_lora_cache), for the current and later sessions.
+_lora_cache_mib: list[Optional[float]] = [None]  # None: the session's default
+
+
+def gen_set_lora_cache(mib: float) -> int:
+    """Bounds the memory of loaded LoRA-family networks kept between jobs (least recently used go first; the ones
+    the model holds stay). Returns how many networks are loaded now."""
+    mib = float(mib)
+    if not mib >= 0:
+        raise ValueError(f"the LoRA cache size must be 0 or more MiB, got {mib}")
+    _lora_cache_mib[0] = mib
+    if _session is None:
+        return 0
+    _session.set_lora_cache(mib)
+    return len(_session.networks)
 
 
 def gen_model_info() -> dict:
