@@ -22,7 +22,7 @@ public static class GenerateCommands
     {
         public readonly Option<string> Negative = new("--negative", "-n") { Description = "Negative prompt", DefaultValueFactory = _ => "" };
         public readonly Option<int> Steps = new("--steps") { Description = "Sampling steps", DefaultValueFactory = _ => 20 };
-        public readonly Option<string> Sampler = new("--sampler") { Description = "Euler, Euler a, DPM++ 2M or DDIM", DefaultValueFactory = _ => "Euler a" };
+        public readonly Option<string> Sampler = new("--sampler") { Description = string.Join(", ", SamplerNames.Names.SkipLast(1)) + " or " + SamplerNames.Names[^1], DefaultValueFactory = _ => "Euler a" };
         public readonly Option<string> Schedule = new("--schedule") { Description = "Schedule type: Automatic or Karras", DefaultValueFactory = _ => "Automatic" };
         public readonly Option<double> Cfg = new("--cfg") { Description = "CFG scale", DefaultValueFactory = _ => 7.0 };
         public readonly Option<long> Seed = new("--seed") { Description = "Seed (-1: random)", DefaultValueFactory = _ => -1 };
