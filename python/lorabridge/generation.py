@@ -10,7 +10,7 @@ import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import torch
 
@@ -21,6 +21,9 @@ from .networks import Network, NetworkError
 from .patcher import Activation, Patcher
 from .rng import ImageRNG, image_seeds
 from .samplers import SamplerState
+
+if TYPE_CHECKING:
+    from .embeddings import EmbeddingStore
 
 NetworkSetting = tuple[str, float, float, Optional[int]]  # name, te, unet, dyn
 
@@ -220,9 +223,11 @@ class Session:
 
     def encode_batch_xl(self, ids_te1: Sequence, ids_te2: Optional[Sequence], weights: Sequence, width: int,
                         height: int, zero_text: bool = False, crop: tuple[int, int] = (0, 0),
-                        original_size: Optional[tuple[int, int]] = None) -> list[int]:
+                        original_size: Optional[tuple[int, int]] = None, fixes: Optional[Sequence] = None) -> list[int]:
         """SDXL: texts [texts][chunks][77] of one prompt's schedule as one batch (see encode_batch); te2 ids
-        None = derived from te1's. One handle per text, usable wherever an SD1 conditioning handle is."""
+        None = derived from te1's. ``fixes``: per text and chunk, [offset, key, path] of textual-inversion
+        embeddings (read once per key into the session's embedding store). One handle per text, usable wherever
+        an SD1 conditioning handle is."""
         from .sdxl import pack_cond
 
         if self.family != "sdxl":
@@ -230,12 +235,25 @@ class Session:
         counts = {len(t) for t in ids_te1}
         if len(counts) != 1:
             raise ValueError(f"every text of a batch needs the same number of chunks, got {sorted(counts)}")
+        loaded = None
+        if fixes is not None and any(chunk for text in fixes for chunk in text):
+            store = self.embeddings()
+            loaded = [[[(int(off), store.load(str(k), str(p))) for off, k, p in chunk] for chunk in text] for text in fixes]
         with self._autocast():
             crossattn, vector = self.model.get_learned_conditioning(
                 ids_te1, ids_te2, weights, int(width), int(height), zero_text=bool(zero_text), crop=crop,
-                original_size=original_size)
+                original_size=original_size, fixes=loaded)
         packed = pack_cond(crossattn.float(), vector.float())
         return [self._keep(packed[i]) for i in range(packed.shape[0])]
+
+    def embeddings(self) -> "EmbeddingStore":
+        """The textual-inversion vectors this checkpoint's prompts used, kept as long as the session."""
+        from .embeddings import EmbeddingStore
+
+        store = getattr(self, "embedding_store", None)
+        if store is None:
+            store = self.embedding_store = EmbeddingStore()
+        return store
 
     def _autocast(self):  # type: ignore[no-untyped-def]
         """torch.autocast(cuda, fp16) when the model runs A1111's default precision on CUDA, else a no-op."""
