@@ -128,15 +128,12 @@ public static class PromptText
             if (plan.UsesExtendedSyntax) sb.Append(" (extended syntax)");
             sb.AppendLine();
             var rows = new List<List<IReadOnlyList<string>>>();
-            int start = 0;
-            for (int i = 1; i <= pass.Steps; i++)
+            foreach (var run in PlanRows.Of(pass))
             {
-                if (i < pass.Steps && Same(pass, i - 1, i)) continue;
-                var row = new List<IReadOnlyList<string>> { new[] { start == i - 1 ? $"{start}" : $"{start}-{i - 1}" } };
-                row.AddRange(pass.Parts.Select(p => Cell(p.TextAt(start), textWidth)));
-                row.AddRange(pass.Loras.Select(l => (IReadOnlyList<string>)[$"{l.Name} {Num(l.Te[start])}/{Num(l.Unet[start])}"]));
+                var row = new List<IReadOnlyList<string>> { new[] { run.Steps } };
+                row.AddRange(pass.Parts.Select(p => Cell(p.TextAt(run.First), textWidth)));
+                row.AddRange(pass.Loras.Select(l => (IReadOnlyList<string>)[$"{l.Name} {Num(l.Te[run.First])}/{Num(l.Unet[run.First])}"]));
                 rows.Add(row);
-                start = i;
             }
             if (rows.Count == 0) continue;
             var widths = Enumerable.Range(0, rows[0].Count).Select(c => rows.Max(r => r[c].Max(l => l.Length))).ToArray();
@@ -146,10 +143,6 @@ public static class PromptText
         }
         return sb.ToString();
     }
-
-    private static bool Same(PassPlan pass, int a, int b) =>
-        pass.Parts.All(p => p.TextAt(a) == p.TextAt(b))
-        && pass.Loras.All(l => l.Te[a].Equals(l.Te[b]) && l.Unet[a].Equals(l.Unet[b]));
 
     private static IReadOnlyList<string> Cell(string? text, int width)
     {
