@@ -116,6 +116,9 @@ public sealed class GeneratorViewModel
     public double ProgressFraction { get; private set; }
     /// <summary>One-line status for the status line.</summary>
     public string StatusText { get; private set; } = "ready";
+    /// <summary>The image panel's content: the last image written, a selected history image, or the live preview.</summary>
+    public PreviewModel Preview { get; } = new();
+
     /// <summary>Every image written in this session, oldest first.</summary>
     public IReadOnlyList<GeneratedImage> Images => _images;
 
@@ -262,7 +265,7 @@ public sealed class GeneratorViewModel
         _clock.Restart();
         Changed?.Invoke();
 
-        var progress = new CallbackProgress(p => post(() => Report(cts, p)));
+        var progress = new CallbackProgress(p => post(() => Report(cts, p)), (image, step, total) => post(() => ShowLive(cts, image, step, total)));
         Action finish;
         try
         {
@@ -329,8 +332,16 @@ public sealed class GeneratorViewModel
         Changed?.Invoke();
     }
 
+    private void ShowLive(CancellationTokenSource job, RgbImage image, int step, int total)
+    {
+        // A preview computed before the job ended may arrive after its final image: that one stays.
+        if (State != JobState.Running || !ReferenceEquals(job, _cts)) return;
+        Preview.ShowLive(image, step, total);
+    }
+
     private void Complete(JobResult result)
     {
+        if (result.Images.Count > 0) Preview.ShowFile(result.Images[^1].Path, result.Images[^1].Infotext);
         _images.AddRange(result.Images);
         var done = $"done: {result.Images.Count} image{(result.Images.Count == 1 ? "" : "s")} in {Elapsed()}";
         if (result.Images.Count > 0) done += string.Create(CultureInfo.InvariantCulture, $", seed {result.Images[0].Seed}");
@@ -349,8 +360,10 @@ public sealed class GeneratorViewModel
     private string Elapsed() => string.Create(CultureInfo.InvariantCulture, $"{_clock.Elapsed.TotalSeconds:0.0}s");
 
     // Progress<T> would post to a captured context; the caller's post callback decides the thread instead.
-    private sealed class CallbackProgress(Action<GenerationProgress> report) : IProgress<GenerationProgress>
+    private sealed class CallbackProgress(Action<GenerationProgress> report, Action<RgbImage, int, int> preview) : IProgress<GenerationProgress>, IPreviewSink
     {
         public void Report(GenerationProgress value) => report(value);
+
+        public void Preview(RgbImage image, int step, int totalSteps) => preview(image, step, totalSteps);
     }
 }

@@ -39,7 +39,7 @@ public sealed class MainWindow : Window
         _post = post;
         Title = "LoraBridge  (Ctrl+G generate · Esc cancel · Ctrl+L LoRA list · Ctrl+Q quit)";
 
-        var left = new View { X = 0, Y = 0, Width = Dim.Percent(68), Height = Dim.Fill(), CanFocus = true };
+        var left = new View { X = 0, Y = 0, Width = Dim.Func(_ => LeftWidth(Viewport.Width)), Height = Dim.Fill(), CanFocus = true };
         PromptEditor = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), WordWrap = true, TabKeyAddsTab = false, Text = vm.Prompt };
         var promptFrame = PromptFrame = new FrameView { Title = "Prompt", X = 0, Y = 0, Width = Dim.Fill(), Height = 6 };
         promptFrame.Add(PromptEditor);
@@ -81,14 +81,20 @@ public sealed class MainWindow : Window
         LoraSearch = new TextField { X = Pos.Right(searchLabel) + 1, Y = 0, Width = Dim.Fill() };
         LoraList = new ListView { X = 0, Y = 1, Width = Dim.Fill(), Height = Dim.Fill() };
         LoraList.SetSource(_loraItems);
-        var loraFrame = new FrameView { Title = "LoRAs (Enter inserts)", X = Pos.Right(left), Y = 0, Width = Dim.Fill(), Height = Dim.Percent(45) };
+        // The picture on top of the right column (as A1111's gallery beside the form), its infotext under it.
+        Preview = new PreviewView(vm.Preview) { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(CaptionRows) };
+        Caption = new TextView { X = 0, Y = Pos.Bottom(Preview), Width = Dim.Fill(), Height = CaptionRows, ReadOnly = true, WordWrap = true, TabKeyAddsTab = false, Text = vm.Preview.Caption };
+        var previewFrame = new FrameView { Title = "Image", X = Pos.Right(left), Y = 0, Width = Dim.Fill(), Height = Dim.Percent(55) };
+        previewFrame.Add(Preview, Caption);
+        vm.Preview.Changed += () => Caption.Text = vm.Preview.Caption;
+        var loraFrame = new FrameView { Title = "LoRAs (Enter inserts)", X = Pos.Right(left), Y = Pos.Bottom(previewFrame), Width = Dim.Fill(), Height = Dim.Percent(20) };
         loraFrame.Add(searchLabel, LoraSearch, LoraList);
         LoraSearch.TextChanged += (_, _) => FilterLoras();
         FileList = new ListView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill() };
         FileList.SetSource(_fileItems);
         var filesFrame = new FrameView { Title = "History (Enter reuses)", X = Pos.Right(left), Y = Pos.Bottom(loraFrame), Width = Dim.Fill(), Height = Dim.Fill() };
         filesFrame.Add(FileList);
-        Add(left, loraFrame, filesFrame);
+        Add(left, previewFrame, loraFrame, filesFrame);
 
         HelpView = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), ReadOnly = true, WordWrap = true, Text = HelpText };
         HelpFrame = new FrameView { Title = "Help (F1 or Esc closes)", X = Pos.Center(), Y = Pos.Center(), Width = Dim.Percent(90), Height = Dim.Percent(90), Visible = false };
@@ -114,7 +120,7 @@ public sealed class MainWindow : Window
         FileList.Accepting += (_, e) => { e.Handled = true; ReuseSelected(); };
         // Moving through the history shows the row's parameters (only while the user is in the list: a rescan after a
         // job must not hide the job's outcome).
-        FileList.ValueChanged += (_, _) => { if (FileList.HasFocus && SelectedHistoryDetails is { } d) Status.Text = d.Replace('\n', ' '); };
+        FileList.ValueChanged += (_, _) => { if (FileList.HasFocus) ShowSelectedHistory(); };
         _vm.Changed += RefreshJob;
         // The plan wraps to the panel's width: render it again when a resize changes that width.
         PlanView.ViewportChanged += (_, _) => { if (PlanView.Viewport.Width != _planWidth) RefreshPlan(); };
@@ -123,6 +129,18 @@ public sealed class MainWindow : Window
         RefreshPlan();
         RefreshJob();
     }
+
+    /// <summary>Rows of infotext under the picture.</summary>
+    public const int CaptionRows = 4;
+
+    /// <summary>Width of the form column: two thirds up to 110 columns, then at least 75 columns and 55 % (the picture gets the rest).</summary>
+    public static int LeftWidth(int total) => total <= 110 ? total * 68 / 100 : Math.Max(75, total * 55 / 100);
+
+    /// <summary>The picture: the latest image, the selected history image or the live preview.</summary>
+    public PreviewView Preview { get; }
+
+    /// <summary>The picture's infotext (or the live step).</summary>
+    public TextView Caption { get; }
 
     /// <summary>The prompt editor's frame; its title carries A1111's token counter.</summary>
     public FrameView PromptFrame { get; }
@@ -272,6 +290,15 @@ public sealed class MainWindow : Window
         _history.AddRange(History.Scan(HistoryRoot));
         _fileItems.Clear();
         foreach (var item in _history) _fileItems.Add(item.ToString());
+    }
+
+    /// <summary>Shows the selected history row: its picture and infotext in the image panel, its parameters on the status line.</summary>
+    public void ShowSelectedHistory()
+    {
+        if (FileList.SelectedItem is not int i || i < 0 || i >= _history.Count) return;
+        var item = _history[i];
+        _vm.Preview.ShowFile(item.Path, item.Info.Format());
+        Status.Text = item.Details.Replace('\n', ' ');
     }
 
     /// <summary>A1111's "send to txt2img" for the selected history row: prompt and settings go into the form.</summary>

@@ -3,7 +3,9 @@ using LoraBridge.Engine;
 namespace LoraBridge.Tui;
 
 /// <summary>Adapts a <see cref="GenerationWorkspace"/> to the view model: one job at a time, with its warnings.</summary>
-public sealed class WorkspaceGenerator(GenerationWorkspace workspace)
+/// <param name="workspace">The workspace.</param>
+/// <param name="previews">Live preview source (<see cref="LivePreviews.FromBridge"/>); null: no live previews.</param>
+public sealed class WorkspaceGenerator(GenerationWorkspace workspace, Func<CancellationToken, Task<RgbImage?>>? previews = null)
 {
     /// <summary>The workspace.</summary>
     public GenerationWorkspace Workspace { get; } = workspace;
@@ -33,7 +35,9 @@ public sealed class WorkspaceGenerator(GenerationWorkspace workspace)
     public async Task<JobResult> GenerateAsync(GenerationRequest request, IProgress<GenerationProgress> progress, CancellationToken ct)
     {
         Workspace.Warnings.Clear();
-        var images = await Workspace.GenerateAsync(request, progress, ct).ConfigureAwait(false);
+        var live = previews is not null && progress is IPreviewSink sink ? new LivePreviews(progress, sink, previews, ct) : null;
+        var images = await Workspace.GenerateAsync(request, live ?? progress, ct).ConfigureAwait(false);
+        if (live?.Failure is { } failure) Console.Error.WriteLine($"warning: live previews stopped: {failure.Message}");
         return new JobResult(images, [.. Workspace.Warnings]);
     }
 }

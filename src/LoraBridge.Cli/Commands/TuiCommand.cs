@@ -38,7 +38,7 @@ public static class TuiCommand
                 var (w, h) = workspace.Sources.DefaultSize();
                 var vm = new GeneratorViewModel(outputDir, $"{w}x{h}");
                 var log = Path.Combine(o.EffectiveDataDir, "tui.log");
-                TuiApp.Run(vm, new WorkspaceGenerator(workspace), log);
+                TuiApp.Run(vm, new WorkspaceGenerator(workspace, LivePreviews.FromBridge(sp.GetRequiredService<PythonBridge>())), log);
                 return Task.FromResult(0);
             });
         });
