@@ -12,6 +12,7 @@ var benchmarks = new SortedDictionary<string, Func<string[], int>>(StringCompare
     ["startup"] = StartupBenchmark.Run,
     ["embeddings"] = EmbeddingBenchmark.Run,
     ["catalog"] = CatalogBenchmark.Run,
+    ["preview"] = PreviewBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
