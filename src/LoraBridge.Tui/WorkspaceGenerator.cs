@@ -23,12 +23,15 @@ public sealed class WorkspaceGenerator(GenerationWorkspace workspace, Func<Cance
     /// <summary>The checkpoint's CLIP chunker (for the token counter); null until <see cref="PrepareAsync"/> has run.</summary>
     public LoraBridge.Tokenizers.PromptChunker? Chunker { get; private set; }
 
+    /// <summary>Appended to the status line once the checkpoint is ready (e.g. which extensions loaded); null: nothing.</summary>
+    public string? ReadyNote { get; init; }
+
     /// <summary>Finds the checkpoint (creating the demo model on first use); returns a description for the status line.</summary>
     public async Task<string> PrepareAsync(CancellationToken ct)
     {
         var checkpoint = await Workspace.PrepareAsync(ct).ConfigureAwait(false);
         Chunker = checkpoint.Chunker;
-        return checkpoint.Name + (Workspace.UsesDemoModel ? " (built-in demo model)" : "");
+        return checkpoint.Name + (Workspace.UsesDemoModel ? " (built-in demo model)" : "") + (ReadyNote is null ? "" : "; " + ReadyNote);
     }
 
     /// <summary>Runs one request (<see cref="Generator"/>).</summary>
