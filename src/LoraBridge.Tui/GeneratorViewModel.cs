@@ -31,7 +31,7 @@ public delegate Task<JobResult> Generator(GenerationRequest request, IProgress<G
 /// Not thread-safe: every member is meant to be used on the UI thread; <see cref="GenerateAsync"/> marshals its
 /// updates there through the <c>post</c> callback it is given.
 /// </summary>
-public sealed class GeneratorViewModel
+public sealed partial class GeneratorViewModel
 {
     /// <summary>Samplers the engine implements (<c>SAMPLERS</c> in python/lorabridge/samplers.py).</summary>
     public static readonly IReadOnlyList<string> Samplers = ["Euler a", "Euler", "DPM++ 2M", "DDIM"];
@@ -92,6 +92,7 @@ public sealed class GeneratorViewModel
     {
         Prompt = Prompt, NegativePrompt = NegativePrompt, Steps = StepsText, Cfg = CfgText, Seed = SeedText, Size = SizeText,
         Sampler = Sampler, Schedule = Schedule, BatchCount = BatchCountText, BatchSize = BatchSizeText, ClipSkip = ClipSkipText,
+        HiresUpscaler = HiresUpscaler, HiresScale = HiresScaleText, HiresSteps = HiresStepsText, HiresDenoise = HiresDenoiseText,
     };
 
     /// <summary>Loads saved settings into the form (a missing size keeps the checkpoint's default).</summary>
@@ -108,6 +109,10 @@ public sealed class GeneratorViewModel
         BatchCountText = s.BatchCount;
         BatchSizeText = s.BatchSize;
         ClipSkipText = s.ClipSkip;
+        HiresUpscaler = s.HiresUpscaler;
+        HiresScaleText = s.HiresScale;
+        HiresStepsText = s.HiresSteps;
+        HiresDenoiseText = s.HiresDenoise;
     }
 
     /// <summary>Job state.</summary>
@@ -187,9 +192,11 @@ public sealed class GeneratorViewModel
             var negative = Scheduler.Schedule(NegativePrompt, new ScheduleOptions(n));
             if (!negative.IsOk) errors.Add(PromptText.DescribeError(NegativePrompt, negative.Error!, "negative prompt").Split('\n')[0]);
         }
+        var hires = HiresFromForm(errors);
         if (errors.Count > 0) return (null, errors);
         return (new GenerationRequest
         {
+            Hires = hires,
             Prompt = Prompt,
             NegativePrompt = NegativePrompt,
             Steps = steps!.Value,

@@ -66,8 +66,14 @@ public sealed class MainWindow : Window
         var scheduleLabel = new Label { Text = "Schedule:", X = Pos.Right(SamplerField) + 2, Y = row + 3 };
         ScheduleField = new ChoiceField(GeneratorViewModel.Schedules, vm.Schedule) { X = Pos.Right(scheduleLabel) + 1, Y = row + 3, Width = 11 };
         left.Add(samplerLabel, SamplerField, scheduleLabel, ScheduleField);
+        var hiresLabel = new Label { Text = "Hires:", X = 0, Y = row + 4 };
+        HiresField = new ChoiceField(GeneratorViewModel.HiresUpscalers, vm.HiresUpscaler) { X = Pos.Right(hiresLabel) + 1, Y = row + 4, Width = 14 };
+        left.Add(hiresLabel, HiresField);
+        HiresScaleField = Field(left, "×", Pos.Right(HiresField) + 1, row + 4, 4, vm.HiresScaleText);
+        HiresStepsField = Field(left, "steps:", Pos.Right(HiresScaleField) + 1, row + 4, 4, vm.HiresStepsText);
+        HiresDenoiseField = Field(left, "denoise:", Pos.Right(HiresStepsField) + 1, row + 4, 4, vm.HiresDenoiseText);
 
-        GenerateButton = new Button { Text = "_Generate", X = 0, Y = row + 4, IsDefault = false };
+        GenerateButton = new Button { Text = "_Generate", X = 0, Y = row + 5, IsDefault = false };
         CancelButton = new Button { Text = "_Cancel", X = Pos.Right(GenerateButton) + 2, Y = Pos.Top(GenerateButton), Enabled = false };
         Progress = new ProgressBar { X = Pos.Right(CancelButton) + 2, Y = Pos.Top(GenerateButton), Width = Dim.Fill(), Height = 1 };
         Status = new Label { X = 0, Y = Pos.Bottom(GenerateButton), Width = Dim.Fill(), Height = 2, Text = vm.StatusText };
@@ -112,6 +118,10 @@ public sealed class MainWindow : Window
         BatchCountField.TextChanged += (_, _) => _vm.BatchCountText = BatchCountField.Text;
         BatchSizeField.TextChanged += (_, _) => _vm.BatchSizeText = BatchSizeField.Text;
         ClipSkipField.TextChanged += (_, _) => _vm.ClipSkipText = ClipSkipField.Text;
+        HiresField.TextChanged += (_, _) => _vm.HiresUpscaler = HiresField.Text;
+        HiresScaleField.TextChanged += (_, _) => _vm.HiresScaleText = HiresScaleField.Text;
+        HiresStepsField.TextChanged += (_, _) => _vm.HiresStepsText = HiresStepsField.Text;
+        HiresDenoiseField.TextChanged += (_, _) => _vm.HiresDenoiseText = HiresDenoiseField.Text;
         RandomSeedButton.Accepting += (_, e) => { e.Handled = true; _vm.RandomSeed(); SeedField.Text = _vm.SeedText; };
         ReuseSeedButton.Accepting += (_, e) => { e.Handled = true; if (_vm.ReuseSeed()) SeedField.Text = _vm.SeedText; };
         GenerateButton.Accepting += (_, e) => { e.Handled = true; StartGeneration(); };
@@ -166,6 +176,14 @@ public sealed class MainWindow : Window
     public TextField BatchSizeField { get; }
     /// <summary>Clip skip.</summary>
     public TextField ClipSkipField { get; }
+    /// <summary>Hires fix upscaler ("Off", or a latent mode).</summary>
+    public ChoiceField HiresField { get; }
+    /// <summary>Hires upscale factor.</summary>
+    public TextField HiresScaleField { get; }
+    /// <summary>Hires steps (0: the first pass's).</summary>
+    public TextField HiresStepsField { get; }
+    /// <summary>Hires denoising strength.</summary>
+    public TextField HiresDenoiseField { get; }
     /// <summary>A1111's 🎲: random seed.</summary>
     public Button RandomSeedButton { get; }
     /// <summary>A1111's ♻: the last image's seed.</summary>
@@ -183,7 +201,8 @@ public sealed class MainWindow : Window
         "Ctrl+L        go to the LoRA list (type to search; Enter inserts the tag)\n" +
         "Ctrl+Q        quit (a running job is cancelled first)\n" +
         "Tab/Shift+Tab next/previous field\n" +
-        "←/→ or Space  step through a choice (sampler, schedule)\n" +
+        "←/→ or Space  step through a choice (sampler, schedule, hires upscaler; Off: no hires pass)\n" +
+        "History       moving through it shows the image and its infotext; Enter reuses its settings\n" +
         "Alt+M         random seed (-1)\n" +
         "Alt+R         reuse the last image's seed\n" +
         "Alt+G / Alt+C Generate / Cancel buttons\n" +
@@ -317,6 +336,10 @@ public sealed class MainWindow : Window
         ScheduleField.Select(_vm.Schedule);
         ClipSkipField.Text = _vm.ClipSkipText;
         BatchSizeField.Text = _vm.BatchSizeText;
+        HiresField.Select(_vm.HiresUpscaler);
+        HiresScaleField.Text = _vm.HiresScaleText;
+        HiresStepsField.Text = _vm.HiresStepsText;
+        HiresDenoiseField.Text = _vm.HiresDenoiseText;
         Status.Text = "reused " + item.Details.Replace('\n', ' ');
         RefreshPlan();
     }
