@@ -3,9 +3,15 @@ using LoraBridge.Engine;
 
 namespace LoraBridge.Tui;
 
-// Hires fix settings (A1111's "Hires. fix" box): upscaler, factor, second-pass steps and denoising strength.
+// Checkpoint choice and hires fix settings (A1111's "Hires. fix" box): upscaler, factor, second-pass steps and denoising strength.
 public sealed partial class GeneratorViewModel
 {
+    /// <summary>The checkpoint chosen in the form (a name from the model folders or a built-in demo); empty: the configured one.</summary>
+    public string Checkpoint { get; set; } = "";
+
+    /// <summary>The checkpoint of the job that runs or ran last (<see cref="Checkpoint"/> when it started).</summary>
+    public string JobCheckpoint { get; private set; } = "";
+
     /// <summary>The hires choice that turns the fix off.</summary>
     public const string HiresOff = "Off";
 

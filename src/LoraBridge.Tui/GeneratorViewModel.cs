@@ -92,7 +92,7 @@ public sealed partial class GeneratorViewModel
     {
         Prompt = Prompt, NegativePrompt = NegativePrompt, Steps = StepsText, Cfg = CfgText, Seed = SeedText, Size = SizeText,
         Sampler = Sampler, Schedule = Schedule, BatchCount = BatchCountText, BatchSize = BatchSizeText, ClipSkip = ClipSkipText,
-        HiresUpscaler = HiresUpscaler, HiresScale = HiresScaleText, HiresSteps = HiresStepsText, HiresDenoise = HiresDenoiseText,
+        Checkpoint = Checkpoint, HiresUpscaler = HiresUpscaler, HiresScale = HiresScaleText, HiresSteps = HiresStepsText, HiresDenoise = HiresDenoiseText,
     };
 
     /// <summary>Loads saved settings into the form (a missing size keeps the checkpoint's default).</summary>
@@ -109,6 +109,7 @@ public sealed partial class GeneratorViewModel
         BatchCountText = s.BatchCount;
         BatchSizeText = s.BatchSize;
         ClipSkipText = s.ClipSkip;
+        if (!string.IsNullOrWhiteSpace(s.Checkpoint)) Checkpoint = s.Checkpoint;
         HiresUpscaler = s.HiresUpscaler;
         HiresScaleText = s.HiresScale;
         HiresStepsText = s.HiresSteps;
@@ -266,6 +267,8 @@ public sealed partial class GeneratorViewModel
         Action<T> complete, Action<Action> post)
     {
         var cts = _cts = new CancellationTokenSource();
+        // Read by the generator on the job's thread; written only here, before the job starts.
+        JobCheckpoint = Checkpoint;
         State = JobState.Running;
         ProgressFraction = 0;
         StatusText = startStatus;

@@ -31,7 +31,9 @@ public sealed class MainWindow : Window
     /// <param name="generator">Runs a job (on a background thread).</param>
     /// <param name="loras">LoRA cards (alias and sidecar values); the argument asks for a rescan of the folders.</param>
     /// <param name="post">Runs an action on the UI thread (<c>IApplication.Invoke</c>).</param>
-    public MainWindow(GeneratorViewModel vm, Generator generator, Func<bool, IReadOnlyList<LoraCard>> loras, Action<Action> post)
+    /// <param name="checkpoints">Checkpoints to choose from (the model folders' and the built-in demos); null: only the form's.</param>
+    public MainWindow(GeneratorViewModel vm, Generator generator, Func<bool, IReadOnlyList<LoraCard>> loras, Action<Action> post,
+        IReadOnlyList<string>? checkpoints = null)
     {
         _vm = vm;
         _generator = generator;
@@ -61,6 +63,10 @@ public sealed class MainWindow : Window
         BatchCountField = Field(left, "Batch:", 0, row + 2, 3, vm.BatchCountText);
         BatchSizeField = Field(left, "x", Pos.Right(BatchCountField) + 1, row + 2, 2, vm.BatchSizeText);
         ClipSkipField = Field(left, "Clip skip:", Pos.Right(BatchSizeField) + 2, row + 2, 2, vm.ClipSkipText);
+        var modelLabel = new Label { Text = "Model:", X = Pos.Right(ClipSkipField) + 2, Y = row + 2 };
+        var models = checkpoints is { Count: > 0 } ? checkpoints : [vm.Checkpoint.Length > 0 ? vm.Checkpoint : "(configured)"];
+        CheckpointField = new ChoiceField(models, vm.Checkpoint) { X = Pos.Right(modelLabel) + 1, Y = row + 2, Width = Dim.Fill() };
+        left.Add(modelLabel, CheckpointField);
         var samplerLabel = new Label { Text = "Sampler:", X = 0, Y = row + 3 };
         SamplerField = new ChoiceField(GeneratorViewModel.Samplers, vm.Sampler) { X = Pos.Right(samplerLabel) + 1, Y = row + 3, Width = 10 };
         var scheduleLabel = new Label { Text = "Schedule:", X = Pos.Right(SamplerField) + 2, Y = row + 3 };
@@ -119,6 +125,7 @@ public sealed class MainWindow : Window
         BatchSizeField.TextChanged += (_, _) => _vm.BatchSizeText = BatchSizeField.Text;
         ClipSkipField.TextChanged += (_, _) => _vm.ClipSkipText = ClipSkipField.Text;
         HiresField.TextChanged += (_, _) => _vm.HiresUpscaler = HiresField.Text;
+        if (checkpoints is { Count: > 0 }) CheckpointField.TextChanged += (_, _) => _vm.Checkpoint = CheckpointField.Text;
         HiresScaleField.TextChanged += (_, _) => _vm.HiresScaleText = HiresScaleField.Text;
         HiresStepsField.TextChanged += (_, _) => _vm.HiresStepsText = HiresStepsField.Text;
         HiresDenoiseField.TextChanged += (_, _) => _vm.HiresDenoiseText = HiresDenoiseField.Text;
@@ -176,6 +183,8 @@ public sealed class MainWindow : Window
     public TextField BatchSizeField { get; }
     /// <summary>Clip skip.</summary>
     public TextField ClipSkipField { get; }
+    /// <summary>The checkpoint (a choice among the model folders' checkpoints and the built-in demos); the next job loads it.</summary>
+    public ChoiceField CheckpointField { get; }
     /// <summary>Hires fix upscaler ("Off", or a latent mode).</summary>
     public ChoiceField HiresField { get; }
     /// <summary>Hires upscale factor.</summary>
@@ -201,7 +210,7 @@ public sealed class MainWindow : Window
         "Ctrl+L        go to the LoRA list (type to search; Enter inserts the tag)\n" +
         "Ctrl+Q        quit (a running job is cancelled first)\n" +
         "Tab/Shift+Tab next/previous field\n" +
-        "←/→ or Space  step through a choice (sampler, schedule, hires upscaler; Off: no hires pass)\n" +
+        "←/→ or Space  step through a choice (model, sampler, schedule, hires upscaler; Off: no hires pass)\n" +
         "History       moving through it shows the image and its infotext; Enter reuses its settings\n" +
         "Alt+M         random seed (-1)\n" +
         "Alt+R         reuse the last image's seed\n" +

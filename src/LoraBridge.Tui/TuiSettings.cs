@@ -28,6 +28,8 @@ public sealed record TuiSettings
     public string BatchSize { get; init; } = "1";
     /// <summary>Clip skip field.</summary>
     public string ClipSkip { get; init; } = "1";
+    /// <summary>Checkpoint chosen in the form; empty: the configured one.</summary>
+    public string Checkpoint { get; init; } = "";
     /// <summary>Hires fix upscaler, "Off" for none.</summary>
     public string HiresUpscaler { get; init; } = GeneratorViewModel.HiresOff;
     /// <summary>Hires upscale factor field.</summary>

@@ -21,7 +21,7 @@ public class LayoutAndSettingsTests
     private static View[] SettingsOf(MainWindow w) =>
     [
         w.PromptEditor, w.NegativeField, w.StepsField, w.CfgField, w.SizeField, w.SeedField, w.RandomSeedButton, w.ReuseSeedButton,
-        w.BatchCountField, w.BatchSizeField, w.ClipSkipField, w.SamplerField, w.ScheduleField, w.HiresField, w.HiresScaleField,
+        w.BatchCountField, w.BatchSizeField, w.ClipSkipField, w.SamplerField, w.ScheduleField, w.CheckpointField, w.HiresField, w.HiresScaleField,
         w.HiresStepsField, w.HiresDenoiseField, w.GenerateButton, w.CancelButton, w.Status, w.PlanView, w.LoraList, w.FileList,
         w.Preview, w.Caption,
     ];

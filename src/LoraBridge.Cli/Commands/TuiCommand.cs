@@ -33,8 +33,9 @@ public static class TuiCommand
             return await CliHost.RunAsync(parse, ct, (sp, token) =>
             {
                 var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
-                var workspace = new GenerationWorkspace(o.ToWorkspaceSettings(parse.GetValue(checkpoint), parse.GetValue(tokenizer)),
-                    sp.GetRequiredService<PythonBridge>());
+                var settings = o.ToWorkspaceSettings(parse.GetValue(checkpoint), parse.GetValue(tokenizer));
+                var bridge = sp.GetRequiredService<PythonBridge>();
+                var workspace = new GenerationWorkspace(settings, bridge);
                 var outputDir = o.EffectiveOutputDir(parse.GetValue(output));
                 var (w, h) = workspace.Sources.DefaultSize();
                 var vm = new GeneratorViewModel(outputDir, $"{w}x{h}");
@@ -43,7 +44,9 @@ public static class TuiCommand
                 // reported before the screen switches to the UI and counted on the status line.
                 using var extensions = ExtensionCommands.Load(sp);
                 workspace.Engine.Hooks = extensions;
-                var generator = new WorkspaceGenerator(workspace, LivePreviews.FromBridge(sp.GetRequiredService<PythonBridge>()))
+                // Another checkpoint chosen in the form gets its own workspace on the same bridge and settings.
+                var generator = new WorkspaceGenerator(workspace, LivePreviews.FromBridge(bridge),
+                    name => new GenerationWorkspace(settings with { Checkpoint = name }, bridge))
                 {
                     ReadyNote = ExtensionsNote(extensions.Units),
                 };
