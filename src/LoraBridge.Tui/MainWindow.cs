@@ -95,7 +95,7 @@ public sealed class MainWindow : Window
         LoraList.SetSource(_loraItems);
         // The picture on top of the right column (as A1111's gallery beside the form), its infotext under it.
         Preview = new PreviewView(vm.Preview) { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(CaptionRows) };
-        Caption = new TextView { X = 0, Y = Pos.Bottom(Preview), Width = Dim.Fill(), Height = CaptionRows, ReadOnly = true, WordWrap = true, TabKeyAddsTab = false, Text = vm.Preview.Caption };
+        Caption = new TextView { X = 0, Y = Pos.Bottom(Preview), Width = Dim.Fill(), Height = CaptionRows, ReadOnly = true, WordWrap = true, TabKeyAddsTab = false, CanFocus = false, Text = vm.Preview.Caption };
         var previewFrame = new FrameView { Title = "Image", X = Pos.Right(left), Y = 0, Width = Dim.Fill(), Height = Dim.Percent(55) };
         previewFrame.Add(Preview, Caption);
         vm.Preview.Changed += () => Caption.Text = vm.Preview.Caption;
@@ -208,6 +208,8 @@ public sealed class MainWindow : Window
         "Ctrl+G        generate with the current prompt and settings\n" +
         "Esc           cancel the running job (the LoRA weights are restored)\n" +
         "Ctrl+L        go to the LoRA list (type to search; Enter inserts the tag)\n" +
+        "F3            go to the History (↑/↓ show each image and its infotext; Enter reuses its settings)\n" +
+        "F6            next panel (form, LoRAs, History)\n" +
         "Ctrl+Q        quit (a running job is cancelled first)\n" +
         "Tab/Shift+Tab next/previous field\n" +
         "←/→ or Space  step through a choice (model, sampler, schedule, hires upscaler; Off: no hires pass)\n" +
@@ -243,6 +245,7 @@ public sealed class MainWindow : Window
         else if (key == Key.Esc) _vm.Cancel();
         else if (key == Key.Q.WithCtrl) quit();
         else if (key == Key.L.WithCtrl) LoraList.SetFocus();
+        else if (key == Key.F3) FileList.SetFocus();
         else return false;
         return true;
     }

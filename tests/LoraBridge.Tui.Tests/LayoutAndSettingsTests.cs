@@ -80,7 +80,7 @@ public class LayoutAndSettingsTests
         Assert.False(w.HelpFrame.Visible);
         Assert.True(w.HandleKey(Key.F1, () => { }));
         Assert.True(w.HelpFrame.Visible);
-        foreach (var key in new[] { "F1", "Ctrl+G", "Esc", "Ctrl+L", "Ctrl+Q", "Tab", "Alt+M", "Alt+R" })
+        foreach (var key in new[] { "F1", "F3", "F6", "Ctrl+G", "Esc", "Ctrl+L", "Ctrl+Q", "Tab", "Alt+M", "Alt+R" })
             Assert.Contains(key, w.HelpView.Text);
         // Esc closes the help first; it does not cancel anything then.
         Assert.True(w.HandleKey(Key.Esc, () => { }));

@@ -174,7 +174,7 @@ public class PreviewTests
         finally { dir.Delete(true); }
     }
 
-    private static void AddParameters(string png, string parameters)
+    internal static void AddParameters(string png, string parameters)
     {
         // Insert a tEXt chunk after IHDR (8-byte signature + 25-byte IHDR chunk); readers ignore the CRC here.
         var bytes = File.ReadAllBytes(png);
@@ -188,7 +188,7 @@ public class PreviewTests
         File.WriteAllBytes(png, [.. bytes.AsSpan(0, 33), .. chunk, .. bytes.AsSpan(33)]);
     }
 
-    private static uint Crc32(ReadOnlySpan<byte> data)
+    internal static uint Crc32(ReadOnlySpan<byte> data)
     {
         uint crc = 0xFFFFFFFF;
         foreach (var b in data)
@@ -227,6 +227,46 @@ public class PreviewTests
             Assert.False(vm.Preview.IsLive);
             Assert.Equal(final, vm.Preview.Path);
             Assert.Equal(Expected(3, 3), vm.Preview.Image![3, 3]);
+        }
+        finally { dir.Delete(true); }
+    }
+}
+
+internal static class PreviewTestsAccess
+{
+    internal static void AddParameters(string png, string parameters) => PreviewTests.AddParameters(png, parameters);
+}
+
+// In a running application (ANSI driver, headless): F3 goes to the History, ↓ moves and shows each image.
+public class HistoryKeysTests
+{
+    [Fact]
+    public void DownMovesThroughTheHistoryAndShowsEachImage()
+    {
+        var dir = Directory.CreateTempSubdirectory("lorabridge-probe-");
+        try
+        {
+            foreach (var (name, age) in new[] { ("00000-1.png", -5), ("00001-2.png", 0) })
+            {
+                using var bitmap = new SkiaSharp.SKBitmap(2, 2);
+                var p = Path.Combine(dir.FullName, name);
+                using (var data = bitmap.Encode(SkiaSharp.SKEncodedImageFormat.Png, 100)) File.WriteAllBytes(p, data.ToArray());
+                PreviewTestsAccess.AddParameters(p, $"prompt {name}\nSteps: 4, Seed: 1");
+                File.SetLastWriteTimeUtc(p, DateTime.UtcNow.AddMinutes(age));
+            }
+            var vm = new GeneratorViewModel(dir.FullName, "64x64");
+            using Terminal.Gui.App.IApplication app = Terminal.Gui.App.Application.Create();
+            app.Init(Terminal.Gui.Drivers.DriverRegistry.Names.ANSI);
+            var w = new MainWindow(vm, (_, _, _) => Task.FromResult(new JobResult([], [])), _ => [], a => a());
+            app.Begin(w);
+            app.LayoutAndDraw();
+            Assert.True(w.HandleKey(Terminal.Gui.Input.Key.F3, () => { }));
+            Assert.True(w.FileList.HasFocus);
+            app.Keyboard.RaiseKeyDownEvent(Terminal.Gui.Input.Key.CursorDown);
+            app.Keyboard.RaiseKeyDownEvent(Terminal.Gui.Input.Key.CursorDown);
+            Assert.Equal(1, w.FileList.SelectedItem);
+            Assert.EndsWith("00000-1.png", vm.Preview.Path);
+            w.Dispose();
         }
         finally { dir.Delete(true); }
     }
