@@ -82,7 +82,8 @@ public sealed class MainWindow : Window
         GenerateButton = new Button { Text = "_Generate", X = 0, Y = row + 5, IsDefault = false };
         CancelButton = new Button { Text = "_Cancel", X = Pos.Right(GenerateButton) + 2, Y = Pos.Top(GenerateButton), Enabled = false };
         Progress = new ProgressBar { X = Pos.Right(CancelButton) + 2, Y = Pos.Top(GenerateButton), Width = Dim.Fill(), Height = 1 };
-        Status = new Label { X = 0, Y = Pos.Bottom(GenerateButton), Width = Dim.Fill(), Height = 2, Text = vm.StatusText };
+        // No hot key in the status text: a Label would hide the '_' of "<lora:demo_style:0.8>" as a hot-key marker.
+        Status = new Label { X = 0, Y = Pos.Bottom(GenerateButton), Width = Dim.Fill(), Height = 2, Text = vm.StatusText, HotKeySpecifier = (System.Text.Rune)0xFFFF };
 
         PlanView = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), ReadOnly = true, WordWrap = false, TabKeyAddsTab = false };
         var planFrame = new FrameView { Title = "Plan (per denoiser call)", X = 0, Y = Pos.Bottom(Status), Width = Dim.Fill(), Height = Dim.Fill() };

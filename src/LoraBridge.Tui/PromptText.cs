@@ -127,16 +127,31 @@ public static class PromptText
             sb.Append(CultureInfo.InvariantCulture, $"{pass.Name}: {pass.Steps} steps, {pass.Parts.Count} part{(pass.Parts.Count == 1 ? "" : "s")}, {loras}");
             if (plan.UsesExtendedSyntax) sb.Append(" (extended syntax)");
             sb.AppendLine();
-            var rows = new List<List<IReadOnlyList<string>>>();
+            var runs = new List<(int Start, int End)>();
             int start = 0;
             for (int i = 1; i <= pass.Steps; i++)
             {
                 if (i < pass.Steps && Same(pass, i - 1, i)) continue;
-                var row = new List<IReadOnlyList<string>> { new[] { start == i - 1 ? $"{start}" : $"{start}-{i - 1}" } };
-                row.AddRange(pass.Parts.Select(p => Cell(p.TextAt(start), textWidth)));
-                row.AddRange(pass.Loras.Select(l => (IReadOnlyList<string>)[$"{l.Name} {Num(l.Te[start])}/{Num(l.Unet[start])}"]));
-                rows.Add(row);
+                runs.Add((start, i - 1));
                 start = i;
+            }
+            string Steps((int Start, int End) r) => r.Start == r.End ? $"{r.Start}" : $"{r.Start}-{r.End}";
+            string Lora(LoraTrack l, int s) => $"{l.Name} {Num(l.Te[s])}/{Num(l.Unet[s])}";
+            // The texts get what the step and LoRA columns leave of the panel, so the LoRA columns stay on screen.
+            int tw = textWidth;
+            if (width > 0 && runs.Count > 0 && pass.Parts.Count > 0)
+            {
+                int fixedWidth = 2 + runs.Max(r => Steps(r).Length) + pass.Loras.Sum(l => runs.Max(r => Lora(l, r.Start).Length))
+                    + 2 * (pass.Parts.Count + pass.Loras.Count);
+                tw = Math.Max(12, Math.Min(textWidth, (width - fixedWidth) / pass.Parts.Count));
+            }
+            var rows = new List<List<IReadOnlyList<string>>>();
+            foreach (var run in runs)
+            {
+                var row = new List<IReadOnlyList<string>> { new[] { Steps(run) } };
+                row.AddRange(pass.Parts.Select(p => Cell(p.TextAt(run.Start), tw)));
+                row.AddRange(pass.Loras.Select(l => (IReadOnlyList<string>)[Lora(l, run.Start)]));
+                rows.Add(row);
             }
             if (rows.Count == 0) continue;
             var widths = Enumerable.Range(0, rows[0].Count).Select(c => rows.Max(r => r[c].Max(l => l.Length))).ToArray();

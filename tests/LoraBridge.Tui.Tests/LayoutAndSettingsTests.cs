@@ -73,6 +73,18 @@ public class LayoutAndSettingsTests
     }
 
     [Fact]
+    public void AtEightyColumnsThePlanKeepsItsLoraColumnOnScreen()
+    {
+        var (w, _) = Build(80, 24);
+        using var _ = w;
+        w.PromptEditor.Text = "a lighthouse on a cliff at sunset, [stormy:calm:0.5] sea <lora:demo_style:0.8>";
+        var width = w.PlanView.Viewport.Width;
+        var lines = w.PlanView.Text.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.All(lines, l => Assert.True(l.Length <= width, $"'{l}' wider than {width}"));
+        Assert.Equal(2, lines.Count(l => l.Contains("demo_style 0.8/0.8", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public void F1ShowsHelpListingEveryKey()
     {
         var (w, vm) = Build(80, 24);

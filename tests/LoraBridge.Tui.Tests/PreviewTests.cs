@@ -251,7 +251,7 @@ public class HistoryKeysTests
                 using var bitmap = new SkiaSharp.SKBitmap(2, 2);
                 var p = Path.Combine(dir.FullName, name);
                 using (var data = bitmap.Encode(SkiaSharp.SKEncodedImageFormat.Png, 100)) File.WriteAllBytes(p, data.ToArray());
-                PreviewTestsAccess.AddParameters(p, $"prompt {name}\nSteps: 4, Seed: 1");
+                PreviewTestsAccess.AddParameters(p, $"<lora:demo_style:0.8> {name}\nSteps: 4, Seed: 1");
                 File.SetLastWriteTimeUtc(p, DateTime.UtcNow.AddMinutes(age));
             }
             var vm = new GeneratorViewModel(dir.FullName, "64x64");
@@ -266,6 +266,12 @@ public class HistoryKeysTests
             app.Keyboard.RaiseKeyDownEvent(Terminal.Gui.Input.Key.CursorDown);
             Assert.Equal(1, w.FileList.SelectedItem);
             Assert.EndsWith("00000-1.png", vm.Preview.Path);
+            // The status line shows the row's parameters with every character (no '_' eaten as a hot-key marker).
+            app.LayoutAndDraw();
+            var r = w.Status.FrameToScreen();
+            var shown = string.Join("\n", Enumerable.Range(r.Y, r.Height).Select(y =>
+                string.Concat(Enumerable.Range(r.X, r.Width).Select(x => app.Driver!.Contents![y, x].Grapheme))));
+            Assert.Contains("<lora:demo_style:0.8>", shown);
             w.Dispose();
         }
         finally { dir.Delete(true); }
