@@ -13,7 +13,7 @@ import builtins
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -275,6 +275,8 @@ def gen_load_checkpoint(path: str) -> bool:
         return False
     session = Session(path, precision=_precision["precision"], no_half_vae=_precision["no_half_vae"])
     session.precision_settings = dict(_precision)
+    if _lora_cache_mib[0] is not None:
+        session.set_lora_cache(_lora_cache_mib[0])
     if _session is not None:
         _session.restore()
     _session = session
@@ -282,11 +284,21 @@ def gen_load_checkpoint(path: str) -> bool:
 
 
 def gen_load_network(name: str, path: str) -> int:
-    return _require_session().load_network(name, path).layers
+    import warnings
+
+    # The C# catalog reports a LoRA made for the other family itself; Python's warning would print it twice.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return _require_session().load_network(name, path).layers
 
 
 def gen_set_networks(settings: list) -> int:
-    return _require_session().set_networks([(str(n), float(te), float(u), None if d is None else int(d)) for n, te, u, d in settings])
+    import warnings
+
+    with warnings.catch_warnings():  # a network evicted from the LoRA cache is read again here (see gen_load_network)
+        warnings.simplefilter("ignore", UserWarning)
+        return _require_session().set_networks([(str(n), float(te), float(u), None if d is None else int(d))
+                                                for n, te, u, d in settings])
 
 
 def gen_set_block_weights(table: list) -> None:
@@ -353,6 +365,23 @@ def gen_set_precision(precision: str = "autocast", no_half_vae: bool = False) ->
     return changed
 
 
+# Memory bound of the loaded-LoRA cache (gen_set_lora_cache), for the current and later sessions.
+_lora_cache_mib: list[Optional[float]] = [None]  # None: the session's default
+
+
+def gen_set_lora_cache(mib: float) -> int:
+    """Bounds the memory of loaded LoRA-family networks kept between jobs (least recently used go first; the ones
+    the model holds stay). Returns how many networks are loaded now."""
+    mib = float(mib)
+    if not mib >= 0:
+        raise ValueError(f"the LoRA cache size must be 0 or more MiB, got {mib}")
+    _lora_cache_mib[0] = mib
+    if _session is None:
+        return 0
+    _session.set_lora_cache(mib)
+    return len(_session.networks)
+
+
 def gen_model_info() -> dict:
     """Family ("sd1"/"sdxl"), default size, text encoders, VAE scale, ADM width, precision of the loaded model."""
     return _require_session().model_info()
@@ -366,16 +395,21 @@ def checkpoint_family(path: str) -> dict:
 
 
 def gen_encode_xl(ids_te1: list, ids_te2: Any, weights: list, width: int, height: int, zero_text: bool,
-                  crop_top: int = 0, crop_left: int = 0, original_width: int = 0, original_height: int = 0) -> list:
+                  crop_top: int = 0, crop_left: int = 0, original_width: int = 0, original_height: int = 0,
+                  fixes_json: str = "") -> list:
     """SDXL texts [texts][chunks][77] of one prompt's schedule, encoded as one batch; one handle per text.
 
     ids_te2 None: derived from ids_te1 (0 after the first end token). zero_text: A1111's empty negative prompt
-    (every schedule text ''), text parts zeroed. original size 0: the image size."""
+    (every schedule text ''), text parts zeroed. original size 0: the image size. fixes_json: textual-inversion
+    embeddings, [text][chunk][[offset, key, path]] as JSON ("" for none)."""
+    import json
+
     original = None
     if int(original_width) > 0 and int(original_height) > 0:
         original = (int(original_width), int(original_height))
+    fixes = json.loads(fixes_json) if fixes_json else None
     return _require_session().encode_batch_xl(ids_te1, ids_te2, weights, int(width), int(height), bool(zero_text),
-                                              (int(crop_top), int(crop_left)), original)
+                                              (int(crop_top), int(crop_left)), original, fixes)
 
 
 def gen_network_family(name: str) -> dict:
@@ -421,13 +455,10 @@ def gen_encode_fixed(request_json: str, clip_skip: int) -> list:
     """`gen_encode` with textual-inversion vectors written at their placeholders (request: ids, weights, fixes)."""
     import json
 
-    from .embeddings import EmbeddingStore, encode_request
+    from .embeddings import encode_request
 
     s = _require_session()
-    store = getattr(s, "embedding_store", None)
-    if store is None:
-        store = s.embedding_store = EmbeddingStore()  # vectors live as long as the checkpoint's session
-    z = encode_request(s.model.text_encoder, store, json.loads(request_json), int(clip_skip))
+    z = encode_request(s.model.text_encoder, s.embeddings(), json.loads(request_json), int(clip_skip))
     return [s._keep(z[i]) for i in range(z.shape[0])]
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import torch
 
@@ -22,7 +23,23 @@ from .patcher import Activation, Patcher
 from .rng import ImageRNG, image_seeds
 from .samplers import SamplerState
 
+if TYPE_CHECKING:
+    from .embeddings import EmbeddingStore
+
 NetworkSetting = tuple[str, float, float, Optional[int]]  # name, te, unet, dyn
+
+# Loaded networks kept for reuse (gen_set_lora_cache); a library user switching among a few LoRAs reads each once.
+DEFAULT_LORA_CACHE_MIB = 1024.0
+
+
+def network_nbytes(network: Network) -> int:
+    """Bytes of the tensors a loaded network holds (its modules' factors, biases, scales)."""
+    total = 0
+    for module in network.modules.values():
+        for value in vars(module).values():
+            items = value if isinstance(value, (list, tuple)) else (value,)
+            total += sum(t.numel() * t.element_size() for t in items if isinstance(t, torch.Tensor))
+    return total
 
 
 def default_device() -> str:
@@ -54,7 +71,12 @@ class Session:
             raise ValueError(f"{self.checkpoint}: cannot generate images, the checkpoint has no "
                              f"{', '.join(self.model.missing_parts)}")
         self.patcher = Patcher(self.model)
-        self.networks: dict[str, Network] = {}
+        # Least recently used first; bounded by lora_cache_bytes, except for the networks the model holds now.
+        self.networks: "OrderedDict[str, Network]" = OrderedDict()
+        self._network_paths: dict[str, str] = {}
+        self._network_bytes: dict[str, int] = {}
+        self.lora_cache_bytes = int(DEFAULT_LORA_CACHE_MIB * 2**20)
+        self.networks_evicted = 0
         self.block_weights: dict[str, BlockWeights] = {}
         self.patch_layers = 0      # layers re-merged or restored, cumulative (batch manifests report per job)
         self.patch_seconds = 0.0   # time spent doing it
@@ -84,7 +106,12 @@ class Session:
     # --- networks ------------------------------------------------------------------------------------
     def load_network(self, name: str, path: "str | os.PathLike[str]") -> NetworkInfo:
         """Reads and validates a LoRA-family file once; later activations refer to it by name."""
-        if name not in self.networks:
+        return self._load_network(name, path, keep={name})
+
+    def _load_network(self, name: str, path: "str | os.PathLike[str]", keep: set[str]) -> NetworkInfo:
+        if name in self.networks:
+            self.networks.move_to_end(name)
+        else:
             try:
                 self.networks[name] = self.patcher.load(path, name)
             except NetworkError:
@@ -101,11 +128,14 @@ class Session:
                 if hasattr(self.model, "filter_network"):
                     self.model.filter_network(network)
                 self.networks[name] = network
+            self._network_bytes[name] = network_nbytes(self.networks[name])
+            self._evict_networks(keep)
             warning = self.network_family(name)["warning"]
             if warning:
                 import warnings
 
                 warnings.warn(warning, stacklevel=2)
+        self._network_paths[name] = os.fspath(path)
         return NetworkInfo(name, os.fspath(path), len(self.networks[name].modules))
 
     def network_family(self, name: str) -> dict:
@@ -127,8 +157,14 @@ class Session:
         activations = []
         for name, te, unet, dyn in settings:
             network = self.networks.get(name)
+            if network is None and name in self._network_paths:
+                # Evicted by the cache bound since it was loaded: read again (a file gone meanwhile is an error
+                # naming it, never a stale merge).
+                self._load_network(name, self._network_paths[name], keep={n for n, *_ in settings})
+                network = self.networks.get(name)
             if network is None:
                 raise KeyError(f"network {name!r} is not loaded; load_network it first")
+            self.networks.move_to_end(name)
             activations.append(Activation(network, float(te), float(unet), None if dyn is None else int(dyn),
                                           self.block_weights.get(name)))
         start = time.perf_counter()
@@ -138,6 +174,28 @@ class Session:
             self.patch_seconds += time.perf_counter() - start
         self.patch_layers += n
         return n
+
+    def set_lora_cache(self, mib: float) -> None:
+        """Bounds the memory of loaded networks kept for reuse (0 keeps only those in use)."""
+        if not mib >= 0:
+            raise ValueError(f"the LoRA cache size must be 0 or more MiB, got {mib}")
+        self.lora_cache_bytes = int(mib * 2**20)
+        self._evict_networks(keep=set())
+
+    def _evict_networks(self, keep: set[str]) -> None:
+        """Drops least recently used networks until the cache fits its bound; networks the model holds now and
+        `keep` stay whatever their size."""
+        in_use = {net.name for net in self.patcher.active_networks()} | keep
+        total = sum(self._network_bytes.values())
+        for name in list(self.networks):
+            if total <= self.lora_cache_bytes:
+                break
+            if name in in_use:
+                continue
+            network = self.networks.pop(name)
+            self.patcher.forget(network)
+            total -= self._network_bytes.pop(name, 0)
+            self.networks_evicted += 1
 
     def set_block_weights(self, table: Sequence[tuple[str, Sequence[float], str]]) -> None:
         """Replaces the LoRA block weights by network name (LBW: 12/17/20 values expand to 26 by count)."""
@@ -170,9 +228,11 @@ class Session:
 
     def encode_batch_xl(self, ids_te1: Sequence, ids_te2: Optional[Sequence], weights: Sequence, width: int,
                         height: int, zero_text: bool = False, crop: tuple[int, int] = (0, 0),
-                        original_size: Optional[tuple[int, int]] = None) -> list[int]:
+                        original_size: Optional[tuple[int, int]] = None, fixes: Optional[Sequence] = None) -> list[int]:
         """SDXL: texts [texts][chunks][77] of one prompt's schedule as one batch (see encode_batch); te2 ids
-        None = derived from te1's. One handle per text, usable wherever an SD1 conditioning handle is."""
+        None = derived from te1's. ``fixes``: per text and chunk, [offset, key, path] of textual-inversion
+        embeddings (read once per key into the session's embedding store). One handle per text, usable wherever
+        an SD1 conditioning handle is."""
         from .sdxl import pack_cond
 
         if self.family != "sdxl":
@@ -180,12 +240,25 @@ class Session:
         counts = {len(t) for t in ids_te1}
         if len(counts) != 1:
             raise ValueError(f"every text of a batch needs the same number of chunks, got {sorted(counts)}")
+        loaded = None
+        if fixes is not None and any(chunk for text in fixes for chunk in text):
+            store = self.embeddings()
+            loaded = [[[(int(off), store.load(str(k), str(p))) for off, k, p in chunk] for chunk in text] for text in fixes]
         with self._autocast():
             crossattn, vector = self.model.get_learned_conditioning(
                 ids_te1, ids_te2, weights, int(width), int(height), zero_text=bool(zero_text), crop=crop,
-                original_size=original_size)
+                original_size=original_size, fixes=loaded)
         packed = pack_cond(crossattn.float(), vector.float())
         return [self._keep(packed[i]) for i in range(packed.shape[0])]
+
+    def embeddings(self) -> "EmbeddingStore":
+        """The textual-inversion vectors this checkpoint's prompts used, kept as long as the session."""
+        from .embeddings import EmbeddingStore
+
+        store = getattr(self, "embedding_store", None)
+        if store is None:
+            store = self.embedding_store = EmbeddingStore()
+        return store
 
     def _autocast(self):  # type: ignore[no-untyped-def]
         """torch.autocast(cuda, fp16) when the model runs A1111's default precision on CUDA, else a no-op."""

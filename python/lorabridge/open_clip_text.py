@@ -12,13 +12,14 @@ writes through to the fused weight (see :mod:`lorabridge.sdxl`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .attention import attention
+from .clip_text import apply_embedding_fixes
 
 
 @dataclass(frozen=True)
@@ -113,13 +114,19 @@ class OpenCLIPTextModel(nn.Module):
         self.text_projection = nn.Parameter(torch.empty(config.width, config.projection_dim, **fk))
         self.logit_scale = nn.Parameter(torch.empty(config.logit_scale_shape, **fk))
 
-    def forward(self, input_ids: torch.Tensor) -> OpenCLIPTextOutput:
+    def forward(self, input_ids: torch.Tensor,
+                fixes: Optional[Sequence[Sequence[tuple[int, torch.Tensor]]]] = None) -> OpenCLIPTextOutput:
+        """``fixes``: per row, (offset, vectors) of textual-inversion embeddings written over the token embeddings
+        before the positions are added (A1111's ``EmbeddingsWithFixes`` on ``token_embedding``)."""
         ids = input_ids.to(device=self.token_embedding.weight.device, dtype=torch.long)
         if ids.dim() != 2 or ids.shape[1] > self.config.context_length:
             raise ValueError(f"input_ids must be [batch, <= {self.config.context_length}], got {tuple(ids.shape)}")
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.config.vocab_size):
             raise ValueError(f"token id outside the vocabulary [0, {self.config.vocab_size})")
-        x = self.token_embedding(ids) + self.positional_embedding[: ids.shape[1]].to(self.token_embedding.weight.dtype)
+        tokens = self.token_embedding(ids)
+        if fixes is not None:
+            tokens = apply_embedding_fixes(tokens, fixes)
+        x = tokens + self.positional_embedding[: ids.shape[1]].to(self.token_embedding.weight.dtype)
         blocks = self.transformer.resblocks
         for block in blocks[:-1]:
             x = block(x)

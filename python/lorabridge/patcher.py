@@ -186,6 +186,21 @@ class Patcher:
                 out[f"{path}.bias"] = bias.detach()
         return out
 
+    def active_networks(self) -> list[Network]:
+        """The networks merged into some layer now (in no particular order)."""
+        found: dict[int, Network] = {}
+        for entries in self._applied.values():
+            for entry in entries:
+                found[id(entry[0])] = entry[0]
+        return list(found.values())
+
+    def forget(self, network: Network) -> None:
+        """Drops what is cached for a network that is unloaded, so a later object with the same id() starts clean."""
+        key = id(network)
+        self._last.pop(key, None)
+        self._keyframed.discard(key)
+        self._unit_cache = {k: v for k, v in self._unit_cache.items() if k[1] != key}
+
     @property
     def active_layers(self) -> list[str]:
         return sorted(self._applied)

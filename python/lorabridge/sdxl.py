@@ -541,22 +541,29 @@ class SDXLModel:
         return mean.float() * self.scale_factor
 
     # --- conditioning -----------------------------------------------------------------------------------
-    def encode_text(self, ids_te1: torch.Tensor, ids_te2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One chunk per row: (te1 penultimate, te2 penultimate, te2 pooled), float32."""
+    def encode_text(self, ids_te1: torch.Tensor, ids_te2: torch.Tensor, fixes_te1: Optional[Sequence] = None,
+                    fixes_te2: Optional[Sequence] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One chunk per row: (te1 penultimate, te2 penultimate, te2 pooled), float32. ``fixes_te*``: per row,
+        (offset, vectors) of textual-inversion embeddings for that encoder."""
         n = self.text_encoder.config.num_hidden_layers
         with torch.no_grad():
-            z1 = self.text_encoder(ids_te1, stop_at_layer=n - 1).hidden_states[-1]
-            out2 = self.text_encoder_2(ids_te2)
+            z1 = self.text_encoder(ids_te1, stop_at_layer=n - 1, fixes=fixes_te1).hidden_states[-1]
+            out2 = self.text_encoder_2(ids_te2, fixes=fixes_te2)
         return z1.float(), out2.penultimate.float(), out2.pooled.float()
 
     def get_learned_conditioning(self, ids_te1: Any, ids_te2: Any, weights: Any, width: int, height: int,
                                  zero_text: bool = False, crop: tuple[int, int] = (0, 0),
                                  original_size: Optional[tuple[int, int]] = None,
-                                 emphasis: str = "Original") -> tuple[torch.Tensor, torch.Tensor]:
+                                 emphasis: str = "Original",
+                                 fixes: Optional[Sequence[Sequence[Sequence[tuple[int, Any]]]]] = None
+                                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """A1111 v1.10.1 ``sd_models_xl.get_learned_conditioning`` for token ids [S, chunks, 77] of both
         tokenizers and their multipliers: (crossattn [S, 77·chunks, w1+w2], vector [S, proj + 6·256]).
 
-        ``original_size`` is (width, height); None means the image size, as A1111's txt2img."""
+        ``original_size`` is (width, height); None means the image size, as A1111's txt2img. ``fixes``: per text
+        and chunk, (offset, embedding) of textual-inversion embeddings (``lorabridge.embeddings.EmbeddingData``):
+        te1 gets their ``clip_l`` vectors and te2 their ``clip_g`` vectors, as A1111's two
+        ``EmbeddingsWithFixes``."""
         dev = self.text_encoder.text_model.embeddings.token_embedding.weight.device
         ids1 = _chunks(ids_te1, torch.long).to(dev)
         ids2 = te2_ids(ids1, self.text_encoder.config.vocab_size - 1) if ids_te2 is None else _chunks(ids_te2, torch.long).to(dev)
@@ -567,7 +574,11 @@ class SDXLModel:
         zs = []
         pooled = None
         for c in range(ids1.shape[1]):
-            z1, z2, p = self.encode_text(ids1[:, c], ids2[:, c])
+            f1 = f2 = None
+            if fixes is not None:
+                f1 = [[(off, e.vector_for("clip_l")) for off, e in text[c]] for text in fixes]
+                f2 = [[(off, e.vector_for("clip_g")) for off, e in text[c]] for text in fixes]
+            z1, z2, p = self.encode_text(ids1[:, c], ids2[:, c], f1, f2)
             if pooled is None:
                 pooled = p  # te2 pooled of the first chunk, before emphasis
             zs.append(torch.cat([apply_emphasis(z1, w[:, c], emphasis), apply_emphasis(z2, w[:, c], emphasis)], -1))

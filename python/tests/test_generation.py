@@ -133,3 +133,44 @@ def test_batch_texts_need_one_chunk_count(session: Session) -> None:
     one_ids, one_w = chunk([300])
     with pytest.raises(ValueError, match="same number of chunks"):
         session.encode_batch([one_ids, one_ids * 2], [one_w, one_w * 2])
+
+
+def test_lora_cache_evicts_least_recently_used_and_reloads_on_use(session: Session, demo_files: demo.DemoFiles) -> None:
+    from lorabridge.generation import network_nbytes
+
+    style, subject = session.networks["demo_style"], session.networks["demo_subject"]
+    assert network_nbytes(style) > 0 and network_nbytes(subject) > 0
+    session.set_networks([("demo_style", 1.0, 1.0, None)])
+    with_style = run(session)
+    # A bound of 0 keeps only what the model holds now: demo_style is merged, demo_subject goes.
+    session.set_lora_cache(0)
+    assert list(session.networks) == ["demo_style"] and session.networks_evicted == 1
+    # Using the evicted network reads its file again, and the merge equals the first one.
+    session.set_networks([("demo_subject", 1.0, 1.0, None)])
+    assert "demo_subject" in session.networks and session.networks["demo_subject"] is not subject
+    session.set_networks([("demo_style", 1.0, 1.0, None)])
+    assert run(session) == with_style
+    session.restore()
+
+
+def test_lora_cache_reload_of_a_deleted_file_names_it(tmp_path: Path, demo_files: demo.DemoFiles) -> None:
+    import shutil
+
+    s = Session(str(demo_files.checkpoint), device="cpu")
+    copy = tmp_path / "gone.safetensors"
+    shutil.copy(demo_files.loras[0], copy)
+    s.load_network("gone", str(copy))
+    s.set_lora_cache(0)  # nothing merged: the network is dropped
+    assert "gone" not in s.networks
+    copy.unlink()
+    digest = s.weights_digest()
+    with pytest.raises(Exception, match="gone.safetensors"):
+        s.set_networks([("gone", 1.0, 1.0, None)])
+    assert s.weights_digest() == digest
+
+
+def test_lora_cache_size_must_not_be_negative(session: Session) -> None:
+    with pytest.raises(ValueError, match="0 or more MiB"):
+        session.set_lora_cache(-1)
+    with pytest.raises(ValueError, match="0 or more MiB"):
+        session.set_lora_cache(float("nan"))

@@ -398,3 +398,61 @@ def test_img2img_on_the_sdxl_demo(tmp_path: Path, demo: Path) -> None:
     while s.step(run, [(cond, 1.0)], cond, 5.0) > 0:
         pass
     assert s.decode_png(run, [""])[0][:4] == b"\x89PNG"
+
+
+# ------------------------------------------------------------------------------------ textual inversion on SDXL
+
+def _sdxl_embedding(path: Path, clip_l: torch.Tensor, clip_g: torch.Tensor) -> str:
+    save_safetensors(path, {"clip_l": clip_l.contiguous(), "clip_g": clip_g.contiguous()})
+    return str(path)
+
+
+def test_sdxl_embedding_writes_clip_l_into_te1_and_clip_g_into_te2(tmp_path: Path, demo: Path) -> None:
+    s = Session(demo / "Stable-diffusion" / "lorabridge-demo-xl.safetensors", device="cpu")
+    te1, te2 = s.model.text_encoder, s.model.text_encoder_2
+    eos = te1.config.vocab_size - 1
+    # Two placeholder tokens after position 1 (offset 1 = the token before them), as the C# chunker places them.
+    ids = [[[eos - 1, 5, 6, 7, 8] + [eos] * 72]]
+    ones = [[[1.0] * 77]]
+    plain_c, plain_v = s.model.get_learned_conditioning(ids, None, ones, 128, 128)
+
+    # Vectors equal to the placeholders' own token embeddings change nothing: the rows land exactly on them.
+    same = _sdxl_embedding(tmp_path / "same.safetensors",
+                           te1.text_model.embeddings.token_embedding.weight[6:8].detach(),
+                           te2.token_embedding.weight[6:8].detach())
+    fixes = [[[[1, "same", same]]]]
+    handle = s.encode_batch_xl(ids, None, ones, 128, 128, fixes=fixes)[0]
+    crossattn, vector = s.model.get_learned_conditioning(ids, None, ones, 128, 128, fixes=[[[(1, s.embeddings().get("same"))]]])
+    assert torch.equal(crossattn, plain_c) and torch.equal(vector, plain_v)
+    assert s.release(handle)
+
+    # Other clip_l vectors change te1's half only; other clip_g vectors change te2's half and the pooled vector.
+    g = torch.Generator().manual_seed(3)
+    w1 = te1.config.hidden_size
+    only_l = _sdxl_embedding(tmp_path / "only_l.safetensors", torch.randn(2, w1, generator=g),
+                             te2.token_embedding.weight[6:8].detach())
+    c_l, v_l = s.model.get_learned_conditioning(ids, None, ones, 128, 128,
+                                                fixes=[[[(1, s.embeddings().load("only_l", only_l))]]])
+    assert not torch.equal(c_l[..., :w1], plain_c[..., :w1]) and torch.equal(c_l[..., w1:], plain_c[..., w1:])
+    assert torch.equal(v_l, plain_v)
+    only_g = _sdxl_embedding(tmp_path / "only_g.safetensors", te1.text_model.embeddings.token_embedding.weight[6:8].detach(),
+                             torch.randn(2, te2.config.width, generator=g))
+    c_g, v_g = s.model.get_learned_conditioning(ids, None, ones, 128, 128,
+                                                fixes=[[[(1, s.embeddings().load("only_g", only_g))]]])
+    assert torch.equal(c_g[..., :w1], plain_c[..., :w1]) and not torch.equal(c_g[..., w1:], plain_c[..., w1:])
+    assert not torch.equal(v_g, plain_v)
+
+
+def test_sd1_embedding_without_clip_g_names_what_it_lacks(tmp_path: Path, demo: Path) -> None:
+    s = Session(demo / "Stable-diffusion" / "lorabridge-demo-xl.safetensors", device="cpu")
+    eos = s.model.text_encoder.config.vocab_size - 1
+    path = tmp_path / "sd1.safetensors"
+    save_safetensors(path, {"emb_params": torch.randn(1, 32)})
+    ids = [[[eos - 1, 5, 6] + [eos] * 74]]
+    ones = [[[1.0] * 77]]
+    # A plain (SD1-style) vector goes to both encoders as A1111 does; here its width fits both toy encoders.
+    handle = s.encode_batch_xl(ids, None, ones, 128, 128, fixes=[[[[1, "sd1", str(path)]]]])[0]
+    assert s.release(handle)
+    missing = tmp_path / "missing.safetensors"
+    with pytest.raises(Exception, match="missing.safetensors"):
+        s.encode_batch_xl(ids, None, ones, 128, 128, fixes=[[[[1, "gone", str(missing)]]]])

@@ -23,8 +23,8 @@ public static class CliHost
     { Description = "Python interpreter to embed (skips discovery)", Recursive = true, HelpName = "path" };
 
     /// <summary><c>--webui-dir DIR</c> → <c>LoraBridge:WebUiDir</c>.</summary>
-    public static readonly Option<string> WebUiDir = new("--webui-dir")
-    { Description = "An existing AUTOMATIC1111 stable-diffusion-webui folder; its venv is tried first", Recursive = true, HelpName = "dir" };
+    public static readonly Option<string> WebUiDir = OptionValidation.ExistingFolder(new("--webui-dir")
+    { Description = "An existing AUTOMATIC1111 stable-diffusion-webui folder; its venv is tried first", Recursive = true, HelpName = "dir" });
 
     /// <summary><c>--torch-threads N</c> → <c>LoraBridge:TorchThreads</c>.</summary>
     public static readonly Option<int?> TorchThreads = OptionValidation.Range(new Option<int?>("--torch-threads")

@@ -51,6 +51,9 @@ public sealed class LoraBridgeOptions
     /// <summary>Keep the VAE in fp32 on CUDA (<c>--no-half-vae</c>, as A1111's option).</summary>
     public bool NoHalfVae { get; set; }
 
+    /// <summary>MiB of loaded LoRA files kept in memory between jobs of one process (batch, TUI, server); unset: 1024.</summary>
+    public double? LoraCacheMiB { get; set; }
+
     /// <summary>The data directory with the default applied.</summary>
     public string EffectiveDataDir => string.IsNullOrWhiteSpace(DataDir)
         ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify), "lorabridge")
@@ -70,6 +73,7 @@ public sealed class LoraBridgeOptions
         LoraNotFound = LoraNotFound,
         Precision = Precision,
         NoHalfVae = NoHalfVae,
+        LoraCacheMiB = LoraCacheMiB,
     };
 
     /// <summary>The output folder: <paramref name="explicitDir"/>, else <see cref="OutputDir"/>, else A1111's <c>outputs/txt2img-images/DATE</c>.</summary>

@@ -25,6 +25,19 @@ public static class OptionValidation
         return option;
     }
 
+    /// <summary>Requires an existing folder: a mistyped <c>--webui-dir</c> would otherwise silently find no models.</summary>
+    public static Option<string> ExistingFolder(Option<string> option)
+    {
+        option.Validators.Add(result =>
+        {
+            if (result.Tokens.Count == 0) return;
+            var value = result.GetValueOrDefault<string>();
+            if (!string.IsNullOrEmpty(value) && !Directory.Exists(value))
+                result.AddError($"{option.Name} {TerminalText.Escape(value)}: no such folder");
+        });
+        return option;
+    }
+
     /// <summary>Requires a finite number within ±<paramref name="max"/>: NaN and infinity parse as doubles but mean nothing here.</summary>
     public static Option<double> Finite(Option<double> option, double max)
     {

@@ -20,11 +20,16 @@ public static class CheckpointFamilies
 
     /// <summary>
     /// Sends the precision settings to Python when any is set, before the checkpoint loads (a model loaded with other
-    /// settings is reloaded by the next load). Nothing is sent when both are at their defaults.
+    /// settings is reloaded by the next load), and the LoRA cache bound when it is set. Nothing is sent for defaults.
     /// </summary>
-    /// <exception cref="ArgumentException">An unknown precision.</exception>
+    /// <exception cref="ArgumentException">An unknown precision or a negative LoRA cache size.</exception>
     public static async Task ApplyPrecisionAsync(PythonBridge bridge, WorkspaceSettings settings, CancellationToken ct)
     {
+        if (settings.LoraCacheMiB is { } mib)
+        {
+            if (!(mib >= 0)) throw new ArgumentException($"LoraBridge:LoraCacheMiB must be 0 or more, got {mib}");
+            await bridge.SetLoraCacheAsync(mib, ct).ConfigureAwait(false);
+        }
         var precision = ValidatePrecision(settings.Precision, "LoraBridge:Precision");
         if (precision is null && !settings.NoHalfVae) return;
         await bridge.SetPrecisionAsync(precision ?? "autocast", settings.NoHalfVae, ct).ConfigureAwait(false);

@@ -23,7 +23,7 @@ public static class EmbeddingConformance
         int width = await bridge.TextEncoderWidthAsync(Path.GetFullPath(textEncoderWeights), ct).ConfigureAwait(false);
         var db = await EmbeddingDatabase.LoadAsync([embeddingsDir], width, tokenizer, new PythonEmbeddingReader(bridge), ct: ct).ConfigureAwait(false);
         Directory.CreateDirectory(Path.Combine(outDir, "cond"));
-        await File.WriteAllTextAsync(Path.Combine(outDir, "db.json"), db.ToJson().ToJsonString(), ct).ConfigureAwait(false);
+        AtomicFile.Replace(Path.Combine(outDir, "db.json"), Encoding.UTF8.GetBytes(db.ToJson().ToJsonString()));
 
         var chunker = new PromptChunker(tokenizer, embeddings: db.Lookup);
         var planner = new A1111PromptPlanner();
@@ -51,7 +51,7 @@ public static class EmbeddingConformance
                 log.WriteLine($"{id}: encode errors differ from the plan: predicted [{string.Join(",", predicted)}], torch [{string.Join(",", errors.Select(e => e?.ToString() ?? "ok"))}]");
             n++;
         }
-        await File.WriteAllTextAsync(Path.Combine(outDir, "records.jsonl"), output.ToString(), ct).ConfigureAwait(false);
+        AtomicFile.Replace(Path.Combine(outDir, "records.jsonl"), Encoding.UTF8.GetBytes(output.ToString()));
         return n;
     }
 

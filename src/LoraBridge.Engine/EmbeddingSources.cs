@@ -44,12 +44,31 @@ public static class EmbeddingSources
         {
             var tensors = SafetensorsHeader.Read(checkpointPath).TensorsByName;
             if (tensors.TryGetValue(TokenEmbeddingKey, out var t) && t.Shape.Count == 2) return (int)t.Shape[1];
-            var xl = SdxlTokenEmbeddingKeys.Select(k => tensors.TryGetValue(k, out var x) && x.Shape.Count == 2 ? (int)x.Shape[1] : -1).ToList();
-            return xl.All(w => w > 0) ? xl.Sum() : -1;
         }
         catch (Exception e) when (e is ModelFileException or IOException)
         {
             return -1;
+        }
+        var (w1, w2) = SdxlEncoderWidths(checkpointPath);
+        return w1 > 0 && w2 > 0 ? w1 + w2 : -1;
+    }
+
+    /// <summary>
+    /// Widths of an SDXL checkpoint's two text encoders (CLIP-L role, OpenCLIP role) from its safetensors header; -1 for
+    /// one that cannot be read without loading (any width is then accepted and a wrong one fails when encoding).
+    /// </summary>
+    public static (int ClipL, int ClipG) SdxlEncoderWidths(string checkpointPath)
+    {
+        if (!checkpointPath.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return (-1, -1);
+        try
+        {
+            var tensors = SafetensorsHeader.Read(checkpointPath).TensorsByName;
+            var w = SdxlTokenEmbeddingKeys.Select(k => tensors.TryGetValue(k, out var x) && x.Shape.Count == 2 ? (int)x.Shape[1] : -1).ToList();
+            return (w[0], w[1]);
+        }
+        catch (Exception e) when (e is ModelFileException or IOException)
+        {
+            return (-1, -1);
         }
     }
 

@@ -57,13 +57,6 @@ public sealed class GenerationWorkspace
         var family = await CheckpointFamilies.ResolveAsync(_bridge, path, ct).ConfigureAwait(false);
         var tokenizer = ClipTokenizer.Load(Sources.LocateTokenizer(path));
         var embeddings = await EmbeddingSources.LoadAsync(Sources, path, tokenizer, _bridge, ct).ConfigureAwait(false);
-        if (family == BaseFamily.SDXL && embeddings is { Loaded.Count: > 0 })
-        {
-            // The database knows SDXL pairs (clip_l + clip_g); writing them into the two SDXL encoders is not built yet,
-            // so their names stay plain text rather than becoming placeholders nothing fills.
-            Warnings.Add($"textual-inversion embeddings are not applied to SDXL checkpoints yet ({embeddings.Loaded.Count} found); their names stay plain text");
-            embeddings = null;
-        }
         var chunker = new PromptChunker(tokenizer, embeddings: embeddings?.Lookup);
         return _checkpoint = new CheckpointContext(path, entry.ModelName, entry.ShortHash(Sources.Catalog.Hashes), chunker, family, embeddings);
     }

@@ -24,6 +24,8 @@ public sealed record WorkspaceSettings
     public string? Precision { get; init; }
     /// <summary>Keep the VAE in fp32 on CUDA (A1111's <c>--no-half-vae</c>).</summary>
     public bool NoHalfVae { get; init; }
+    /// <summary>MiB of loaded LoRAs kept between jobs (least recently used dropped first); null for the runtime's default (1024).</summary>
+    public double? LoraCacheMiB { get; init; }
 }
 
 /// <summary>

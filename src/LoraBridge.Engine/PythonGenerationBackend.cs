@@ -10,8 +10,9 @@ public sealed partial class PythonGenerationBackend(PythonBridge bridge) : IGene
     public async Task<IReadOnlyList<ConditioningHandle>> EncodeSdxlAsync(SdxlEncoding e, CancellationToken ct)
     {
         var texts = e.Texts.Select((t, i) => (IReadOnlyList<(int[], int[], double[])>)t.Select((c, k) => (c.Ids, e.Te2Ids[i][k], c.Weights)).ToList()).ToList();
+        var fixes = e.Texts.Any(t => t.Any(c => c.Fixes is { Count: > 0 })) ? EmbeddingRequest.FixesJson(e.Texts) : null;
         var handles = await bridge.EncodeSdxlAsync(texts, e.Size.Width, e.Size.Height, e.ZeroText, e.Size.CropTop, e.Size.CropLeft,
-            e.Size.OriginalWidth, e.Size.OriginalHeight, ct).ConfigureAwait(false);
+            e.Size.OriginalWidth, e.Size.OriginalHeight, fixes, ct).ConfigureAwait(false);
         return handles.Select(h => new ConditioningHandle(h)).ToList();
     }
 

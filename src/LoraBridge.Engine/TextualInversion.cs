@@ -23,8 +23,11 @@ public sealed record TextEncodeCall(string Side, IReadOnlyList<string> Texts, IR
 /// </summary>
 public sealed class TextualInversionPlan
 {
-    /// <summary>The text-encoder key SD 1.x encoders read from SDXL embedding files.</summary>
+    /// <summary>The text-encoder key SD 1.x encoders (and SDXL's first) read from SDXL embedding files.</summary>
     public const string ClipL = "clip_l";
+
+    /// <summary>The key SDXL's second (OpenCLIP) encoder reads from SDXL embedding files.</summary>
+    public const string ClipG = "clip_g";
 
     private TextualInversionPlan(IReadOnlyList<TextEncodeCall> calls, IReadOnlyDictionary<string, ChunkedPrompt> lines, IReadOnlyList<string> lineOrder,
         string? tiHashes, (int, int) positiveCounter, (int, int) negativeCounter, TextEncodeCall? failed)
@@ -66,9 +69,12 @@ public sealed class TextualInversionPlan
     /// <param name="chunker">Chunker with the embedding lookup.</param>
     /// <param name="encoderWidth">Width of the text encoder's token embeddings (vectors of another width fail).</param>
     /// <param name="attention">A1111's <c>parse_prompt_attention</c>.</param>
+    /// <param name="encoders">The text encoders the vectors go to, each with the key it reads from SDXL files and its
+    /// width (SDXL: <c>clip_l</c> and <c>clip_g</c>); null: one encoder, <c>clip_l</c> at <paramref name="encoderWidth"/>.</param>
     public static TextualInversionPlan Create(string prompt, string negativePrompt, int steps, PromptChunker chunker, int encoderWidth,
-        Func<string, IReadOnlyList<(string Text, double Weight)>> attention)
+        Func<string, IReadOnlyList<(string Text, double Weight)>> attention, IReadOnlyList<(string Key, int Width)>? encoders = null)
     {
+        encoders ??= [(ClipL, encoderWidth)];
         var lines = new Dictionary<string, ChunkedPrompt>(StringComparer.Ordinal);
         var order = new List<string>();
         ChunkedPrompt Line(string text)
@@ -103,12 +109,14 @@ public sealed class TextualInversionPlan
                     var entry = EmbeddingDatabase.EntryOf(fix);
                     if (used.All(u => u.Name != entry.Name)) used.Add(entry);
                 }
-                var bad = padded.SelectMany(t => t[i].FixList).Select(EmbeddingDatabase.EntryOf).FirstOrDefault(e => !e.Info.FitsEncoder(encoderWidth, ClipL));
-                if (bad is not null)
+                var bad = padded.SelectMany(t => t[i].FixList).Select(EmbeddingDatabase.EntryOf)
+                    .SelectMany(e => encoders.Where(enc => !e.Info.FitsEncoder(enc.Width, enc.Key)).Select(enc => (Entry: e, Encoder: enc)))
+                    .FirstOrDefault();
+                if (bad.Entry is { } misfit)
                 {
                     error = "RuntimeError";
-                    message = $"embedding {bad.Name} ({bad.File.Path}): vectors of shape [{string.Join(", ", bad.Info.VectorShapeFor(ClipL) ?? [])}] " +
-                              $"cannot replace token embeddings of width {encoderWidth}";
+                    var shape = misfit.Info.VectorShapeFor(bad.Encoder.Key) is { } dims ? $"of shape [{string.Join(", ", dims)}]" : $"without '{bad.Encoder.Key}'";
+                    message = $"embedding {misfit.Name} ({misfit.File.Path}): vectors {shape} cannot replace token embeddings of width {bad.Encoder.Width}";
                 }
             }
             var call = new TextEncodeCall(side, texts, padded, count, used, error, message);
@@ -138,7 +146,14 @@ public sealed class TextualInversionPlan
     public static string? HashesFor(GenerationRequest request, CheckpointContext checkpoint, IPromptPlanner planner)
     {
         if (checkpoint.Embeddings is not { } db || db.Lookup.IsEmpty) return null;
-        var plan = Create(request.Prompt, request.NegativePrompt, request.Steps, checkpoint.Chunker, db.ExpectedShape, planner.Attention);
+        // SDXL: each encoder takes its own part of the file (A1111's two EmbeddingsWithFixes), each checked on its width.
+        IReadOnlyList<(string, int)>? encoders = null;
+        if (checkpoint.Family == BaseFamily.SDXL)
+        {
+            var (w1, w2) = EmbeddingSources.SdxlEncoderWidths(checkpoint.Path);
+            encoders = [(ClipL, w1), (ClipG, w2)];
+        }
+        var plan = Create(request.Prompt, request.NegativePrompt, request.Steps, checkpoint.Chunker, db.ExpectedShape, planner.Attention, encoders);
         if (plan.Failed is { } failed)
             throw new PromptPlanException($"cannot use the {failed.Side} prompt: {failed.ErrorMessage}");
         return plan.TiHashes;

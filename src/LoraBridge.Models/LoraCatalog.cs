@@ -339,7 +339,7 @@ public sealed class LoraCatalog
     public static string? FamilyMismatch(LoraEntry entry, BaseFamily checkpointFamily) =>
         entry.Family == BaseFamily.Unknown || checkpointFamily == BaseFamily.Unknown || entry.Family == checkpointFamily
             ? null
-            : $"LoRA '{entry.Name}' was made for {entry.Family} but the checkpoint is {checkpointFamily}; it will match few or no layers ({entry.FilePath})";
+            : $"LoRA '{entry.Name}' was made for {entry.Family} but the checkpoint is {checkpointFamily}; it applies only where its tensors fit, as in A1111 ({entry.FilePath})";
 
     /// <summary>Checkpoints under the checkpoint folders, in A1111's order (read once; see <see cref="RescanCheckpoints"/>).</summary>
     public IReadOnlyList<CheckpointEntry> Checkpoints

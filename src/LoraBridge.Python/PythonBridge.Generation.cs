@@ -25,6 +25,16 @@ public sealed partial class PythonBridge
         return r.As<int>();
     }, ct);
 
+    /// <summary>
+    /// Bounds the memory of loaded LoRA-family networks kept between jobs, in MiB: least recently used networks are
+    /// dropped first (the ones the model holds stay) and read again when a job uses them. Returns the networks loaded now.
+    /// </summary>
+    public Task<int> SetLoraCacheAsync(double mib, CancellationToken ct = default) => CallAsync(m =>
+    {
+        using var r = Invoke(m, "gen_set_lora_cache", new PyFloat(mib));
+        return r.As<int>();
+    }, ct);
+
     /// <summary>Makes the weights equal to the base with exactly these networks (absolute); returns layers recomputed.</summary>
     public Task<int> SetNetworksAsync(IReadOnlyList<(string Name, double Te, double Unet, int? Dyn)> networks, CancellationToken ct = default) => CallAsync(m =>
     {

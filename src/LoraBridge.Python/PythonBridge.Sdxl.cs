@@ -63,11 +63,13 @@ public sealed partial class PythonBridge
     /// <summary>
     /// Encodes texts for SDXL as one batch (A1111 encodes one prompt's schedule together): per text and chunk the
     /// first encoder's ids, the second encoder's ids and the shared emphasis weights; the size conditioning; and
-    /// whether the text parts are zeroed (an empty negative prompt). Returns one handle per text.
+    /// whether the text parts are zeroed (an empty negative prompt). <paramref name="fixesJson"/>: textual-inversion
+    /// embeddings as <c>[text][chunk][[offset, key, path]]</c> JSON (their <c>clip_l</c> vectors go to the first
+    /// encoder, <c>clip_g</c> to the second), or null. Returns one handle per text.
     /// </summary>
     public Task<IReadOnlyList<long>> EncodeSdxlAsync(IReadOnlyList<IReadOnlyList<(int[] Ids, int[] Te2Ids, double[] Weights)>> texts,
         int width, int height, bool zeroText, int cropTop = 0, int cropLeft = 0, int originalWidth = 0, int originalHeight = 0,
-        CancellationToken ct = default) => CallAsync(m =>
+        string? fixesJson = null, CancellationToken ct = default) => CallAsync(m =>
     {
         static PyList Nested<T>(IEnumerable<IReadOnlyList<(int[] Ids, int[] Te2Ids, double[] Weights)>> texts,
             Func<(int[] Ids, int[] Te2Ids, double[] Weights), IEnumerable<T>> pick, Func<T, PyObject> make) =>
@@ -76,7 +78,7 @@ public sealed partial class PythonBridge
         var te2 = Nested(texts, c => c.Te2Ids, i => new PyInt(i));
         var weights = Nested(texts, c => c.Weights, w => new PyFloat(w));
         using var r = Invoke(m, "gen_encode_xl", te1, te2, weights, new PyInt(width), new PyInt(height), zeroText.ToPython(),
-            new PyInt(cropTop), new PyInt(cropLeft), new PyInt(originalWidth), new PyInt(originalHeight));
+            new PyInt(cropTop), new PyInt(cropLeft), new PyInt(originalWidth), new PyInt(originalHeight), new PyString(fixesJson ?? ""));
         var handles = new long[r.Length()];
         for (int i = 0; i < handles.Length; i++) handles[i] = At<long>(r, i);
         return (IReadOnlyList<long>)handles;

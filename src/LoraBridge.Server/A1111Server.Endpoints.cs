@@ -51,9 +51,9 @@ public sealed partial class A1111Server
             _queue.Interrupt();
             return Task.FromResult(Results.Json(new JsonObject()));
         });
-        Map(app, "POST", "/sdapi/v1/skip", "Same as interrupt: LoraBridge runs a request's batches as one job", _ =>
+        Map(app, "POST", "/sdapi/v1/skip", "Skip the batch being sampled; the request goes on with its next batch", _ =>
         {
-            _queue.Interrupt();
+            _queue.Skip();
             return Task.FromResult(Results.Json(new JsonObject()));
         });
         Map(app, "POST", "/sdapi/v1/png-info", "Generation parameters stored in a PNG", PngInfo);
@@ -65,10 +65,12 @@ public sealed partial class A1111Server
             ["api_auth"] = _settings.ApiAuth is null ? null : "***",
             ["nowebui"] = true,
         })));
-        Map(app, "GET", "/sdapi/v1/scripts", "Scripts (none; extensions are LoraBridge hooks)", _ =>
-            Task.FromResult(Results.Json(new JsonObject { ["txt2img"] = new JsonArray(), ["img2img"] = new JsonArray() })));
+        Map(app, "GET", "/sdapi/v1/scripts", "Scripts: the loaded extensions (they run on every job, as A1111's always-on scripts)", _ =>
+            Task.FromResult(Results.Json(new JsonObject { ["txt2img"] = ScriptList(), ["img2img"] = ScriptList() })));
         app.MapGet("/openapi.json", (EndpointDataSource source) => Results.Json(OpenApi(source)));
     }
+
+    private JsonArray ScriptList() => new([.. _settings.Scripts.Select(n => (JsonNode)n.ToLowerInvariant())]);
 
     private static void Map(WebApplication app, string method, string path, string summary, Func<HttpContext, Task<IResult>> handler)
     {
@@ -105,7 +107,7 @@ public sealed partial class A1111Server
     private async Task<IResult> Txt2Img(HttpContext ctx)
     {
         var body = await ReadBody(ctx.Request).ConfigureAwait(false);
-        return await Generate(Txt2ImgRequest.Parse(body, _settings.Limits, _options.RequestDefaults()), r => r, "txt2img-images").ConfigureAwait(false);
+        return await Generate(ctx, Txt2ImgRequest.Parse(body, _settings.Limits, _options.RequestDefaults()), r => r, "txt2img-images").ConfigureAwait(false);
     }
 
     // A1111's StableDiffusionImg2ImgProcessingAPI: the txt2img fields plus the init image and how it is used.
@@ -136,7 +138,7 @@ public sealed partial class A1111Server
         await File.WriteAllBytesAsync(initPath, bytes).ConfigureAwait(false);
         try
         {
-            return await Generate(request, r => r with
+            return await Generate(ctx, request, r => r with
             {
                 Img2Img = new Img2ImgSettings { InitImage = initPath, DenoisingStrength = denoise, ResizeMode = HiresRules.ResizeModes[resize] },
             }, "img2img-images").ConfigureAwait(false);
@@ -147,41 +149,44 @@ public sealed partial class A1111Server
         }
     }
 
-    private async Task<IResult> Generate(Txt2ImgRequest request, Func<GenerationRequest, GenerationRequest> adjust, string outputKind)
+    private async Task<IResult> Generate(HttpContext ctx, Txt2ImgRequest request, Func<GenerationRequest, GenerationRequest> adjust, string outputKind)
     {
+        WarnIgnoredScripts(request.AlwaysOnScripts);
         var checkpoint = CheckpointName(request.Checkpoint) ?? _options.Checkpoint;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var result = await _queue.RunAsync(async (ct, progress) =>
         {
+            var waited = clock.Elapsed;
             var workspace = Workspace(checkpoint);
             var context = await Prepare(workspace, ct).ConfigureAwait(false);
+            var loaded = clock.Elapsed;
             // Unsaved images are written to a private folder and removed after reading: the engine always writes files.
             var outDir = request.SaveImages
                 ? Path.GetFullPath(_options.OutputDir ?? Path.Combine("outputs", outputKind, DateTime.Now.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture)))
                 : Path.Combine(Path.GetTempPath(), "lorabridge-serve-" + Guid.NewGuid().ToString("N"));
             var generation = adjust(request.Generation with { OutputDir = outDir });
+            // The seed is drawn here rather than in the engine (same range), so a job resumed after /skip knows it.
+            if (generation.Seed == -1) generation = generation with { Seed = Random.Shared.NextInt64(0, 4294967294L) };
             var problems = workspace.Check(generation);
             if (problems.Count > 0) throw new ApiError(422, "ValidationError", string.Join("; ", problems));
             try
             {
-                IReadOnlyList<GeneratedImage> images;
-                try
-                {
-                    images = await workspace.GenerateAsync(generation, progress, ct).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (_queue.Interrupted && !Stopping.IsCancellationRequested)
-                {
-                    images = []; // A1111 answers an interrupted job with the images finished so far; the engine keeps none.
-                }
+                var engineStart = clock.Elapsed;
+                var images = await RunWithSkipsAsync(workspace, generation, outDir, progress, ct).ConfigureAwait(false);
+                var engine = clock.Elapsed - engineStart;
                 foreach (var w in workspace.Warnings.Distinct()) _log.LogWarning("{Warning}", w);
                 workspace.Warnings.Clear();
                 var pngs = images.Select(i => File.ReadAllBytes(i.Path)).ToList();
-                return (Images: images, Pngs: pngs, Context: context, Generation: generation);
+                return (Images: images, Pngs: pngs, Context: context, Generation: generation, Waited: waited, Load: loaded - waited, Engine: engine);
             }
             finally
             {
                 if (!request.SaveImages && Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
             }
         }, Stopping).ConfigureAwait(false);
+        // Server-Timing (a standard header, shown by browsers' dev tools): time queued behind other jobs, checkpoint
+        // preparation, and the engine's own time; whatever the client measures beyond them is the server's overhead.
+        ctx.Response.Headers["Server-Timing"] = ServerTiming.Format(result.Waited, result.Load, result.Engine);
         var info = InfoJson(result.Generation, result.Context, result.Images);
         return Results.Json(new JsonObject
         {
@@ -189,6 +194,70 @@ public sealed partial class A1111Server
             ["parameters"] = request.Parameters,
             ["info"] = info.ToJsonString(),
         });
+    }
+
+    // Runs the job; on /interrupt returns the images of the batches that finished, on /skip drops the batch being sampled
+    // and runs the remaining batches (A1111's n_iter loop goes on with the next batch's seeds).
+    private async Task<List<GeneratedImage>> RunWithSkipsAsync(GenerationWorkspace workspace, GenerationRequest generation, string outDir,
+        IProgress<GenerationProgress> progress, CancellationToken ct)
+    {
+        var images = new List<GeneratedImage>();
+        var part = generation;
+        while (true)
+        {
+            // Jobs run one at a time, so the PNGs that appear in the folder during this part are this job's.
+            var before = Directory.Exists(outDir) ? Directory.GetFiles(outDir, "*.png").ToHashSet(StringComparer.Ordinal) : [];
+            try
+            {
+                images.AddRange(await workspace.GenerateAsync(part, progress, ct).ConfigureAwait(false));
+                return images;
+            }
+            catch (OperationCanceledException) when (_queue.Interrupted && !Stopping.IsCancellationRequested)
+            {
+                // A1111 answers an interrupted job with the images finished so far: here, those of the batches
+                // (n_iter) that completed; the batch being sampled is dropped (the engine decodes no partial latent).
+                images.AddRange(FinishedImages(outDir, before));
+                _log.LogInformation("interrupted: {Count} finished image(s) returned", images.Count);
+                return images;
+            }
+            catch (OperationCanceledException) when (_queue.Skipped && !Stopping.IsCancellationRequested)
+            {
+                var finished = FinishedImages(outDir, before);
+                images.AddRange(finished);
+                // The skipped batch is the one after the completed ones (a batch whose files were partly written counts as done).
+                int next = (finished.Count + part.BatchSize - 1) / part.BatchSize + (finished.Count % part.BatchSize == 0 ? 1 : 0);
+                ct = _queue.ContinueAfterSkip();
+                int remaining = part.BatchCount - next;
+                _log.LogInformation("skipped batch {Batch} of {Count}; {Remaining} more to run", next, part.BatchCount, Math.Max(0, remaining));
+                if (remaining <= 0) return images;
+                part = part with { Seed = part.Seed + (long)next * part.BatchSize, BatchCount = remaining };
+            }
+        }
+    }
+
+    // A1111 runs alwayson_scripts through its script runner; LoraBridge extensions take their settings from the
+    // configuration instead, so the arguments are dropped: say so rather than pretend they were used.
+    private void WarnIgnoredScripts(IReadOnlyList<string> scripts)
+    {
+        foreach (var name in scripts)
+        {
+            if (_settings.Scripts.Contains(name, StringComparer.OrdinalIgnoreCase))
+                _log.LogWarning("alwayson_scripts: arguments for extension '{Name}' ignored (LoraBridge extensions read their settings from LoraBridge:Extensions:{Name}:…)", name, name);
+            else
+                _log.LogWarning("alwayson_scripts: '{Name}' ignored: no such script or extension is loaded", name);
+        }
+    }
+
+    // The PNGs written into outDir since `before`, in file-name order (A1111's numbering), with seed and infotext read back.
+    private static List<GeneratedImage> FinishedImages(string outDir, HashSet<string> before)
+    {
+        if (!Directory.Exists(outDir)) return [];
+        return [.. Directory.GetFiles(outDir, "*.png").Where(p => !before.Contains(p)).Order(StringComparer.Ordinal).Select(p =>
+        {
+            var text = PngText.Read(File.ReadAllBytes(p)).GetValueOrDefault("parameters") ?? "";
+            long seed = long.TryParse(Infotext.Parse(text)["Seed"], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var s) ? s : -1;
+            return new GeneratedImage(p, seed, text);
+        })];
     }
 
     private static async Task<CheckpointContext> Prepare(GenerationWorkspace workspace, CancellationToken ct)
@@ -343,7 +412,7 @@ public sealed partial class A1111Server
             ["eta_relative"] = p?.Remaining.TotalSeconds ?? 0,
             ["state"] = new JsonObject
             {
-                ["skipped"] = false,
+                ["skipped"] = _queue.Skipped,
                 ["interrupted"] = _queue.Interrupted,
                 ["stopping_generation"] = false,
                 ["job"] = _queue.Busy ? "txt2img" : "",

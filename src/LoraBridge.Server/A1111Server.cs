@@ -57,6 +57,7 @@ public sealed partial class A1111Server : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.IncludeScopes = false; });
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        if (_settings.LogTo is { } extra) builder.Logging.AddProvider(extra);
         builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
         builder.WebHost.ConfigureKestrel(k =>
         {
@@ -153,7 +154,7 @@ public sealed partial class A1111Server : IAsyncDisposable
     // A1111's --api-auth: HTTP basic on every route; a wrong or missing credential gets 401 and nothing runs.
     private async Task BasicAuth(HttpContext ctx, RequestDelegate next)
     {
-        if (!Authorized(ctx.Request.Headers.Authorization.ToString(), _settings.ApiAuth!))
+        if (!Authorized(ctx.Request.Headers.Authorization.ToString(), _settings.Credentials))
         {
             ctx.Response.StatusCode = 401;
             ctx.Response.Headers.WWWAuthenticate = "Basic";
@@ -163,8 +164,11 @@ public sealed partial class A1111Server : IAsyncDisposable
         await next(ctx).ConfigureAwait(false);
     }
 
-    /// <summary>True when <paramref name="header"/> is <c>Basic base64(user:pass)</c> matching <paramref name="expected"/> (constant-time compare).</summary>
-    public static bool Authorized(string header, string expected)
+    /// <summary>
+    /// True when <paramref name="header"/> is <c>Basic base64(user:pass)</c> matching one of <paramref name="expected"/>;
+    /// every pair is compared in constant time, so the answer's timing tells nothing about which part was wrong.
+    /// </summary>
+    public static bool Authorized(string header, IReadOnlyList<string> expected)
     {
         if (!header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase)) return false;
         byte[] given;
@@ -176,7 +180,10 @@ public sealed partial class A1111Server : IAsyncDisposable
         {
             return false;
         }
-        return System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(given, Encoding.UTF8.GetBytes(expected));
+        bool any = false;
+        foreach (var pair in expected)
+            any |= System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(given, Encoding.UTF8.GetBytes(pair));
+        return any;
     }
 
     private GenerationWorkspace Workspace(string? checkpoint)

@@ -23,6 +23,9 @@ public sealed record Txt2ImgRequest
     /// <summary><c>override_settings.sd_model_checkpoint</c> for this request only, or null.</summary>
     public string? Checkpoint { get; init; }
 
+    /// <summary>Keys of <c>alwayson_scripts</c> (A1111's per-request script arguments), in request order.</summary>
+    public IReadOnlyList<string> AlwaysOnScripts { get; init; } = [];
+
     /// <summary>The request's fields with A1111's defaults filled in, echoed back as <c>parameters</c>.</summary>
     public required JsonObject Parameters { get; init; }
 
@@ -88,6 +91,7 @@ public sealed record Txt2ImgRequest
             SaveImages = save,
             Checkpoint = overrides is null ? null : Str(overrides, "sd_model_checkpoint", null, 1024),
             Parameters = parameters,
+            AlwaysOnScripts = json["alwayson_scripts"] is JsonObject scripts ? [.. scripts.Select(kv => kv.Key)] : [],
         };
     }
 

@@ -13,6 +13,7 @@ var benchmarks = new SortedDictionary<string, Func<string[], int>>(StringCompare
     ["embeddings"] = EmbeddingBenchmark.Run,
     ["catalog"] = CatalogBenchmark.Run,
     ["preview"] = PreviewBenchmark.Run,
+    ["serve-load"] = ServeLoadBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

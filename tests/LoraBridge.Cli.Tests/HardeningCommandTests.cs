@@ -42,6 +42,7 @@ public sealed class HardeningCommandTests(CliDataFixture f) : IClassFixture<CliD
         { ["generate", "a cat", "--torch-threads", "100000"], "--torch-threads must be between 0 and 1024, got 100000" },
         { ["prompt", "plan", "a [b:c:0.5]", "--steps", "1000000000"], "--steps must be between 1 and 1000" },
         { ["generate", "a cat", "--steps", "abc"], "abc" },
+        { ["generate", "a cat", "--webui-dir", "/nonexistent/webui"], "--webui-dir /nonexistent/webui: no such folder" },
     };
 
     [Theory]

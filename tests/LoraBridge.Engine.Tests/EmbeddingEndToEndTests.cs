@@ -27,6 +27,25 @@ public sealed class EmbeddingEndToEndTests(EndToEndFixture f)
         return path;
     }
 
+    /// <summary>An SDXL safetensors embedding: <c>clip_g</c> and <c>clip_l</c> [rows, width], deterministic values.</summary>
+    private static string WriteSdxlEmbedding(string path, int rows, int widthL, int widthG, int seed)
+    {
+        var rng = new Random(seed);
+        int bytesL = rows * widthL * 4, bytesG = rows * widthG * 4;
+        var header = Encoding.UTF8.GetBytes(
+            $"{{\"clip_g\":{{\"dtype\":\"F32\",\"shape\":[{rows},{widthG}],\"data_offsets\":[0,{bytesG}]}}," +
+            $"\"clip_l\":{{\"dtype\":\"F32\",\"shape\":[{rows},{widthL}],\"data_offsets\":[{bytesG},{bytesG + bytesL}]}}}}");
+        var data = new byte[bytesG + bytesL];
+        for (int i = 0; i < data.Length / 4; i++) BitConverter.TryWriteBytes(data.AsSpan(i * 4), (float)(rng.NextDouble() * 2 - 1));
+        using var ms = new MemoryStream();
+        ms.Write(BitConverter.GetBytes((long)header.Length));
+        ms.Write(header);
+        ms.Write(data);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllBytes(path, ms.ToArray());
+        return path;
+    }
+
     private GenerationWorkspace Workspace(string embeddingsDir) =>
         new(new WorkspaceSettings { DataDir = Path.Combine(f.TempDir, "data"), EmbeddingDirs = [embeddingsDir] }, f.Bridge);
 
@@ -73,6 +92,31 @@ public sealed class EmbeddingEndToEndTests(EndToEndFixture f)
         // A1111's order: Lora hashes, then TI hashes, then Version.
         var keys = info.Parameters.Select(p => p.Key).ToList();
         Assert.True(keys.IndexOf("Lora hashes") < keys.IndexOf("TI hashes") && keys.IndexOf("TI hashes") < keys.IndexOf("Version"));
+    }
+
+    [Fact]
+    public async Task SdxlEmbeddingWithSdxlLoraOnTheSdxlDemoChangesTheImageAndIsHashed()
+    {
+        // The SDXL demo's encoders are 32 wide each: A1111's width check compares clip_l + clip_g = 64 with their sum.
+        var withDir = Path.Combine(f.TempDir, "emb-xl-" + Guid.NewGuid().ToString("N"));
+        var file = WriteSdxlEmbedding(Path.Combine(withDir, "glowxl.safetensors"), 2, 32, 32, seed: 8);
+        var withoutDir = Directory.CreateDirectory(Path.Combine(f.TempDir, "emb-xl-none-" + Guid.NewGuid().ToString("N"))).FullName;
+        GenerationWorkspace Xl(string dir) => new(new WorkspaceSettings
+        {
+            DataDir = Path.Combine(f.TempDir, "data"), EmbeddingDirs = [dir], Checkpoint = DemoCheckpoints.Sdxl,
+        }, f.Bridge);
+        const string prompt = "a lighthouse, glowxl <lora:demo_style_xl:0.8>";
+        var with = Xl(withDir);
+        var first = Assert.Single(await with.GenerateAsync(Request(prompt, f.NewOutputDir()), null, CancellationToken.None));
+        var again = Assert.Single(await with.GenerateAsync(Request(prompt, f.NewOutputDir()), null, CancellationToken.None));
+        var without = Assert.Single(await Xl(withoutDir).GenerateAsync(Request(prompt, f.NewOutputDir()), null, CancellationToken.None));
+
+        Assert.DoesNotContain(with.Warnings, w => w.Contains("embedding", StringComparison.OrdinalIgnoreCase));
+        Assert.Equal(Pixels(first.Path), Pixels(again.Path));
+        Assert.NotEqual(Pixels(first.Path), Pixels(without.Path));
+        var info = Infotext.Parse(first.Infotext);
+        Assert.NotNull(info["Lora hashes"]);
+        Assert.Equal($"glowxl: {ModelHashes.FileSha256(file)[..12]}", info["TI hashes"]);
     }
 
     [Fact]

@@ -125,6 +125,33 @@ public sealed class CatalogTests : IDisposable
     }
 
     [Fact]
+    public void NaturalOrderAgreesWithA1111sSplitKeyOnRandomNames()
+    {
+        // Reference: Python's [int(t) if t.isdigit() else t.lower() for t in re.split(r'(\d+)', s)], compared as lists.
+        static int Reference(string x, string y)
+        {
+            var a = System.Text.RegularExpressions.Regex.Split(x, @"(\d+)");
+            var b = System.Text.RegularExpressions.Regex.Split(y, @"(\d+)");
+            for (int i = 0; i < Math.Min(a.Length, b.Length); i++)
+            {
+                int c = i % 2 == 1
+                    ? System.Numerics.BigInteger.Parse(a[i]).CompareTo(System.Numerics.BigInteger.Parse(b[i]))
+                    : string.CompareOrdinal(a[i].ToLowerInvariant(), b[i].ToLowerInvariant());
+                if (c != 0) return c;
+            }
+            return a.Length.CompareTo(b.Length);
+        }
+        var random = new Random(5);
+        const string alphabet = "aAbB_-.0019";
+        string Name() => new(Enumerable.Range(0, random.Next(0, 7)).Select(_ => alphabet[random.Next(alphabet.Length)]).ToArray());
+        for (int n = 0; n < 20000; n++)
+        {
+            string x = Name(), y = Name();
+            Assert.True(Math.Sign(Reference(x, y)) == Math.Sign(FileWalk.NaturalComparer.Instance.Compare(x, y)), $"'{x}' vs '{y}'");
+        }
+    }
+
+    [Fact]
     public void SidecarFieldsUseA1111Names()
     {
         St.Lora(Path.Combine(_w.Lora, "s.safetensors"), Meta("s_alias"));

@@ -18,7 +18,7 @@ public sealed class RequestHandlingTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var settings = new ServerSettings { Port = 0, ApiAuth = "alice:s3cret", MaxRequestBodyBytes = 64 * 1024 };
+        var settings = new ServerSettings { Port = 0, ApiAuth = "alice:s3cret, carol:pa:ss", MaxRequestBodyBytes = 64 * 1024 };
         _server = new A1111Server(settings, _ =>
         {
             Interlocked.Increment(ref _workspacesMade);
@@ -59,7 +59,23 @@ public sealed class RequestHandlingTests : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData("alice:s3cret")]
+    [InlineData("carol:pa:ss")]
+    public async Task EveryPairOfACommaSeparatedApiAuthIsAccepted(string credentials)
+    {
+        using var client = new HttpClient { BaseAddress = _server.Address };
+        client.DefaultRequestHeaders.Authorization = Basic(credentials);
+        using var ping = await client.GetAsync("/internal/ping");
+        Assert.Equal(HttpStatusCode.OK, ping.StatusCode);
+        Assert.Equal(["alice:s3cret", "carol:pa:ss"], new ServerSettings { ApiAuth = "alice:s3cret, carol:pa:ss" }.Credentials);
+        Assert.Throws<ArgumentException>(() => new ServerSettings { ApiAuth = "alice:s3cret,nopassword" }.Validate());
+        Assert.Throws<ArgumentException>(() => new ServerSettings { ApiAuth = "alice:s3cret,:nouser" }.Validate());
+    }
+
+    [Theory]
     [InlineData(null)]
+    [InlineData("carol:pa")]
+    [InlineData("alice:s3cret,carol:pa:ss")]
     [InlineData("alice:wrong")]
     [InlineData("bob:s3cret")]
     public async Task WrongOrMissingCredentialsGet401AndNothingRuns(string? credentials)

@@ -19,11 +19,22 @@ public sealed class ServeFixture : IAsyncLifetime
     public HttpClient Http { get; private set; } = null!;
     public WorkspaceSettings Settings => new() { DataDir = Path.Combine(TempDir, "data") };
 
+    /// <summary>Hooks of every server workspace: lets a test hold a job at a chosen step (inactive unless armed).</summary>
+    public StepGate Gate { get; } = new();
+
+    /// <summary>The server's log lines.</summary>
+    public ListLogProvider Log { get; } = new();
+
     public async Task InitializeAsync()
     {
         Runtime = await PythonRuntime.StartAsync(new PythonRuntimeOptions { Executable = TestPython.Executable, TorchThreads = 2 });
         Bridge = new PythonBridge(Runtime);
-        Server = new A1111Server(new ServerSettings { Port = 0 }, name => new GenerationWorkspace(Settings with { Checkpoint = name }, Bridge), Bridge);
+        Server = new A1111Server(new ServerSettings { Port = 0, LogTo = Log, Scripts = ["PromptSuffix"] }, name =>
+        {
+            var workspace = new GenerationWorkspace(Settings with { Checkpoint = name }, Bridge);
+            workspace.Engine.Hooks = Gate; // where `serve` sets the loaded extensions, as `generate` does
+            return workspace;
+        }, Bridge);
         await Server.StartAsync(CancellationToken.None);
         Http = new HttpClient { BaseAddress = Server.Address, Timeout = TimeSpan.FromMinutes(10) };
     }

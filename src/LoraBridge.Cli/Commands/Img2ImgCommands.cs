@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using LoraBridge.Engine;
+using LoraBridge.Models;
 using LoraBridge.Python;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -115,31 +116,12 @@ public static class Img2ImgCommands
         return command;
     }
 
-    // A1111's Extras names files NNNNN.png; written to a temporary file and moved in place, never over a file.
+    // A1111's Extras names files NNNNN.png; like every output, never written over or through an existing name.
     private static string WriteExtras(string folder, byte[] png)
     {
         Directory.CreateDirectory(folder);
-        var temp = Path.Combine(folder, $".lorabridge-{Guid.NewGuid():N}.tmp");
-        File.WriteAllBytes(temp, png);
-        try
-        {
-            for (int n = OutputNaming.NextSequenceNumber(folder); ; n++)
-            {
-                var target = Path.Combine(folder, $"{n.ToString("D5", CultureInfo.InvariantCulture)}.png");
-                try
-                {
-                    File.Move(temp, target, overwrite: false);
-                    return target;
-                }
-                catch (IOException) when (File.Exists(target))
-                {
-                }
-            }
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
+        int first = OutputNaming.NextSequenceNumber(folder);
+        return AtomicFile.CreateUnique(folder, attempt => $"{(first + attempt).ToString("D5", CultureInfo.InvariantCulture)}.png", png);
     }
 
     private static string DefaultImg2ImgDir() =>

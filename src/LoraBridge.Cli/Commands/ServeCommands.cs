@@ -15,7 +15,7 @@ public static class ServeCommands
     {
         var listen = new Option<string>("--listen") { Description = "Address to bind (127.0.0.1: this machine only; 0.0.0.0: every interface)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port", DefaultValueFactory = _ => 7860 };
-        var auth = new Option<string?>("--api-auth") { Description = "user:password for HTTP basic auth (as A1111's --api-auth)" };
+        var auth = new Option<string?>("--api-auth") { Description = "user:password for HTTP basic auth, or several as u1:p1,u2:p2 (as A1111's --api-auth)" };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Checkpoint name or path (default: configured, else the demo model)" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Folder with the CLIP tokenizer files" };
         var outDir = new Option<string?>("--out", "-o") { Description = "Folder for images of requests with save_images (default outputs/txt2img-images/DATE)" };
@@ -33,6 +33,7 @@ public static class ServeCommands
                 Port = parse.GetValue(port),
                 ApiAuth = parse.GetValue(auth),
                 OutputDir = parse.GetValue(outDir) is { } d ? Path.GetFullPath(d) : o.OutputDir,
+                Scripts = [.. extensions.Extensions.Select(e => e.Name)],
             };
             GenerationWorkspace NewWorkspace(string? name)
             {
@@ -42,7 +43,8 @@ public static class ServeCommands
             }
             await using var server = new A1111Server(settings, NewWorkspace, bridge);
             await server.StartAsync(token);
-            Console.Error.WriteLine($"serving A1111's API on {server.Address} (Ctrl+C stops)");
+            // On stdout, as A1111's "Running on local URL": scripts that start the server read the address (port 0 picks one).
+            Console.Out.WriteLine($"serving A1111's API on {server.Address} (Ctrl+C stops)");
             await server.RunUntilCancelledAsync(token);
             return 0;
         }));

@@ -266,10 +266,7 @@ public sealed class EmbeddingInfoCache
     public void Save()
     {
         if (_file is null || !_dirty) return;
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(_file))!);
-        string tmp = _file + "." + Environment.ProcessId + ".tmp";
-        File.WriteAllText(tmp, _entries.ToJsonString());
-        File.Move(tmp, _file, overwrite: true);
+        AtomicFile.Replace(_file, System.Text.Encoding.UTF8.GetBytes(_entries.ToJsonString()));
         _dirty = false;
     }
 }
