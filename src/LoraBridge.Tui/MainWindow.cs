@@ -62,8 +62,8 @@ public sealed class MainWindow : Window
         left.Add(RandomSeedButton, ReuseSeedButton);
         BatchCountField = Field(left, "Batch:", 0, row + 2, 3, vm.BatchCountText);
         BatchSizeField = Field(left, "x", Pos.Right(BatchCountField) + 1, row + 2, 2, vm.BatchSizeText);
-        ClipSkipField = Field(left, "Clip skip:", Pos.Right(BatchSizeField) + 2, row + 2, 2, vm.ClipSkipText);
-        var modelLabel = new Label { Text = "Model:", X = Pos.Right(ClipSkipField) + 2, Y = row + 2 };
+        ClipSkipField = Field(left, "Clip skip:", Pos.Right(BatchSizeField) + 1, row + 2, 2, vm.ClipSkipText);
+        var modelLabel = new Label { Text = "Model:", X = Pos.Right(ClipSkipField) + 1, Y = row + 2 };
         var models = checkpoints is { Count: > 0 } ? checkpoints : [vm.Checkpoint.Length > 0 ? vm.Checkpoint : "(configured)"];
         CheckpointField = new ChoiceField(models, vm.Checkpoint) { X = Pos.Right(modelLabel) + 1, Y = row + 2, Width = Dim.Fill() };
         left.Add(modelLabel, CheckpointField);

@@ -48,6 +48,8 @@ public class CheckpointChoiceTests
         w.Frame = new Rectangle(0, 0, 80, 24);
         w.Layout();
         Assert.Equal("lorabridge-demo", w.CheckpointField.Text);
+        // At 80 columns the field still has room for the demo's whole name.
+        Assert.True(w.CheckpointField.Frame.Width >= "lorabridge-demo".Length + 1, $"model field is {w.CheckpointField.Frame.Width} wide");
         Assert.True(w.CheckpointField.Select("lorabridge-demo-xl"));
         Assert.Equal("lorabridge-demo-xl", vm.Checkpoint);
         Assert.False(w.CheckpointField.Select("not-a-model"));   // only listed checkpoints can be chosen
