@@ -146,6 +146,8 @@ public sealed class MainWindow : Window
         ReloadLoras(rescan: false);
         RefreshPlan();
         RefreshJob();
+        // A new session opens on the newest image of the output folders (the History's first row).
+        if (_history.Count > 0 && vm.Preview.Path is null) vm.Preview.ShowFile(_history[0].Path, _history[0].Info.Format());
     }
 
     /// <summary>Rows of infotext under the picture.</summary>

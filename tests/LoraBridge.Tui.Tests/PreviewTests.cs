@@ -163,6 +163,8 @@ public class PreviewTests
             w.Frame = new Rectangle(0, 0, 160, 48);
             w.Layout();
             Assert.Equal([blue, red], w.HistoryItems.Select(h => h.Path));
+            Assert.Equal(blue, vm.Preview.Path);             // a new session opens on the newest image
+            Assert.Equal(new Rgb(0, 0, 255), vm.Preview.Image![0, 0]);
             w.FileList.SelectedItem = 1;
             w.ShowSelectedHistory();
             Assert.Equal(red, vm.Preview.Path);
