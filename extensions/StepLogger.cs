@@ -22,8 +22,11 @@ public sealed class StepLogger : ILoraBridgeExtension
     public async ValueTask AfterStepAsync(GenerationProgress p, CancellationToken ct)
     {
         if (_path is null) return;
-        await AppendAsync(new { time = DateTimeOffset.UtcNow, batch = p.Batch, batchCount = p.BatchCount, step = p.Step, totalSteps = p.TotalSteps,
-            stepsPerSecond = Math.Round(p.StepsPerSecond, 3) }, ct);
+        await AppendAsync(new
+        {
+            time = DateTimeOffset.UtcNow, batch = p.Batch, batchCount = p.BatchCount, step = p.Step, totalSteps = p.TotalSteps,
+            stepsPerSecond = Math.Round(p.StepsPerSecond, 3),
+        }, ct);
     }
 
     public async ValueTask AfterImageAsync(GeneratedImage image, CancellationToken ct)

@@ -27,7 +27,6 @@ from torch import nn
 from lorabridge.networks import Network, load_network
 from lorabridge.networks.keymap import UNET_PREFIX
 from lorabridge.patcher import Activation, Patcher
-from lorabridge.unet import UNetConfig, UNetModel
 
 # Run as `python3 python/benchmarks/bench_lora.py`, this folder is on sys.path: share bench_unet's model set-up.
 from bench_unet import demo_config, random_unet, sd15_config  # noqa: E402

@@ -1,15 +1,19 @@
-"""The only module C# calls into (through LoraBridge.Python.PythonBridge).
+"""The product module C# calls into (through LoraBridge.Python.PythonBridge); test and benchmark plumbing is in
+``lorabridge.diagnostics``. docs/ARCHITECTURE.md lists every function C# calls, and
+python/tests/test_bridge_contract.py checks that each exists with the arguments C# passes.
 
 Conventions every function here follows, so the C# side stays a thin typed wrapper:
-- arguments and results are plain scalars, strings, tuples or dicts of those;
-- tensors never cross the boundary: they live in ``_tensors`` behind integer handles;
-- bulk data crosses as raw memory: C# copies into / out of the address that
-  ``tensor_begin_write`` / ``tensor_begin_read`` return (a CPU, contiguous staging buffer),
-  never through Python lists.
+- arguments are plain scalars, strings, lists/tuples or dicts of those; results C# reads by part are dicts
+  (named fields), lists of plain values, or single values;
+- tensors never cross the boundary: a prompt's conditioning and a sampling run live in the generation Session
+  behind integer handles; tensors that C# reads or writes live in ``_tensors`` behind integer handles;
+- what crosses how: tensor data as raw memory (C# copies into / out of the address that ``tensor_begin_write`` /
+  ``tensor_begin_read`` return, a CPU contiguous staging buffer); PNG files as one ``bytes`` object read through
+  the buffer protocol; token ids and emphasis weights as nested lists ([texts][chunks][77], a few hundred to a few
+  thousand numbers per prompt, converted once per prompt, not per step); embedding requests as JSON text.
 """
 from __future__ import annotations
 
-import builtins
 import os
 import sys
 import time
@@ -31,9 +35,6 @@ _tensors: dict[int, torch.Tensor] = {}
 # CPU copies of non-CPU (or non-contiguous) tensors while C# reads or writes them.
 _staging: dict[int, torch.Tensor] = {}
 _next_handle = 1
-
-# Outcome of the last busy_loop call; lets tests see that an interrupt really stopped it.
-last_loop: dict[str, Any] = {"state": "never-run", "iterations": 0}
 
 
 # ---------------------------------------------------------------- runtime information
@@ -94,53 +95,6 @@ def blas_check(size: int = 1024, repeats: int = 3) -> dict[str, float]:
     return {"seconds": best, "gflops": 2.0 * size**3 / best / 1e9}
 
 
-# ---------------------------------------------------------------- plumbing checks
-
-def echo(value: Any) -> Any:
-    """Returns its argument; the C#→Python round-trip benchmark and tests call it."""
-    return value
-
-
-def fail(kind: str, message: str) -> None:
-    """Raises the builtin exception named `kind` from a nested frame (exception-mapping tests)."""
-    exc_type = getattr(builtins, kind, None)
-    if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
-        raise TypeError(f"fail: {kind!r} is not a builtin exception type")
-    _raise_nested(exc_type, message)
-
-
-def _raise_nested(exc_type: type[BaseException], message: str) -> None:
-    raise exc_type(message)
-
-
-def busy_loop(seconds: float, kind: str = "python") -> int:
-    """Runs for `seconds` (pure-Python loop, or torch kernels that release the GIL) and
-    returns the iteration count; the cancellation tests interrupt it part-way."""
-    if kind not in ("python", "torch"):
-        raise ValueError(f"busy_loop: kind must be 'python' or 'torch', not {kind!r}")
-    last_loop.update(state="running", iterations=0)
-    deadline = time.monotonic() + seconds
-    iterations = 0
-    a = torch.randn(256, 256) if kind == "torch" else None
-    try:
-        while time.monotonic() < deadline:
-            if a is not None:
-                a = torch.tanh(a @ a)
-            else:
-                sum(range(1000))
-            iterations += 1
-    except KeyboardInterrupt:
-        last_loop.update(state="interrupted", iterations=iterations)
-        raise
-    last_loop.update(state="completed", iterations=iterations)
-    return iterations
-
-
-def last_loop_state() -> tuple[str, int]:
-    """(state, iterations) of the last busy_loop: never-run, running, interrupted or completed."""
-    return str(last_loop["state"]), int(last_loop["iterations"])
-
-
 # ---------------------------------------------------------------- tensor handles
 
 def _register(tensor: torch.Tensor) -> int:
@@ -169,10 +123,11 @@ def tensor_create(shape: tuple[int, ...] | list[int], dtype: str = "float32", de
     return _register(torch.zeros(dims, dtype=_DTYPES[dtype], device=device))
 
 
-def tensor_info(handle: int) -> tuple[tuple[int, ...], str, str, int]:
-    """(shape, dtype name, device, size in bytes)."""
+def tensor_info(handle: int) -> dict[str, Any]:
+    """{shape, dtype (name without "torch."), device, bytes}."""
     t = tensor_get(handle)
-    return tuple(t.shape), str(t.dtype).removeprefix("torch."), str(t.device), t.numel() * t.element_size()
+    return {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch."), "device": str(t.device),
+            "bytes": t.numel() * t.element_size()}
 
 
 def tensor_release(handle: int) -> bool:
@@ -198,11 +153,14 @@ def _stage(handle: int, t: torch.Tensor) -> torch.Tensor:
     return buf
 
 
-def tensor_begin_write(handle: int) -> tuple[int, int]:
-    """(address, bytes) C# may fill; call tensor_end_write afterwards."""
+def tensor_begin_write(handle: int) -> dict[str, int]:
+    """{address, bytes} C# may fill; call tensor_end_write afterwards."""
     t = tensor_get(handle)
-    target = t if _direct(t) else _stage(handle, t)
-    return target.data_ptr(), target.numel() * target.element_size()
+    return _span(t if _direct(t) else _stage(handle, t))
+
+
+def _span(t: torch.Tensor) -> dict[str, int]:
+    return {"address": t.data_ptr(), "bytes": t.numel() * t.element_size()}
 
 
 def tensor_end_write(handle: int) -> None:
@@ -217,29 +175,19 @@ def tensor_abort_write(handle: int) -> None:
     _staging.pop(handle, None)
 
 
-def tensor_begin_read(handle: int) -> tuple[int, int]:
-    """(address, bytes) C# may copy out of until tensor_end_read."""
+def tensor_begin_read(handle: int) -> dict[str, int]:
+    """{address, bytes} C# may copy out of until tensor_end_read."""
     t = tensor_get(handle)
     if _direct(t):
-        return t.data_ptr(), t.numel() * t.element_size()
+        return _span(t)
     buf = _stage(handle, t)
     buf.copy_(t)
-    return buf.data_ptr(), buf.numel() * buf.element_size()
+    return _span(buf)
 
 
 def tensor_end_read(handle: int) -> None:
     """Releases the staging copy of a read."""
     _staging.pop(handle, None)
-
-
-def tensor_sum(handle: int) -> float:
-    """Sum in float64 (tests check that written bytes arrived)."""
-    return float(tensor_get(handle).double().sum())
-
-
-def tensor_scale_(handle: int, factor: float) -> None:
-    """Multiplies in place (tests check that reads see Python-side changes)."""
-    tensor_get(handle).mul_(factor)
 
 
 def shutdown_cleanup() -> None:
@@ -306,18 +254,20 @@ def gen_set_block_weights(table: list) -> None:
     _require_session().set_block_weights([(str(n), [float(v) for v in w], str(e)) for n, w, e in table])
 
 
-def gen_patch_totals() -> tuple[int, float]:
-    """(layers patched, seconds spent patching) since the session was created; (0, 0.0) without one."""
+def gen_patch_totals() -> dict[str, Any]:
+    """{layers, seconds}: layers patched and seconds spent patching since the session was created; 0 without one."""
     if _session is None:
-        return 0, 0.0
-    return int(_session.patch_layers), float(_session.patch_seconds)
+        return {"layers": 0, "seconds": 0.0}
+    return {"layers": int(_session.patch_layers), "seconds": float(_session.patch_seconds)}
 
 
 def gen_layer_errors() -> list:
-    """Networks whose layers failed to merge as the model is patched now: [(name, file, layers, first message)]."""
+    """Networks whose layers failed to merge as the model is patched now: [{name, file, layers, first}] (first: the
+    first failing layer's message)."""
     if _session is None:
         return []
-    return [list(t) for t in _session.patcher.layer_error_summary()]
+    return [{"name": name, "file": file, "layers": int(layers), "first": first}
+            for name, file, layers, first in _session.patcher.layer_error_summary()]
 
 
 def gen_restore() -> None:
@@ -331,10 +281,16 @@ def gen_encode(token_ids: list, weights: list, clip_skip: int) -> list:
 
 
 def gen_start(sampler: str, schedule: str, steps: int, seed: int, batch_size: int, width: int, height: int,
-              randn_source: str, eta_noise_seed_delta: int) -> tuple:
+              randn_source: str, eta_noise_seed_delta: int) -> dict[str, Any]:
     s = _require_session()
     handle = s.start(sampler, schedule, steps, seed, batch_size, width, height, randn_source, eta_noise_seed_delta)
-    return handle, s.total_steps(handle), list(s.sampler_params(handle).items())
+    return _run(s, handle, s.sampler_params(handle))
+
+
+def _run(session: Any, handle: int, params: dict) -> dict[str, Any]:
+    """What C# reads of a started sampling run: handle, model calls, infotext (key, value) pairs in A1111's order."""
+    return {"handle": int(handle), "total_calls": int(session.total_steps(handle)),
+            "infotext": [(str(k), str(v)) for k, v in params.items()]}
 
 
 def gen_step(handle: int, conds: list, uncond: int, cfg_scale: float) -> int:
@@ -492,7 +448,7 @@ def _upscaler_fn(models_dirs: list, name: Any, tile: int, tile_overlap: int) -> 
 
 def gen_start_img2img(sampler: str, schedule: str, steps: int, seed: int, batch_size: int, width: int, height: int,
                       randn_source: str, eta_noise_seed_delta: int, image_path: str, strength: float, resize_mode: str,
-                      fix_steps: bool, upscaler: Any, models_dirs: list, tile: int, tile_overlap: int) -> tuple:
+                      fix_steps: bool, upscaler: Any, models_dirs: list, tile: int, tile_overlap: int) -> dict[str, Any]:
     """img2img start (A1111 StableDiffusionProcessingImg2Img): handle, model calls, sampler infotext entries."""
     from .generation_img import start_img2img_run
 
@@ -501,11 +457,11 @@ def gen_start_img2img(sampler: str, schedule: str, steps: int, seed: int, batch_
     handle = start_img2img_run(s, sampler, schedule, int(steps), int(seed), int(batch_size), int(width), int(height),
                                randn_source, int(eta_noise_seed_delta), str(image_path), float(strength),
                                str(resize_mode), bool(fix_steps), up)
-    return handle, s.total_steps(handle), list(s.sampler_params(handle).items())
+    return _run(s, handle, s.sampler_params(handle))
 
 
 def gen_start_hires(first_handle: int, sampler: str, schedule: str, steps: int, strength: float, scale: float,
-                    resize_x: int, resize_y: int, upscaler: Any, models_dirs: list, tile: int, tile_overlap: int) -> tuple:
+                    resize_x: int, resize_y: int, upscaler: Any, models_dirs: list, tile: int, tile_overlap: int) -> dict[str, Any]:
     """Hires second pass after a finished first pass: handle, model calls, infotext entries of the pass."""
     from .generation_img import start_hires_run
 
@@ -514,7 +470,7 @@ def gen_start_hires(first_handle: int, sampler: str, schedule: str, steps: int, 
     up = _upscaler_fn(models_dirs, name, tile, tile_overlap)
     handle, params = start_hires_run(s, int(first_handle), sampler, schedule, int(steps), float(strength),
                                      float(scale), int(resize_x), int(resize_y), name, up)
-    return handle, s.total_steps(handle), list(params.items())
+    return _run(s, handle, params)
 
 
 def hires_infotext(width: int, height: int, scale: float, resize_x: int, resize_y: int, strength: float, sampler: str,
@@ -528,20 +484,22 @@ def hires_infotext(width: int, height: int, scale: float, resize_x: int, resize_
 
 
 def upscalers_list(models_dirs: list) -> list:
-    """(name, kind, path) of every upscaler: built-ins, then files in <dir>/ESRGAN and <dir>/RealESRGAN."""
+    """{name, kind, path} of every upscaler: built-ins, then files in <dir>/ESRGAN and <dir>/RealESRGAN."""
     from .upscaler import UpscalerCatalog
 
-    return [(e.name, e.kind, e.path or "") for e in UpscalerCatalog([str(d) for d in models_dirs]).entries]
+    return [{"name": e.name, "kind": e.kind, "path": e.path or ""}
+            for e in UpscalerCatalog([str(d) for d in models_dirs]).entries]
 
 
 def upscale_image(image_path: str, models_dirs: list, name: str, scale: float, tile: int, tile_overlap: int,
-                  postprocessing: Any) -> tuple:
-    """A1111 Extras with one upscaler: (PNG bytes, width, height)."""
+                  postprocessing: Any) -> dict[str, Any]:
+    """A1111 Extras with one upscaler: {png (bytes), width, height}."""
     from .generation_img import upscale_png
 
     device = _session.device if _session is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-    return upscale_png(str(image_path), [str(d) for d in models_dirs], str(name), float(scale), int(tile),
-                       int(tile_overlap), None if postprocessing is None else str(postprocessing), device)
+    png, width, height = upscale_png(str(image_path), [str(d) for d in models_dirs], str(name), float(scale), int(tile),
+                                     int(tile_overlap), None if postprocessing is None else str(postprocessing), device)
+    return {"png": png, "width": int(width), "height": int(height)}
 
 
 def gen_names() -> dict[str, list[str]]:

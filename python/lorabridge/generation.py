@@ -16,7 +16,6 @@ import torch
 
 from .conditioning import encode_prompt
 from .images import encode_pngs
-from .model import StableDiffusion, load_checkpoint
 from .lbw import BlockWeights, to26
 from .networks import Network, NetworkError
 from .patcher import Activation, Patcher
@@ -98,10 +97,6 @@ class Session:
 
     def release(self, handle: int) -> bool:
         return self._objects.pop(handle, None) is not None
-
-    @property
-    def live_handles(self) -> int:
-        return len(self._objects)
 
     # --- networks ------------------------------------------------------------------------------------
     def load_network(self, name: str, path: "str | os.PathLike[str]") -> NetworkInfo:

@@ -18,7 +18,6 @@ file is read with positioned reads, not mapped, so its pages do not stay in the 
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import struct

@@ -20,8 +20,7 @@ from lorabridge.demo_xl import write_demo_model_xl
 from lorabridge.generation import Session
 from lorabridge.model_loading import load_model
 from lorabridge.patcher import Activation, Patcher
-from lorabridge.sdxl import (TE2_PREFIX, ArchitectureError, Precision, SafetensorsSource, SDXLModel, detect_family,
-                             pack_cond, te2_ids, unpack_cond)
+from lorabridge.sdxl import Precision, SafetensorsSource, SDXLModel, detect_family, pack_cond, te2_ids, unpack_cond
 
 SDXL_DATA = SHARED / "conformance" / "sdxl"
 

@@ -1,7 +1,6 @@
 """ESRGAN-family upscalers: A1111/spandrel references, key layouts, fp16, hostile files, tiling and multi-pass rules."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

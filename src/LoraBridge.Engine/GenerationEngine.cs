@@ -514,8 +514,7 @@ public sealed class GenerationEngine
         if (request.RandnSource != "GPU") p.Add(new("RNG", request.RandnSource));
         p.AddRange(sampling.InfotextParams.Where(kv => kv.Key != "Schedule type"));
         if (request.Hires is { } hr) p.AddRange(HiresRules.Infotext(request, hr, hires));
-        var hashed = networks.Where(n => n.ShortHash is not null).DistinctBy(n => n.Alias).ToList();
-        if (hashed.Count > 0) p.Add(new("Lora hashes", string.Join(", ", hashed.Select(n => $"{n.Alias}: {n.ShortHash}"))));
+        if (LoraCatalog.LoraHashes(networks.Select(n => (n.Alias, n.ShortHash))) is { } loraHashes) p.Add(new("Lora hashes", loraHashes));
         if (!string.IsNullOrEmpty(tiHashes)) p.Add(new("TI hashes", tiHashes)); // after Lora hashes, as A1111 adds it after the conds
         p.Add(new("Version", Version));
         return new Infotext(request.Prompt, request.NegativePrompt, p).Format();

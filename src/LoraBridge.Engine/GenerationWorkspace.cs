@@ -87,17 +87,14 @@ public sealed class GenerationWorkspace
     private NetworkFile? ResolveNetwork(string name)
     {
         var catalog = Sources.Catalog;
-        if (Sources.Settings.LoraNotFound == LoraNotFoundBehavior.SkipAndNote && catalog.TryFind(name) is null)
+        if (catalog.Resolve(name) is not { } entry)
         {
-            Warnings.Add($"Lora not found: {name} (skipped, as A1111 does with LoraBridge:LoraNotFound=SkipAndNote)");
+            Warnings.Add(LoraCatalog.SkippedNote(name));
             return null;
         }
-        var entry = catalog.Find(name);
         if (_checkpoint is not null && LoraCatalog.FamilyMismatch(entry, _checkpoint.Family) is { } warning)
             Warnings.Add(warning);
-        // A1111 writes the name as mentioned in the prompt, without ':' and ','.
-        var mentioned = name.Replace(":", "", StringComparison.Ordinal).Replace(",", "", StringComparison.Ordinal);
-        return new NetworkFile(name, entry.FilePath, mentioned, catalog.ShortHashOf(entry));
+        return new NetworkFile(name, entry.FilePath, LoraCatalog.MentionedName(name), catalog.ShortHashOf(entry));
     }
 
     /// <summary>Runs one job with the workspace's checkpoint.</summary>

@@ -144,8 +144,9 @@ public sealed class ModelSources
                 .Plan(request.Prompt, request.NegativePrompt, request.Steps);
             foreach (var name in plan.NetworkNames)
             {
-                if (Catalog.TryFind(name) is null && !IsDemoLoraToBeCreated(name) && Settings.LoraNotFound == LoraNotFoundBehavior.Error)
-                    problems.Add(new LoraNotFoundException(name, Catalog.Suggest(name), Catalog.Options.EffectiveLoraDirs).Message);
+                if (IsDemoLoraToBeCreated(name)) continue;
+                try { Catalog.Resolve(name); }
+                catch (LoraNotFoundException missing) { problems.Add(missing.Message); }
             }
         }
         catch (Exception ex) when (ex is ArgumentException or PromptPlanException)

@@ -82,12 +82,6 @@ public sealed class LoraNotFoundException : Exception
     }
 }
 
-/// <summary>The outcome of resolving the LoRA names of a prompt.</summary>
-/// <param name="Found">Resolved entries, in request order, without the missing ones.</param>
-/// <param name="Missing">Names that were not found.</param>
-/// <param name="Note">A1111's comment "Lora not found: a, b", or null when nothing is missing.</param>
-public sealed record LoraResolution(IReadOnlyList<(string Requested, LoraEntry Entry)> Found, IReadOnlyList<string> Missing, string? Note);
-
 /// <summary>
 /// The LoRA-family files and checkpoints in A1111's folders, with names, aliases, metadata, sidecars, previews and
 /// hashes resolved as A1111 v1.10.1 does. Pure file I/O; tensors are never read.
@@ -241,24 +235,23 @@ public sealed class LoraCatalog
 
     /// <summary>Like <see cref="TryFind"/> but fails with the closest names.</summary>
     /// <exception cref="LoraNotFoundException">No file has that name or alias.</exception>
-    public LoraEntry Find(string name) =>
-        TryFind(name) ?? throw new LoraNotFoundException(name, Suggest(name), Options.EffectiveLoraDirs);
+    public LoraEntry Find(string name) => TryFind(name) ?? throw NotFound(name);
 
-    /// <summary>Resolves the LoRA names of a prompt, honouring <see cref="CatalogOptions.NotFound"/>.</summary>
-    /// <exception cref="LoraNotFoundException">A name is missing and the behaviour is <see cref="LoraNotFoundBehavior.Error"/>.</exception>
-    public LoraResolution Resolve(IEnumerable<string> names)
-    {
-        var found = new List<(string, LoraEntry)>();
-        var missing = new List<string>();
-        foreach (var n in names)
-        {
-            var e = TryFind(n);
-            if (e is not null) found.Add((n, e));
-            else if (Options.NotFound == LoraNotFoundBehavior.Error) throw new LoraNotFoundException(n, Suggest(n), Options.EffectiveLoraDirs);
-            else missing.Add(n);
-        }
-        return new LoraResolution(found, missing, missing.Count > 0 ? "Lora not found: " + string.Join(", ", missing) : null);
-    }
+    /// <summary>
+    /// A LoRA name a prompt mentions, resolved as generation does (the one home of that rule: generation, batch
+    /// checks and <c>--dry-run</c> call it): the entry; null when it is missing and <see cref="CatalogOptions.NotFound"/>
+    /// is <see cref="LoraNotFoundBehavior.SkipAndNote"/> (A1111 skips it; see <see cref="SkippedNote"/>).
+    /// </summary>
+    /// <exception cref="LoraNotFoundException">Missing, and the behaviour is <see cref="LoraNotFoundBehavior.Error"/>.</exception>
+    public LoraEntry? Resolve(string name) =>
+        TryFind(name) ?? (Options.NotFound == LoraNotFoundBehavior.SkipAndNote ? null : throw NotFound(name));
+
+    /// <summary>The error for a missing name: the closest known names and the folders searched.</summary>
+    public LoraNotFoundException NotFound(string name) => new(name, Suggest(name), Options.EffectiveLoraDirs);
+
+    /// <summary>The warning for a name <see cref="Resolve"/> skipped (A1111's "Lora not found: name" note).</summary>
+    public static string SkippedNote(string name) =>
+        $"Lora not found: {name} (skipped, as A1111 does with LoraBridge:LoraNotFound=SkipAndNote)";
 
     /// <summary>Up to <paramref name="max"/> known names or usable aliases closest to <paramref name="name"/>: prefix and substring matches first, then by edit distance.</summary>
     public IReadOnlyList<string> Suggest(string name, int max = 5)
@@ -316,21 +309,27 @@ public sealed class LoraCatalog
     }
 
     /// <summary>
-    /// The infotext value of <c>Lora hashes</c> as A1111's <c>extra_networks_lora.activate</c> writes it:
-    /// "mentioned: shorthash, ..." in first-mention order, with ':' and ',' removed from the mentioned names.
-    /// Null when there is nothing to write.
+    /// The key a LoRA gets in <c>Lora hashes</c>: the name as mentioned in the prompt with ':' and ',' removed
+    /// (A1111's <c>mentioned_name.translate(remove_symbols)</c>).
     /// </summary>
-    public string? LoraHashesInfotext(IEnumerable<(string Requested, LoraEntry Entry)> used)
+    public static string MentionedName(string requested) =>
+        requested.Replace(":", "", StringComparison.Ordinal).Replace(",", "", StringComparison.Ordinal);
+
+    /// <summary>
+    /// The infotext value of <c>Lora hashes</c> as A1111's <c>extra_networks_lora.activate</c> writes it from the
+    /// networks a job used, in use order: "mentioned: shorthash, ...", one entry per <see cref="MentionedName"/> in
+    /// first-use order (a later network with the same key replaces the hash, as A1111's dict does); networks without
+    /// a hash or name are left out. Null when there is nothing to write.
+    /// </summary>
+    public static string? LoraHashes(IEnumerable<(string Mentioned, string? ShortHash)> used)
     {
         var order = new List<string>();
         var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (requested, entry) in used)
+        foreach (var (mentioned, shortHash) in used)
         {
-            string key = requested.Replace(":", "").Replace(",", "");
-            string shortHash = ShortHashOf(entry);
-            if (shortHash.Length == 0 || requested.Length == 0) continue;
-            if (!hashes.ContainsKey(key)) order.Add(key);
-            hashes[key] = shortHash;
+            if (string.IsNullOrEmpty(shortHash) || mentioned.Length == 0) continue;
+            if (!hashes.ContainsKey(mentioned)) order.Add(mentioned);
+            hashes[mentioned] = shortHash;
         }
         return order.Count == 0 ? null : string.Join(", ", order.Select(k => $"{k}: {hashes[k]}"));
     }

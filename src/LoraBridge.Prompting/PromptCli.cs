@@ -218,15 +218,12 @@ public static class PromptCli
             header.AddRange(pass.Parts.Select((p, k) => pass.Parts.Count > 1 ? $"text {k + 1}" : "text"));
             header.AddRange(pass.Loras.Select(l => $"{l.Name} te/unet"));
             var rows = new List<List<string>>();
-            int start = 0;
-            for (int i = 1; i <= pass.Steps; i++)
+            foreach (var run in PlanRows.Of(pass))
             {
-                if (i < pass.Steps && SameRow(pass, i - 1, i)) continue;
-                var row = new List<string> { start == i - 1 ? $"{start}" : $"{start}-{i - 1}" };
-                row.AddRange(pass.Parts.Select(p => Quote(p.TextAt(start))));
-                row.AddRange(pass.Loras.Select(l => $"{Num(l.Te[start])}/{Num(l.Unet[start])}"));
+                var row = new List<string> { run.Steps };
+                row.AddRange(pass.Parts.Select(p => Quote(p.TextAt(run.First))));
+                row.AddRange(pass.Loras.Select(l => $"{Num(l.Te[run.First])}/{Num(l.Unet[run.First])}"));
                 rows.Add(row);
-                start = i;
             }
             var widths = header.Select((h, c) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[c].Length))).ToList();
             if (width > 0) FitTextColumns(widths, header, firstText: 1, textColumns: pass.Parts.Count, width);
@@ -276,10 +273,6 @@ public static class PromptCli
         lines.Add(text);
         return lines;
     }
-
-    private static bool SameRow(PassPlan pass, int a, int b) =>
-        pass.Parts.All(p => p.TextAt(a) == p.TextAt(b))
-        && pass.Loras.All(l => l.Te[a].Equals(l.Te[b]) && l.Unet[a].Equals(l.Unet[b]));
 
     private static string Quote(string? text)
     {

@@ -198,20 +198,21 @@ public sealed record PromptPlan(string Prompt, bool UsesExtendedSyntax, Activati
             }
             var raw = sched.Value!;
             var clean = raw.Select(e => e with { Text = StripPlaceholders(e.Text) }).ToList();
+            // Every entry's text gets a slot (in schedule order, even one no call uses); each call joins the range of
+            // the entry Scheduler.EntryAt picks for it.
             var texts = new List<(string Text, List<StepRange> Ranges)>();
-            int prevEnd = -1;
-            int n = o.TotalSteps;
-            foreach (var e in clean)
+            var slotOf = new int[clean.Count];
+            for (int k = 0; k < clean.Count; k++)
             {
-                // Call i uses the first entry with i <= end_at_step.
-                int first = prevEnd + 1, last = Math.Min(e.EndAtStep, n - 1);
-                prevEnd = Math.Max(prevEnd, e.EndAtStep);
-                var slot = texts.FindIndex(t => t.Text == e.Text);
-                if (slot < 0) { texts.Add((e.Text, [])); slot = texts.Count - 1; }
-                if (first > last) continue;
-                var ranges = texts[slot].Ranges;
-                if (ranges.Count > 0 && ranges[^1].Last + 1 == first) ranges[^1] = ranges[^1] with { Last = last };
-                else ranges.Add(new StepRange(first, last));
+                var slot = texts.FindIndex(t => t.Text == clean[k].Text);
+                if (slot < 0) { texts.Add((clean[k].Text, [])); slot = texts.Count - 1; }
+                slotOf[k] = slot;
+            }
+            for (int i = 0; i < o.TotalSteps; i++)
+            {
+                var ranges = texts[slotOf[Scheduler.EntryAt(clean, i)]].Ranges;
+                if (ranges.Count > 0 && ranges[^1].Last + 1 == i) ranges[^1] = ranges[^1] with { Last = i };
+                else ranges.Add(new StepRange(i, i));
             }
             var conditioning = new List<ConditioningText>();
             foreach (var (text, ranges) in texts)
@@ -261,7 +262,7 @@ public sealed record PromptPlan(string Prompt, bool UsesExtendedSyntax, Activati
     {
         int n = o.TotalSteps;
         // Entry used by each call, per part (first entry with call <= end_at_step).
-        var entryOfCall = parts.Select(p => p.RawSchedule is { } raw ? EntryPerCall(raw, n) : null).ToList();
+        var entryOfCall = parts.Select(p => p.RawSchedule is { } raw ? Enumerable.Range(0, n).Select(i => Scheduler.EntryAt(raw, i)).ToArray() : null).ToList();
         var tracks = new List<(string Name, double[] Te, double[] Unet)>();
         for (int index = 0; index < directives.Count; index++)
         {
@@ -288,18 +289,6 @@ public sealed record PromptPlan(string Prompt, bool UsesExtendedSyntax, Activati
             }
         }
         return tracks.Select(t => new LoraTrack(t.Name, t.Te, t.Unet)).ToList();
-    }
-
-    private static int[] EntryPerCall(IReadOnlyList<ScheduleEntry> schedule, int n)
-    {
-        var map = new int[n];
-        int e = 0;
-        for (int i = 0; i < n; i++)
-        {
-            while (e < schedule.Count - 1 && i > schedule[e].EndAtStep) e++;
-            map[i] = e;
-        }
-        return map;
     }
 
     private static IReadOnlyList<LoraChange> Changes(IReadOnlyList<LoraTrack> tracks, int n)

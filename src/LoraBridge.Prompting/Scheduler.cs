@@ -24,11 +24,18 @@ public static class Scheduler
     /// The text that conditions 0-based call <paramref name="step"/>: A1111's <c>reconstruct_cond_batch</c> takes the
     /// first entry with <c>step &lt;= end_at_step</c>, and falls back to the first entry.
     /// </summary>
-    public static string TextAt(IReadOnlyList<ScheduleEntry> schedule, int step)
+    public static string TextAt(IReadOnlyList<ScheduleEntry> schedule, int step) => schedule[EntryAt(schedule, step)].Text;
+
+    /// <summary>
+    /// Index of the entry that conditions 0-based call <paramref name="step"/> (<see cref="TextAt"/>): the first with
+    /// <c>step &lt;= end_at_step</c>, else 0, as A1111's <c>reconstruct_cond_batch</c>. The one home of that rule: the plan's
+    /// step ranges and LoRA tracks use it too.
+    /// </summary>
+    public static int EntryAt(IReadOnlyList<ScheduleEntry> schedule, int step)
     {
-        foreach (var e in schedule)
-            if (step <= e.EndAtStep) return e.Text;
-        return schedule[0].Text;
+        for (int i = 0; i < schedule.Count; i++)
+            if (step <= schedule[i].EndAtStep) return i;
+        return 0;
     }
 
     /// <summary>Parses and schedules <paramref name="prompt"/>.</summary>

@@ -79,8 +79,11 @@ public sealed class DiscoveryCache(string file)
             TorchError = p.TorchError, TorchDir = p.TorchDir, Numpy = p.NumpyVersion, Pillow = p.PillowVersion,
         };
 
-        internal PythonProbe ToProbe() => new(Executable, System.Version.Parse(Version), Prefix, BasePrefix, SitePackages, Shared,
-            LibPython, Torch, TorchError, Numpy, Pillow) { TorchDir = TorchDir };
+        internal PythonProbe ToProbe() =>
+            new(Executable, System.Version.Parse(Version), Prefix, BasePrefix, SitePackages, Shared, LibPython, Torch, TorchError, Numpy, Pillow)
+            {
+                TorchDir = TorchDir,
+            };
     }
 
     /// <summary>The file's top level.</summary>

@@ -32,12 +32,8 @@ public sealed partial class PythonBridge
         {
             using (var item = r[(int)i])
             {
-                using var name = item[0];
-                using var file = item[1];
-                using var count = item[2];
-                using var first = item[3];
-                long n = count.As<long>();
-                list.Add($"LoRA '{name.As<string>()}' ({file.As<string>()}): {n} layer{(n == 1 ? "" : "s")} could not be merged and {(n == 1 ? "was" : "were")} left unchanged; first: {first.As<string>()}");
+                long n = Get<long>(item, "layers");
+                list.Add($"LoRA '{Get<string>(item, "name")}' ({Get<string>(item, "file")}): {n} layer{(n == 1 ? "" : "s")} could not be merged and {(n == 1 ? "was" : "were")} left unchanged; first: {Get<string>(item, "first")}");
             }
         }
         return (IReadOnlyList<string>)list;
@@ -47,8 +43,6 @@ public sealed partial class PythonBridge
     public Task<(long Layers, double Seconds)> GetPatchTotalsAsync(CancellationToken ct = default) => CallAsync(m =>
     {
         using var r = Invoke(m, "gen_patch_totals");
-        using var layers = r[0];
-        using var seconds = r[1];
-        return (layers.As<long>(), seconds.As<double>());
+        return (Get<long>(r, "layers"), Get<double>(r, "seconds"));
     }, ct);
 }

@@ -76,14 +76,7 @@ public sealed partial class PythonBridge
     {
         using var r = Invoke(m, "gen_start", new PyString(sampler), new PyString(schedule), new PyInt(steps), new PyInt(seed),
             new PyInt(batchSize), new PyInt(width), new PyInt(height), new PyString(randnSource), new PyInt(etaNoiseSeedDelta));
-        using var items = r[2];
-        var parameters = new List<KeyValuePair<string, string>>();
-        for (int i = 0; i < items.Length(); i++)
-        {
-            using var pair = items[i];
-            parameters.Add(new(At<string>(pair, 0), At<string>(pair, 1)));
-        }
-        return new SamplingRun(At<long>(r, 0), At<int>(r, 1), parameters);
+        return ReadRun(r);
     }, ct);
 
     /// <summary>One guided model call; returns the calls left.</summary>
@@ -128,6 +121,19 @@ public sealed partial class PythonBridge
         using var r = Invoke(m, "ensure_demo_model", new PyString(folder));
         return r.As<string>();
     }, ct);
+
+    // A started run as bridge._run returns it: {handle, total_calls, infotext: [(key, value)]}.
+    private static SamplingRun ReadRun(PyObject run)
+    {
+        using var items = run["infotext"];
+        var parameters = new List<KeyValuePair<string, string>>();
+        for (int i = 0; i < items.Length(); i++)
+        {
+            using var pair = items[i];
+            parameters.Add(new(At<string>(pair, 0), At<string>(pair, 1)));
+        }
+        return new SamplingRun(Get<long>(run, "handle"), Get<int>(run, "total_calls"), parameters);
+    }
 
     private static byte[] ReadBytes(PyObject bytes)
     {

@@ -65,7 +65,7 @@ public sealed partial class PythonBridge
         for (int i = 0; i < r.Length(); i++)
         {
             using var item = r[i];
-            result.Add(new UpscalerInfo(At<string>(item, 0), At<string>(item, 1), At<string>(item, 2)));
+            result.Add(new UpscalerInfo(Get<string>(item, "name"), Get<string>(item, "kind"), Get<string>(item, "path")));
         }
         return (IReadOnlyList<UpscalerInfo>)result;
     }, ct);
@@ -76,23 +76,11 @@ public sealed partial class PythonBridge
     {
         using var r = Invoke(m, "upscale_image", new PyString(imagePath), Dirs(folders), new PyString(upscaler), new PyFloat(scale),
             new PyInt(folders.Tile), new PyInt(folders.TileOverlap), Optional(postprocessing));
-        using var png = r[0];
-        return (ReadBytes(png), At<int>(r, 1), At<int>(r, 2));
+        using var png = r["png"];
+        return (ReadBytes(png), Get<int>(r, "width"), Get<int>(r, "height"));
     }, ct);
 
     private static PyObject Optional(string? value) => value is null ? PyObject.None : new PyString(value);
 
     private static PyList Dirs(UpscalerFolders folders) => new(folders.ModelsDirs.Select(d => (PyObject)new PyString(d)).ToArray());
-
-    private static SamplingRun ReadRun(PyObject r)
-    {
-        using var items = r[2];
-        var parameters = new List<KeyValuePair<string, string>>();
-        for (int i = 0; i < items.Length(); i++)
-        {
-            using var pair = items[i];
-            parameters.Add(new(At<string>(pair, 0), At<string>(pair, 1)));
-        }
-        return new SamplingRun(At<long>(r, 0), At<int>(r, 1), parameters);
-    }
 }

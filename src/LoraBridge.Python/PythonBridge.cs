@@ -56,24 +56,17 @@ public sealed record PythonRuntimeInfo(
 /// <param name="GFlops">2n³ / seconds / 1e9.</param>
 public sealed record BlasCheckResult(int Size, double Seconds, double GFlops);
 
-/// <summary>What <see cref="PythonBridge.BusyLoopAsync"/> runs.</summary>
-public enum BusyLoopKind
-{
-    /// <summary>A pure-Python loop (holds the GIL between switch intervals).</summary>
-    Python,
-    /// <summary>torch matmuls (release the GIL inside kernels).</summary>
-    Torch,
-}
-
 /// <summary>
 /// The typed C# API over <c>python/lorabridge/bridge.py</c>, the only Python module C# calls.
 /// Every method runs on the <see cref="PythonRuntime"/>'s Python thread; tensors stay in Python behind
 /// <see cref="TensorHandle"/>s and bulk data is copied straight into or out of their memory.
 /// </summary>
 /// <remarks>
-/// To add a capability: write a typed function in bridge.py (scalars, strings, tuples, dicts; tensors as handles),
-/// then a method here that wraps it with <see cref="CallAsync{T}"/>. The class is partial so capability areas can
-/// live in their own files (<c>PythonBridge.Models.cs</c>, …).
+/// To add a capability: write a typed function in bridge.py (scalars, strings, lists, dicts; tensors as handles;
+/// a result with several parts is a dict), then a method here that wraps it with <see cref="CallAsync{T}"/>. The
+/// class is partial so capability areas live in their own files (<c>PythonBridge.Generation.cs</c>, …); test and
+/// benchmark plumbing calls <c>lorabridge.diagnostics</c> (<c>PythonBridge.Diagnostics.cs</c>).
+/// python/tests/test_bridge_contract.py checks every <c>Invoke(…, "name", …)</c> against the Python signatures.
 /// </remarks>
 public sealed partial class PythonBridge
 {
@@ -197,46 +190,6 @@ public sealed partial class PythonBridge
         return new BlasCheckResult(size, Get<double>(d, "seconds"), Get<double>(d, "gflops"));
     }, ct);
 
-    // ------------------------------------------------------------ plumbing checks
-
-    /// <summary>Sends a string to Python and back.</summary>
-    public Task<string> EchoAsync(string value, CancellationToken ct = default) => CallAsync(m =>
-    {
-        using var r = Invoke(m, "echo", new PyString(value));
-        return r.As<string>();
-    }, ct);
-
-    /// <summary>
-    /// Sends an integer to Python and back, synchronously; only on the Python thread (inside
-    /// <see cref="PythonRuntime.InvokeAsync{T}(Func{T}, CancellationToken)"/>). The call round-trip benchmark uses it.
-    /// </summary>
-    public long Echo(long value)
-    {
-        using var r = Invoke(Module, "echo", new PyInt(value));
-        return r.As<long>();
-    }
-
-    /// <summary>Makes Python raise the builtin exception <paramref name="pythonType"/> with <paramref name="message"/>.</summary>
-    public Task RaiseAsync(string pythonType, string message, CancellationToken ct = default) => CallAsync(m =>
-    {
-        Invoke(m, "fail", new PyString(pythonType), new PyString(message)).Dispose();
-        return true;
-    }, ct);
-
-    /// <summary>Runs a loop in Python for <paramref name="seconds"/>; returns its iteration count. Cancellation interrupts it.</summary>
-    public Task<long> BusyLoopAsync(double seconds, BusyLoopKind kind = BusyLoopKind.Python, CancellationToken ct = default) => CallAsync(m =>
-    {
-        using var r = Invoke(m, "busy_loop", new PyFloat(seconds), new PyString(kind == BusyLoopKind.Torch ? "torch" : "python"));
-        return r.As<long>();
-    }, ct);
-
-    /// <summary>State of the last busy loop: never-run, running, interrupted or completed, and its iteration count.</summary>
-    public Task<(string State, long Iterations)> GetLastLoopStateAsync(CancellationToken ct = default) => CallAsync(m =>
-    {
-        using var r = Invoke(m, "last_loop_state");
-        return (At<string>(r, 0), At<long>(r, 1));
-    }, ct);
-
     // ------------------------------------------------------------ tensors
 
     /// <summary>Allocates a zero-filled tensor in Python.</summary>
@@ -250,11 +203,11 @@ public sealed partial class PythonBridge
     /// <summary>Shape, dtype, device and size of a tensor.</summary>
     public Task<TensorInfo> GetTensorInfoAsync(TensorHandle tensor, CancellationToken ct = default) => CallAsync(m =>
     {
-        using var r = Invoke(m, "tensor_info", new PyInt(tensor.Id));
-        using var shape = r[0];
+        using var d = Invoke(m, "tensor_info", new PyInt(tensor.Id));
+        using var shape = d["shape"];
         var dims = new long[shape.Length()];
         for (int i = 0; i < dims.Length; i++) dims[i] = At<long>(shape, i);
-        return new TensorInfo(dims, At<string>(r, 1), At<string>(r, 2), At<long>(r, 3));
+        return new TensorInfo(dims, Get<string>(d, "dtype"), Get<string>(d, "device"), Get<long>(d, "bytes"));
     }, ct);
 
     /// <summary>Copies <paramref name="data"/> into the tensor; its byte size must match the tensor's exactly.</summary>
@@ -282,7 +235,7 @@ public sealed partial class PythonBridge
         var bytes = MemoryMarshal.AsBytes(data);
         using (var r = Invoke(m, "tensor_begin_write", new PyInt(tensor.Id)))
         {
-            var (address, size) = (At<long>(r, 0), At<long>(r, 1));
+            var (address, size) = (Get<long>(r, "address"), Get<long>(r, "bytes"));
             if (size != bytes.Length)
             {
                 // Nothing was copied: drop the staging buffer, the tensor keeps its data.
@@ -299,7 +252,7 @@ public sealed partial class PythonBridge
         var bytes = MemoryMarshal.AsBytes(destination);
         using (var r = Invoke(m, "tensor_begin_read", new PyInt(tensor.Id)))
         {
-            var (address, size) = (At<long>(r, 0), At<long>(r, 1));
+            var (address, size) = (Get<long>(r, "address"), Get<long>(r, "bytes"));
             if (size != bytes.Length)
             {
                 Invoke(m, "tensor_end_read", new PyInt(tensor.Id)).Dispose();
@@ -309,20 +262,6 @@ public sealed partial class PythonBridge
         }
         Invoke(m, "tensor_end_read", new PyInt(tensor.Id)).Dispose();
     }
-
-    /// <summary>Sum of all elements (as float64).</summary>
-    public Task<double> SumTensorAsync(TensorHandle tensor, CancellationToken ct = default) => CallAsync(m =>
-    {
-        using var r = Invoke(m, "tensor_sum", new PyInt(tensor.Id));
-        return r.As<double>();
-    }, ct);
-
-    /// <summary>Multiplies the tensor in place by <paramref name="factor"/>.</summary>
-    public Task ScaleTensorAsync(TensorHandle tensor, double factor, CancellationToken ct = default) => CallAsync(m =>
-    {
-        Invoke(m, "tensor_scale_", new PyInt(tensor.Id), new PyFloat(factor)).Dispose();
-        return true;
-    }, ct);
 
     /// <summary>Drops the tensor; returns false when the handle was already released.</summary>
     public Task<bool> ReleaseTensorAsync(TensorHandle tensor, CancellationToken ct = default) => CallAsync(m =>
@@ -353,6 +292,8 @@ public sealed partial class PythonBridge
     // Runs on the Python thread before finalization: handles would otherwise keep tensors alive into Py_Finalize.
     private void DropModule()
     {
+        _diagnostics?.Dispose();
+        _diagnostics = null;
         if (_module is null) return;
         Invoke(_module, "shutdown_cleanup").Dispose();
         _module.Dispose();

@@ -92,7 +92,7 @@ public sealed class PythonRuntimeProvider(PythonDiscovery discovery, PythonRunti
             var fresh = await discovery.RediscoverAsync(stale.Path).ConfigureAwait(false);
             throw new PythonRuntimeUnavailableException(
                 $"{ex.Message}{Environment.NewLine}The cached choice {stale.Path} was dropped and discovery ran again: " +
-                (fresh.Winner is { } w ? $"it now chooses {w.Path}; start again to use it." : "nothing is usable.") , fresh)
+                (fresh.Winner is { } w ? $"it now chooses {w.Path}; start again to use it." : "nothing is usable."), fresh)
             { CacheWasStale = true };
         }
     }

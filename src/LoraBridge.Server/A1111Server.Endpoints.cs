@@ -13,13 +13,7 @@ namespace LoraBridge.Server;
 public sealed partial class A1111Server
 {
     /// <summary>Samplers the engine implements (python/lorabridge/samplers.py), with A1111's aliases.</summary>
-    public static readonly IReadOnlyList<(string Name, string[] Aliases)> Samplers =
-    [
-        ("Euler a", ["k_euler_a", "k_euler_ancestral"]),
-        ("Euler", ["k_euler"]),
-        ("DPM++ 2M", ["k_dpmpp_2m"]),
-        ("DDIM", []),
-    ];
+    public static IReadOnlyList<(string Name, string[] Aliases)> Samplers => SamplerNames.All;
 
     private static readonly Dictionary<string, string> Summaries = new(StringComparer.Ordinal);
 

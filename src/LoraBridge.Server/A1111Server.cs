@@ -191,7 +191,13 @@ public sealed partial class A1111Server : IAsyncDisposable
         var key = checkpoint ?? "";
         lock (_workspaces)
         {
-            if (!_workspaces.TryGetValue(key, out var w)) _workspaces[key] = w = _newWorkspace(checkpoint);
+            if (!_workspaces.TryGetValue(key, out var w))
+            {
+                _workspaces[key] = w = _newWorkspace(checkpoint);
+                // One process serves many requests: one with the previous request's LoRAs and weights patches nothing;
+                // failures and interrupts still restore the base weights.
+                w.Engine.KeepNetworksBetweenJobs = true;
+            }
             return w;
         }
     }

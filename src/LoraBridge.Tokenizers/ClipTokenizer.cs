@@ -3,6 +3,7 @@ using System.Globalization;
 using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
+using LoraBridge.Prompting;
 
 namespace LoraBridge.Tokenizers;
 
@@ -195,8 +196,8 @@ public sealed class ClipTokenizer
     /// </summary>
     public static string Normalize(string text)
     {
-        var s = PythonText.Strip(PythonText.HtmlUnescape(PythonText.HtmlUnescape(text)));
-        return PythonText.Lower(PythonText.Strip(PythonText.CollapseWhiteSpace(s)));
+        var s = PyText.Strip(PythonText.HtmlUnescape(PythonText.HtmlUnescape(text)));
+        return PythonText.Lower(PyText.Strip(PythonText.CollapseWhiteSpace(s)));
     }
 
     /// <summary>Token ids of <paramref name="text"/>, without BOS/EOS and without truncation.</summary>
@@ -255,7 +256,7 @@ public sealed class ClipTokenizer
                 i += m;
                 continue;
             }
-            int cp = PythonText.CodePointAt(s, i, out int n);
+            int cp = PyText.CodePointAt(s, i, out int n);
             var kind = Classify(cp);
             if (kind == CharKind.Space)
             {
@@ -269,7 +270,7 @@ public sealed class ClipTokenizer
                 continue;
             }
             int j = i + n;
-            while (j < s.Length && Classify(PythonText.CodePointAt(s, j, out int k)) == kind) j += k;
+            while (j < s.Length && Classify(PyText.CodePointAt(s, j, out int k)) == kind) j += k;
             yield return (i, j - i);
             i = j;
         }

@@ -1,4 +1,5 @@
 using System.Text;
+using LoraBridge.Prompting;
 
 namespace LoraBridge.Tokenizers;
 
@@ -14,7 +15,6 @@ internal static partial class PythonText
     private static readonly Dictionary<int, int> LowerMap = BuildPairs(LowerPairs);
     private static readonly Dictionary<int, int> InvalidCharrefMap = BuildPairs(InvalidCharrefs);
     private static readonly HashSet<int> InvalidCodepointSet = [.. InvalidCodepoints];
-    private static readonly HashSet<int> StripSpaceSet = [.. StripSpace];
     private static readonly Dictionary<string, string> Entities = BuildEntities();
     private static readonly Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> EntityLookup =
         Entities.GetAlternateLookup<ReadOnlySpan<char>>();
@@ -37,11 +37,6 @@ internal static partial class PythonText
     internal static bool IsRegexSpace(int c) =>
         c is (>= 0x09 and <= 0x0D) or 0x20 or 0x85 or 0xA0 or 0x1680 or (>= 0x2000 and <= 0x200A)
             or 0x2028 or 0x2029 or 0x202F or 0x205F or 0x3000;
-
-    /// <summary>Python's <c>str.isspace()</c>, the set <c>str.strip()</c> removes.</summary>
-    internal static bool IsStripSpace(int c) => c < 0x80
-        ? c is (>= 0x09 and <= 0x0D) or (>= 0x1C and <= 0x20)
-        : StripSpaceSet.Contains(c);
 
     /// <summary>Python's <c>html.unescape</c> (HTML5 named references incl. the no-semicolon prefixes).</summary>
     internal static string HtmlUnescape(string s)
@@ -135,15 +130,6 @@ internal static partial class PythonText
 
     private static int HexValue(char c) => char.IsAsciiDigit(c) ? c - '0' : (c | 0x20) - 'a' + 10;
 
-    /// <summary>Python's <c>str.strip()</c> with no arguments.</summary>
-    internal static string Strip(string s)
-    {
-        int a = 0, b = s.Length;
-        while (a < b && IsStripSpace(CodePointAt(s, a, out int n))) a += n;
-        while (b > a && IsStripSpace(CodePointBefore(s, b, out int n))) b -= n;
-        return a == 0 && b == s.Length ? s : s[a..b];
-    }
-
     /// <summary><c>regex.sub(r'\s+', ' ', s)</c> with the <c>regex</c> module's \s.</summary>
     internal static string CollapseWhiteSpace(string s)
     {
@@ -181,7 +167,7 @@ internal static partial class PythonText
         sb.Append(s, 0, i);
         while (i < s.Length)
         {
-            int c = CodePointAt(s, i, out int n);
+            int c = PyText.CodePointAt(s, i, out int n);
             if (c < 0x80) sb.Append(char.IsAsciiLetterUpper((char)c) ? (char)(c + 32) : (char)c);
             else if (c == 0x130) sb.Append("i\u0307");
             else if (c == 0x3A3) sb.Append(IsFinalSigma(s, i) ? '\u03C2' : '\u03C3');
@@ -199,7 +185,7 @@ internal static partial class PythonText
         bool found = false;
         while (j > 0)
         {
-            c = CodePointBefore(s, j, out int n);
+            c = PyText.CodePointBefore(s, j, out int n);
             j -= n;
             if (!InRanges(CaseIgnorableRanges, c)) { found = true; break; }
         }
@@ -207,7 +193,7 @@ internal static partial class PythonText
         j = index + 1;
         while (j < s.Length)
         {
-            c = CodePointAt(s, j, out int n);
+            c = PyText.CodePointAt(s, j, out int n);
             j += n;
             if (!InRanges(CaseIgnorableRanges, c)) return !InRanges(CasedRanges, c);
         }
@@ -225,31 +211,6 @@ internal static partial class PythonText
             else return true;
         }
         return false;
-    }
-
-    /// <summary>The code point at <paramref name="i"/>; a lone surrogate is returned as itself (length 1).</summary>
-    internal static int CodePointAt(string s, int i, out int length)
-    {
-        char c = s[i];
-        if (char.IsHighSurrogate(c) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]))
-        {
-            length = 2;
-            return char.ConvertToUtf32(c, s[i + 1]);
-        }
-        length = 1;
-        return c;
-    }
-
-    private static int CodePointBefore(string s, int end, out int length)
-    {
-        char c = s[end - 1];
-        if (char.IsLowSurrogate(c) && end >= 2 && char.IsHighSurrogate(s[end - 2]))
-        {
-            length = 2;
-            return char.ConvertToUtf32(s[end - 2], c);
-        }
-        length = 1;
-        return c;
     }
 
     private static void AppendCodePoint(StringBuilder sb, int c)

@@ -127,30 +127,22 @@ public static class PromptText
             sb.Append(CultureInfo.InvariantCulture, $"{pass.Name}: {pass.Steps} steps, {pass.Parts.Count} part{(pass.Parts.Count == 1 ? "" : "s")}, {loras}");
             if (plan.UsesExtendedSyntax) sb.Append(" (extended syntax)");
             sb.AppendLine();
-            var runs = new List<(int Start, int End)>();
-            int start = 0;
-            for (int i = 1; i <= pass.Steps; i++)
-            {
-                if (i < pass.Steps && Same(pass, i - 1, i)) continue;
-                runs.Add((start, i - 1));
-                start = i;
-            }
-            string Steps((int Start, int End) r) => r.Start == r.End ? $"{r.Start}" : $"{r.Start}-{r.End}";
+            var runs = PlanRows.Of(pass);
             string Lora(LoraTrack l, int s) => $"{l.Name} {Num(l.Te[s])}/{Num(l.Unet[s])}";
             // The texts get what the step and LoRA columns leave of the panel, so the LoRA columns stay on screen.
             int tw = textWidth;
             if (width > 0 && runs.Count > 0 && pass.Parts.Count > 0)
             {
-                int fixedWidth = 2 + runs.Max(r => Steps(r).Length) + pass.Loras.Sum(l => runs.Max(r => Lora(l, r.Start).Length))
+                int fixedWidth = 2 + runs.Max(r => r.Steps.Length) + pass.Loras.Sum(l => runs.Max(r => Lora(l, r.First).Length))
                     + 2 * (pass.Parts.Count + pass.Loras.Count);
                 tw = Math.Max(12, Math.Min(textWidth, (width - fixedWidth) / pass.Parts.Count));
             }
             var rows = new List<List<IReadOnlyList<string>>>();
             foreach (var run in runs)
             {
-                var row = new List<IReadOnlyList<string>> { new[] { Steps(run) } };
-                row.AddRange(pass.Parts.Select(p => Cell(p.TextAt(run.Start), tw)));
-                row.AddRange(pass.Loras.Select(l => (IReadOnlyList<string>)[Lora(l, run.Start)]));
+                var row = new List<IReadOnlyList<string>> { new[] { run.Steps } };
+                row.AddRange(pass.Parts.Select(p => Cell(p.TextAt(run.First), tw)));
+                row.AddRange(pass.Loras.Select(l => (IReadOnlyList<string>)[Lora(l, run.First)]));
                 rows.Add(row);
             }
             if (rows.Count == 0) continue;
@@ -161,10 +153,6 @@ public static class PromptText
         }
         return sb.ToString();
     }
-
-    private static bool Same(PassPlan pass, int a, int b) =>
-        pass.Parts.All(p => p.TextAt(a) == p.TextAt(b))
-        && pass.Loras.All(l => l.Te[a].Equals(l.Te[b]) && l.Unet[a].Equals(l.Unet[b]));
 
     private static IReadOnlyList<string> Cell(string? text, int width)
     {

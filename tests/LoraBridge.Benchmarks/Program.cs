@@ -22,9 +22,3 @@ if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
     return args.Length == 0 ? 0 : 2;
 }
 return run(args[1..]);
-
-namespace LoraBridge.Benchmarks
-{
-    /// <summary>Marker so the namespace exists before the first benchmark lands.</summary>
-    internal static class BenchmarkNamespace { }
-}

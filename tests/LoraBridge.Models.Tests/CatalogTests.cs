@@ -226,7 +226,9 @@ public sealed class CatalogTests : IDisposable
         // Prefix matches first (closest first), then substring matches.
         Assert.Equal(["detail_slider", "detail_tweaker", "add_detail"], c.Suggest("detail"));
         Assert.Empty(c.Suggest("qqqqqqqqqq"));
-        Assert.Throws<LoraNotFoundException>(() => c.Resolve(["add_detail", "nope"]));
+        Assert.Equal("detail_tweaker", c.Resolve("add_detail")!.Name); // by alias
+        var missing = Assert.Throws<LoraNotFoundException>(() => c.Resolve("detail_tweeker"));
+        Assert.Equal(e.Message, missing.Message); // Resolve and Find fail alike
     }
 
     [Fact]
@@ -234,11 +236,10 @@ public sealed class CatalogTests : IDisposable
     {
         St.Lora(Path.Combine(_w.Lora, "here.safetensors"));
         var c = _w.Catalog(o => o.NotFound = LoraNotFoundBehavior.SkipAndNote);
-        var r = c.Resolve(["gone", "here", "also_gone"]);
-        Assert.Equal(["here"], r.Found.Select(f => f.Entry.Name));
-        Assert.Equal(["gone", "also_gone"], r.Missing);
-        Assert.Equal("Lora not found: gone, also_gone", r.Note);
-        Assert.Null(c.Resolve(["here"]).Note);
+        Assert.Null(c.Resolve("gone"));
+        Assert.Equal("here", c.Resolve("here")!.Name);
+        Assert.StartsWith("Lora not found: gone (skipped", LoraCatalog.SkippedNote("gone"));
+        Assert.Throws<LoraNotFoundException>(() => c.Find("gone")); // Find always fails on a missing name
     }
 
     [Fact]

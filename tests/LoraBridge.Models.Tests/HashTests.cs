@@ -142,9 +142,11 @@ public sealed class HashTests : IDisposable
         var c = _w.Catalog();
         var ha = AddnetByHand(File.ReadAllBytes(a))[..12];
         var hb = AddnetByHand(File.ReadAllBytes(b))[..12];
-        var r = c.Resolve(["al:ias,x", "b", "a"]);
-        Assert.Equal($"aliasx: {ha}, b: {hb}, a: {ha}", c.LoraHashesInfotext(r.Found));
-        Assert.Null(c.LoraHashesInfotext([]));
+        var used = new[] { "al:ias,x", "b", "a" }.Select(n => (LoraCatalog.MentionedName(n), (string?)c.ShortHashOf(c.Resolve(n)!)));
+        Assert.Equal($"aliasx: {ha}, b: {hb}, a: {ha}", LoraCatalog.LoraHashes(used));
+        Assert.Null(LoraCatalog.LoraHashes([]));
+        // A1111 keeps a dict: first position, last hash for a repeated key; networks without a hash are left out.
+        Assert.Equal("x: 2, y: 3", LoraCatalog.LoraHashes([("x", "1"), ("y", "3"), ("z", null), ("x", "2"), ("", "4")]));
     }
 
     [Fact]

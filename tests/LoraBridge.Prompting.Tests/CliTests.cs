@@ -13,8 +13,12 @@ public class CliTests
         {
             using var d = JsonDocument.Parse(l);
             var r = d.RootElement;
-            return JsonSerializer.Serialize(new { prompt = r.GetProperty("prompt").GetString(), steps = r.GetProperty("steps").GetInt32(),
-                hires_steps = r.GetProperty("hires_steps").ValueKind == JsonValueKind.Null ? (int?)null : r.GetProperty("hires_steps").GetInt32() });
+            return JsonSerializer.Serialize(new
+            {
+                prompt = r.GetProperty("prompt").GetString(),
+                steps = r.GetProperty("steps").GetInt32(),
+                hires_steps = r.GetProperty("hires_steps").ValueKind == JsonValueKind.Null ? (int?)null : r.GetProperty("hires_steps").GetInt32(),
+            });
         }));
         var output = new StringWriter();
         Assert.Equal(0, PromptCli.PlanJsonl(new StringReader(input), output));

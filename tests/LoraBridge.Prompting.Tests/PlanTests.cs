@@ -29,6 +29,19 @@ public class PlanTests
         Assert.Equal([("a cat", 1.0)], texts[0].WeightedFragments);
     }
 
+    [Fact]
+    public void PlanRowsSplitWhereATextOrAMultiplierChanges()
+    {
+        // [cat:dog:5] switches after call 5; [<lora:x:1>::3] (extended syntax) drops x after call 3 (end_at_step 3).
+        var plain = PromptPlan.Create("a [cat:dog:5] <lora:foo:0.8>", 10).Base;
+        Assert.Equal([new PlanRow(0, 5), new PlanRow(6, 9)], PlanRows.Of(plain));
+        Assert.Equal(["0-5", "6-9"], PlanRows.Of(plain).Select(r => r.Steps));
+        var scheduled = PromptPlan.Create("a [cat:dog:5] [<lora:x:1>::3]", 10).Base;
+        Assert.Equal([new PlanRow(0, 3), new PlanRow(4, 5), new PlanRow(6, 9)], PlanRows.Of(scheduled));
+        var one = PromptPlan.Create("a cat", 1).Base;
+        Assert.Equal("0", Assert.Single(PlanRows.Of(one)).Steps);
+    }
+
     [Theory]
     [InlineData("a cat [<lora:a:1>::0.5] <lora:b:1> AND sky <lora:c:1> :0.5")]
     [InlineData("a <lora:a:1>:1.2 [<lora:b:1>::2]   ")]

@@ -48,7 +48,7 @@ public sealed class RuntimeTests(PythonFixture fx)
         Assert.Equal("bad value 42", ex.PythonMessage);
         Assert.Equal("ValueError: bad value 42", ex.Message);
         Assert.StartsWith("Traceback (most recent call last):", ex.PythonTraceback);
-        Assert.Contains("bridge.py", ex.PythonTraceback);
+        Assert.Contains("diagnostics.py", ex.PythonTraceback);
         Assert.Contains("in _raise_nested", ex.PythonTraceback);
         Assert.Contains("ValueError: bad value 42", ex.PythonTraceback);
 

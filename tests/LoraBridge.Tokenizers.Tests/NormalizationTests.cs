@@ -42,7 +42,7 @@ public class NormalizationTests
     {
         // regex's \s excludes 0x1C-0x1F, str.strip() removes them.
         Assert.Equal("a\u001Cb c", PythonText.CollapseWhiteSpace("a\u001Cb\u2028\u00A0 \tc"));
-        Assert.Equal("x", PythonText.Strip("\u001C\u0085 x\u3000\u001F"));
+        Assert.Equal("x", LoraBridge.Prompting.PyText.Strip("\u001C\u0085 x\u3000\u001F"));
         Assert.Equal("a b", ClipTokenizer.Normalize("  A\u0085\u2003B &nbsp;"));
         Assert.Equal("\u200b\u001cx", ClipTokenizer.Normalize("\u200B\u001Cx")); // U+200B is not White_Space
     }

@@ -22,7 +22,7 @@ public static class GenerateCommands
     {
         public readonly Option<string> Negative = new("--negative", "-n") { Description = "Negative prompt", DefaultValueFactory = _ => "" };
         public readonly Option<int> Steps = new("--steps") { Description = "Sampling steps", DefaultValueFactory = _ => 20 };
-        public readonly Option<string> Sampler = new("--sampler") { Description = "Euler, Euler a, DPM++ 2M or DDIM", DefaultValueFactory = _ => "Euler a" };
+        public readonly Option<string> Sampler = new("--sampler") { Description = string.Join(", ", SamplerNames.Names.SkipLast(1)) + " or " + SamplerNames.Names[^1], DefaultValueFactory = _ => "Euler a" };
         public readonly Option<string> Schedule = new("--schedule") { Description = "Schedule type: Automatic or Karras", DefaultValueFactory = _ => "Automatic" };
         public readonly Option<double> Cfg = new("--cfg") { Description = "CFG scale", DefaultValueFactory = _ => 7.0 };
         public readonly Option<long> Seed = new("--seed") { Description = "Seed (-1: random)", DefaultValueFactory = _ => -1 };
@@ -95,14 +95,10 @@ public static class GenerateCommands
 
     /// <summary>Parses <c>WIDTHxHEIGHT</c>.</summary>
     /// <exception cref="ArgumentException">Not two positive integers.</exception>
-    public static (int Width, int Height) ParseSize(string size)
-    {
-        var parts = size.ToLowerInvariant().Split('x');
-        if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var w)
-            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var h) && w > 0 && h > 0)
-            return (w, h);
-        throw new ArgumentException($"--size must look like 512x512, got '{size}'");
-    }
+    public static (int Width, int Height) ParseSize(string size) =>
+        ImageSize.Parse(size) is { Width: > 0, Height: > 0 } parsed
+            ? parsed
+            : throw new ArgumentException($"--size must look like 512x512, got '{size}'");
 
     private static Command CreateGenerate()
     {

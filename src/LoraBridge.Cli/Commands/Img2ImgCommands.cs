@@ -47,14 +47,10 @@ internal sealed class HiresOptions
         };
     }
 
-    private static (int, int) ParseResize(string value)
-    {
-        var parts = value.ToLowerInvariant().Split('x');
-        if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var w)
-            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var h) && (w > 0 || h > 0))
-            return (w, h);
-        throw new ArgumentException($"--hr-resize must look like 1024x1024 or 1024x0, got '{value}'");
-    }
+    private static (int, int) ParseResize(string value) =>
+        ImageSize.Parse(value) is { } parsed && (parsed.Width > 0 || parsed.Height > 0)
+            ? parsed
+            : throw new ArgumentException($"--hr-resize must look like 1024x1024 or 1024x0, got '{value}'");
 }
 
 /// <summary><c>img2img</c>, <c>upscalers list</c> and <c>upscale</c> (A1111's img2img tab and Extras).</summary>

@@ -68,7 +68,6 @@ def main() -> None:
     assert multi == {0x130: "i\u0307"}, multi  # the only unconditional multi-char lowercase mapping
     cased = ranges(c for c in codepoints() if is_cased(c))
     ignorable = ranges(c for c in codepoints() if is_case_ignorable(c))
-    space = [c for c in codepoints() if chr(c).isspace()]
     ents = sorted(html.entities.html5.items())
     src = html.__dict__
     inv_ref = sorted(src["_invalid_charrefs"].items())
@@ -88,8 +87,6 @@ def main() -> None:
         "    internal static readonly int[] CasedRanges =\n    {\n" + ints(x for r in cased for x in r) + "\n    };",
         "    /// <summary>Inclusive ranges of the Unicode Case_Ignorable property.</summary>",
         "    internal static readonly int[] CaseIgnorableRanges =\n    {\n" + ints(x for r in ignorable for x in r) + "\n    };",
-        "    /// <summary>Code points for which str.isspace() is true (what str.strip() removes).</summary>",
-        "    internal static readonly int[] StripSpace =\n    {\n" + ints(space) + "\n    };",
         "    /// <summary>html.entities.html5 as name, value pairs.</summary>",
         "    internal static readonly string[] Html5Entities =\n    {\n" +
         ",\n".join(f"        {cs(k)}, {cs(v)}" for k, v in ents) + "\n    };",
