@@ -8,11 +8,18 @@ namespace LoraBridge.Prompting;
 public static class PromptCli
 {
     /// <summary>Writes the plan of one prompt as a readable table or as JSON. Returns 0, or 1 when the plan has errors.</summary>
-    public static int Plan(string prompt, int steps, int? hiresSteps, bool json, TextWriter output)
+    public static int Plan(string prompt, int steps, int? hiresSteps, bool json, TextWriter output) =>
+        Plan(prompt, steps, hiresSteps, json, output, width: 0);
+
+    /// <summary>
+    /// As <see cref="Plan(string, int, int?, bool, TextWriter)"/>, with the table fitted to <paramref name="width"/>
+    /// columns (the terminal's width; 0: no limit). JSON is not affected.
+    /// </summary>
+    public static int Plan(string prompt, int steps, int? hiresSteps, bool json, TextWriter output, int width)
     {
         var plan = PromptPlan.Create(prompt, steps, hiresSteps);
         if (json) output.WriteLine(PlanJson(plan, indented: true));
-        else WriteTable(plan, output);
+        else WriteTable(plan, output, width);
         return plan.IsOk ? 0 : 1;
     }
 
@@ -189,7 +196,14 @@ public static class PromptCli
     /// A table per pass: one row per run of calls in which nothing changes, one column per AND part (its text) and
     /// per LoRA (te/unet).
     /// </summary>
-    public static void WriteTable(PromptPlan plan, TextWriter output)
+    public static void WriteTable(PromptPlan plan, TextWriter output) => WriteTable(plan, output, width: 0);
+
+    /// <summary>
+    /// The table fitted to <paramref name="width"/> columns (0: no limit): when it is wider, the text columns share
+    /// what the step and LoRA columns leave and their texts wrap onto continuation lines under their column, so a
+    /// late difference between two steps stays visible (nothing is cut).
+    /// </summary>
+    public static void WriteTable(PromptPlan plan, TextWriter output, int width)
     {
         output.WriteLine($"prompt: {plan.Prompt}");
         if (plan.UsesExtendedSyntax) output.WriteLine("extended syntax: yes (LoRA scheduling/keyframes)");
@@ -212,18 +226,59 @@ public static class PromptCli
                 rows.Add(row);
             }
             var widths = header.Select((h, c) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[c].Length))).ToList();
-            output.WriteLine("  " + string.Join(" | ", header.Select((h, c) => h.PadRight(widths[c]))));
+            if (width > 0) FitTextColumns(widths, header, firstText: 1, textColumns: pass.Parts.Count, width);
+            WriteRow(output, header, widths);
             output.WriteLine("  " + string.Join("-+-", widths.Select(wd => new string('-', wd))));
-            foreach (var r in rows)
-                output.WriteLine("  " + string.Join(" | ", r.Select((v, c) => v.PadRight(widths[c]))));
+            foreach (var r in rows) WriteRow(output, r, widths);
         }
+    }
+
+    /// <summary>Narrows the text columns (never below their header or 12 columns) so the row fits <paramref name="width"/>.</summary>
+    private static void FitTextColumns(List<int> widths, List<string> header, int firstText, int textColumns, int width)
+    {
+        int total = 2 + widths.Sum() + 3 * (widths.Count - 1);
+        if (total <= width || textColumns == 0) return;
+        int room = width - (total - widths.Skip(firstText).Take(textColumns).Sum());
+        // Narrow columns keep their natural width; the wide ones share the rest equally.
+        var order = Enumerable.Range(firstText, textColumns).OrderBy(c => widths[c]).ToList();
+        for (int k = 0; k < order.Count; k++)
+        {
+            int c = order[k];
+            int share = room / (order.Count - k);
+            widths[c] = Math.Max(Math.Max(12, header[c].Length), Math.Min(widths[c], share));
+            room -= widths[c];
+        }
+    }
+
+    /// <summary>One table row; cells longer than their column wrap (at spaces where possible) onto more lines.</summary>
+    private static void WriteRow(TextWriter output, List<string> cells, List<int> widths)
+    {
+        var wrapped = cells.Select((v, c) => Wrap(v, widths[c])).ToList();
+        int lines = wrapped.Max(w => w.Count);
+        for (int i = 0; i < lines; i++)
+            output.WriteLine("  " + string.Join(" | ", wrapped.Select((w, c) => (i < w.Count ? w[i] : "").PadRight(widths[c]))));
+    }
+
+    private static List<string> Wrap(string text, int width)
+    {
+        var lines = new List<string>();
+        while (text.Length > width)
+        {
+            int cut = text.LastIndexOf(' ', width);
+            if (cut <= 0) cut = width;   // no space to break at: break inside the word
+            else cut++;                  // the space stays at the end of the line
+            lines.Add(text[..cut].TrimEnd());
+            text = text[cut..];
+        }
+        lines.Add(text);
+        return lines;
     }
 
     private static string Quote(string? text)
     {
         if (text is null) return "(error)";
         var t = text.Replace("\n", "\\n");
-        return "\"" + (t.Length > 60 ? t[..57] + "..." : t) + "\"";
+        return "\"" + t + "\"";
     }
 
     private static string Num(double v) => v.ToString("0.###", CultureInfo.InvariantCulture);

@@ -31,7 +31,7 @@ public delegate Task<JobResult> Generator(GenerationRequest request, IProgress<G
 /// Not thread-safe: every member is meant to be used on the UI thread; <see cref="GenerateAsync"/> marshals its
 /// updates there through the <c>post</c> callback it is given.
 /// </summary>
-public sealed class GeneratorViewModel
+public sealed partial class GeneratorViewModel
 {
     /// <summary>Samplers the engine implements (<c>SAMPLERS</c> in python/lorabridge/samplers.py).</summary>
     public static readonly IReadOnlyList<string> Samplers = ["Euler a", "Euler", "DPM++ 2M", "DDIM"];
@@ -92,6 +92,7 @@ public sealed class GeneratorViewModel
     {
         Prompt = Prompt, NegativePrompt = NegativePrompt, Steps = StepsText, Cfg = CfgText, Seed = SeedText, Size = SizeText,
         Sampler = Sampler, Schedule = Schedule, BatchCount = BatchCountText, BatchSize = BatchSizeText, ClipSkip = ClipSkipText,
+        Checkpoint = Checkpoint, HiresUpscaler = HiresUpscaler, HiresScale = HiresScaleText, HiresSteps = HiresStepsText, HiresDenoise = HiresDenoiseText,
     };
 
     /// <summary>Loads saved settings into the form (a missing size keeps the checkpoint's default).</summary>
@@ -108,6 +109,11 @@ public sealed class GeneratorViewModel
         BatchCountText = s.BatchCount;
         BatchSizeText = s.BatchSize;
         ClipSkipText = s.ClipSkip;
+        if (!string.IsNullOrWhiteSpace(s.Checkpoint)) Checkpoint = s.Checkpoint;
+        HiresUpscaler = s.HiresUpscaler;
+        HiresScaleText = s.HiresScale;
+        HiresStepsText = s.HiresSteps;
+        HiresDenoiseText = s.HiresDenoise;
     }
 
     /// <summary>Job state.</summary>
@@ -116,6 +122,9 @@ public sealed class GeneratorViewModel
     public double ProgressFraction { get; private set; }
     /// <summary>One-line status for the status line.</summary>
     public string StatusText { get; private set; } = "ready";
+    /// <summary>The image panel's content: the last image written, a selected history image, or the live preview.</summary>
+    public PreviewModel Preview { get; } = new();
+
     /// <summary>Every image written in this session, oldest first.</summary>
     public IReadOnlyList<GeneratedImage> Images => _images;
 
@@ -184,9 +193,11 @@ public sealed class GeneratorViewModel
             var negative = Scheduler.Schedule(NegativePrompt, new ScheduleOptions(n));
             if (!negative.IsOk) errors.Add(PromptText.DescribeError(NegativePrompt, negative.Error!, "negative prompt").Split('\n')[0]);
         }
+        var hires = HiresFromForm(errors);
         if (errors.Count > 0) return (null, errors);
         return (new GenerationRequest
         {
+            Hires = hires,
             Prompt = Prompt,
             NegativePrompt = NegativePrompt,
             Steps = steps!.Value,
@@ -256,13 +267,15 @@ public sealed class GeneratorViewModel
         Action<T> complete, Action<Action> post)
     {
         var cts = _cts = new CancellationTokenSource();
+        // Read by the generator on the job's thread; written only here, before the job starts.
+        JobCheckpoint = Checkpoint;
         State = JobState.Running;
         ProgressFraction = 0;
         StatusText = startStatus;
         _clock.Restart();
         Changed?.Invoke();
 
-        var progress = new CallbackProgress(p => post(() => Report(cts, p)));
+        var progress = new CallbackProgress(p => post(() => Report(cts, p)), (image, step, total) => post(() => ShowLive(cts, image, step, total)));
         Action finish;
         try
         {
@@ -329,8 +342,16 @@ public sealed class GeneratorViewModel
         Changed?.Invoke();
     }
 
+    private void ShowLive(CancellationTokenSource job, RgbImage image, int step, int total)
+    {
+        // A preview computed before the job ended may arrive after its final image: that one stays.
+        if (State != JobState.Running || !ReferenceEquals(job, _cts)) return;
+        Preview.ShowLive(image, step, total);
+    }
+
     private void Complete(JobResult result)
     {
+        if (result.Images.Count > 0) Preview.ShowFile(result.Images[^1].Path, result.Images[^1].Infotext);
         _images.AddRange(result.Images);
         var done = $"done: {result.Images.Count} image{(result.Images.Count == 1 ? "" : "s")} in {Elapsed()}";
         if (result.Images.Count > 0) done += string.Create(CultureInfo.InvariantCulture, $", seed {result.Images[0].Seed}");
@@ -349,8 +370,10 @@ public sealed class GeneratorViewModel
     private string Elapsed() => string.Create(CultureInfo.InvariantCulture, $"{_clock.Elapsed.TotalSeconds:0.0}s");
 
     // Progress<T> would post to a captured context; the caller's post callback decides the thread instead.
-    private sealed class CallbackProgress(Action<GenerationProgress> report) : IProgress<GenerationProgress>
+    private sealed class CallbackProgress(Action<GenerationProgress> report, Action<RgbImage, int, int> preview) : IProgress<GenerationProgress>, IPreviewSink
     {
         public void Report(GenerationProgress value) => report(value);
+
+        public void Preview(RgbImage image, int step, int totalSteps) => preview(image, step, totalSteps);
     }
 }

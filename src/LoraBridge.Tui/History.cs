@@ -66,6 +66,11 @@ public static class History
         if (info["Sampler"] is { } sampler) vm.Sampler = sampler;
         vm.Schedule = info["Schedule type"] ?? "Automatic";
         vm.ClipSkipText = info["Clip skip"] ?? "1";
+        // A1111 writes the hires entries only when the fix ran; without them the fix is off.
+        vm.HiresUpscaler = info["Hires upscaler"] ?? (info["Hires upscale"] is null ? GeneratorViewModel.HiresOff : "Latent");
+        if (info["Hires upscale"] is { } hrScale) vm.HiresScaleText = hrScale;
+        vm.HiresStepsText = info["Hires steps"] ?? "0";
+        if (info["Denoising strength"] is { } denoise) vm.HiresDenoiseText = denoise;
         if (info["Batch size"] is { } batch && int.TryParse(batch, NumberStyles.None, CultureInfo.InvariantCulture, out _)) vm.BatchSizeText = batch;
     }
 }

@@ -31,7 +31,9 @@ public sealed class MainWindow : Window
     /// <param name="generator">Runs a job (on a background thread).</param>
     /// <param name="loras">LoRA cards (alias and sidecar values); the argument asks for a rescan of the folders.</param>
     /// <param name="post">Runs an action on the UI thread (<c>IApplication.Invoke</c>).</param>
-    public MainWindow(GeneratorViewModel vm, Generator generator, Func<bool, IReadOnlyList<LoraCard>> loras, Action<Action> post)
+    /// <param name="checkpoints">Checkpoints to choose from (the model folders' and the built-in demos); null: only the form's.</param>
+    public MainWindow(GeneratorViewModel vm, Generator generator, Func<bool, IReadOnlyList<LoraCard>> loras, Action<Action> post,
+        IReadOnlyList<string>? checkpoints = null)
     {
         _vm = vm;
         _generator = generator;
@@ -39,7 +41,7 @@ public sealed class MainWindow : Window
         _post = post;
         Title = "LoraBridge  (Ctrl+G generate · Esc cancel · Ctrl+L LoRA list · Ctrl+Q quit)";
 
-        var left = new View { X = 0, Y = 0, Width = Dim.Percent(68), Height = Dim.Fill(), CanFocus = true };
+        var left = new View { X = 0, Y = 0, Width = Dim.Func(_ => LeftWidth(Viewport.Width)), Height = Dim.Fill(), CanFocus = true };
         PromptEditor = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), WordWrap = true, TabKeyAddsTab = false, Text = vm.Prompt };
         var promptFrame = PromptFrame = new FrameView { Title = "Prompt", X = 0, Y = 0, Width = Dim.Fill(), Height = 6 };
         promptFrame.Add(PromptEditor);
@@ -60,17 +62,28 @@ public sealed class MainWindow : Window
         left.Add(RandomSeedButton, ReuseSeedButton);
         BatchCountField = Field(left, "Batch:", 0, row + 2, 3, vm.BatchCountText);
         BatchSizeField = Field(left, "x", Pos.Right(BatchCountField) + 1, row + 2, 2, vm.BatchSizeText);
-        ClipSkipField = Field(left, "Clip skip:", Pos.Right(BatchSizeField) + 2, row + 2, 2, vm.ClipSkipText);
+        ClipSkipField = Field(left, "Clip skip:", Pos.Right(BatchSizeField) + 1, row + 2, 2, vm.ClipSkipText);
+        var modelLabel = new Label { Text = "Model:", X = Pos.Right(ClipSkipField) + 1, Y = row + 2 };
+        var models = checkpoints is { Count: > 0 } ? checkpoints : [vm.Checkpoint.Length > 0 ? vm.Checkpoint : "(configured)"];
+        CheckpointField = new ChoiceField(models, vm.Checkpoint) { X = Pos.Right(modelLabel) + 1, Y = row + 2, Width = Dim.Fill() };
+        left.Add(modelLabel, CheckpointField);
         var samplerLabel = new Label { Text = "Sampler:", X = 0, Y = row + 3 };
         SamplerField = new ChoiceField(GeneratorViewModel.Samplers, vm.Sampler) { X = Pos.Right(samplerLabel) + 1, Y = row + 3, Width = 10 };
         var scheduleLabel = new Label { Text = "Schedule:", X = Pos.Right(SamplerField) + 2, Y = row + 3 };
         ScheduleField = new ChoiceField(GeneratorViewModel.Schedules, vm.Schedule) { X = Pos.Right(scheduleLabel) + 1, Y = row + 3, Width = 11 };
         left.Add(samplerLabel, SamplerField, scheduleLabel, ScheduleField);
+        var hiresLabel = new Label { Text = "Hires:", X = 0, Y = row + 4 };
+        HiresField = new ChoiceField(GeneratorViewModel.HiresUpscalers, vm.HiresUpscaler) { X = Pos.Right(hiresLabel) + 1, Y = row + 4, Width = 14 };
+        left.Add(hiresLabel, HiresField);
+        HiresScaleField = Field(left, "×", Pos.Right(HiresField) + 1, row + 4, 4, vm.HiresScaleText);
+        HiresStepsField = Field(left, "steps:", Pos.Right(HiresScaleField) + 1, row + 4, 4, vm.HiresStepsText);
+        HiresDenoiseField = Field(left, "denoise:", Pos.Right(HiresStepsField) + 1, row + 4, 4, vm.HiresDenoiseText);
 
-        GenerateButton = new Button { Text = "_Generate", X = 0, Y = row + 4, IsDefault = false };
+        GenerateButton = new Button { Text = "_Generate", X = 0, Y = row + 5, IsDefault = false };
         CancelButton = new Button { Text = "_Cancel", X = Pos.Right(GenerateButton) + 2, Y = Pos.Top(GenerateButton), Enabled = false };
         Progress = new ProgressBar { X = Pos.Right(CancelButton) + 2, Y = Pos.Top(GenerateButton), Width = Dim.Fill(), Height = 1 };
-        Status = new Label { X = 0, Y = Pos.Bottom(GenerateButton), Width = Dim.Fill(), Height = 2, Text = vm.StatusText };
+        // No hot key in the status text: a Label would hide the '_' of "<lora:demo_style:0.8>" as a hot-key marker.
+        Status = new Label { X = 0, Y = Pos.Bottom(GenerateButton), Width = Dim.Fill(), Height = 2, Text = vm.StatusText, HotKeySpecifier = (System.Text.Rune)0xFFFF };
 
         PlanView = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), ReadOnly = true, WordWrap = false, TabKeyAddsTab = false };
         var planFrame = new FrameView { Title = "Plan (per denoiser call)", X = 0, Y = Pos.Bottom(Status), Width = Dim.Fill(), Height = Dim.Fill() };
@@ -81,14 +94,20 @@ public sealed class MainWindow : Window
         LoraSearch = new TextField { X = Pos.Right(searchLabel) + 1, Y = 0, Width = Dim.Fill() };
         LoraList = new ListView { X = 0, Y = 1, Width = Dim.Fill(), Height = Dim.Fill() };
         LoraList.SetSource(_loraItems);
-        var loraFrame = new FrameView { Title = "LoRAs (Enter inserts)", X = Pos.Right(left), Y = 0, Width = Dim.Fill(), Height = Dim.Percent(45) };
+        // The picture on top of the right column (as A1111's gallery beside the form), its infotext under it.
+        Preview = new PreviewView(vm.Preview) { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(CaptionRows) };
+        Caption = new TextView { X = 0, Y = Pos.Bottom(Preview), Width = Dim.Fill(), Height = CaptionRows, ReadOnly = true, WordWrap = true, TabKeyAddsTab = false, CanFocus = false, Text = vm.Preview.Caption };
+        var previewFrame = new FrameView { Title = "Image", X = Pos.Right(left), Y = 0, Width = Dim.Fill(), Height = Dim.Percent(55) };
+        previewFrame.Add(Preview, Caption);
+        vm.Preview.Changed += () => Caption.Text = vm.Preview.Caption;
+        var loraFrame = new FrameView { Title = "LoRAs (Enter inserts)", X = Pos.Right(left), Y = Pos.Bottom(previewFrame), Width = Dim.Fill(), Height = Dim.Percent(20) };
         loraFrame.Add(searchLabel, LoraSearch, LoraList);
         LoraSearch.TextChanged += (_, _) => FilterLoras();
         FileList = new ListView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill() };
         FileList.SetSource(_fileItems);
         var filesFrame = new FrameView { Title = "History (Enter reuses)", X = Pos.Right(left), Y = Pos.Bottom(loraFrame), Width = Dim.Fill(), Height = Dim.Fill() };
         filesFrame.Add(FileList);
-        Add(left, loraFrame, filesFrame);
+        Add(left, previewFrame, loraFrame, filesFrame);
 
         HelpView = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), ReadOnly = true, WordWrap = true, Text = HelpText };
         HelpFrame = new FrameView { Title = "Help (F1 or Esc closes)", X = Pos.Center(), Y = Pos.Center(), Width = Dim.Percent(90), Height = Dim.Percent(90), Visible = false };
@@ -106,6 +125,11 @@ public sealed class MainWindow : Window
         BatchCountField.TextChanged += (_, _) => _vm.BatchCountText = BatchCountField.Text;
         BatchSizeField.TextChanged += (_, _) => _vm.BatchSizeText = BatchSizeField.Text;
         ClipSkipField.TextChanged += (_, _) => _vm.ClipSkipText = ClipSkipField.Text;
+        HiresField.TextChanged += (_, _) => _vm.HiresUpscaler = HiresField.Text;
+        if (checkpoints is { Count: > 0 }) CheckpointField.TextChanged += (_, _) => _vm.Checkpoint = CheckpointField.Text;
+        HiresScaleField.TextChanged += (_, _) => _vm.HiresScaleText = HiresScaleField.Text;
+        HiresStepsField.TextChanged += (_, _) => _vm.HiresStepsText = HiresStepsField.Text;
+        HiresDenoiseField.TextChanged += (_, _) => _vm.HiresDenoiseText = HiresDenoiseField.Text;
         RandomSeedButton.Accepting += (_, e) => { e.Handled = true; _vm.RandomSeed(); SeedField.Text = _vm.SeedText; };
         ReuseSeedButton.Accepting += (_, e) => { e.Handled = true; if (_vm.ReuseSeed()) SeedField.Text = _vm.SeedText; };
         GenerateButton.Accepting += (_, e) => { e.Handled = true; StartGeneration(); };
@@ -114,7 +138,7 @@ public sealed class MainWindow : Window
         FileList.Accepting += (_, e) => { e.Handled = true; ReuseSelected(); };
         // Moving through the history shows the row's parameters (only while the user is in the list: a rescan after a
         // job must not hide the job's outcome).
-        FileList.ValueChanged += (_, _) => { if (FileList.HasFocus && SelectedHistoryDetails is { } d) Status.Text = d.Replace('\n', ' '); };
+        FileList.ValueChanged += (_, _) => { if (FileList.HasFocus) ShowSelectedHistory(); };
         _vm.Changed += RefreshJob;
         // The plan wraps to the panel's width: render it again when a resize changes that width.
         PlanView.ViewportChanged += (_, _) => { if (PlanView.Viewport.Width != _planWidth) RefreshPlan(); };
@@ -122,7 +146,21 @@ public sealed class MainWindow : Window
         ReloadLoras(rescan: false);
         RefreshPlan();
         RefreshJob();
+        // A new session opens on the newest image of the output folders (the History's first row).
+        if (_history.Count > 0 && vm.Preview.Path is null) vm.Preview.ShowFile(_history[0].Path, _history[0].Info.Format());
     }
+
+    /// <summary>Rows of infotext under the picture.</summary>
+    public const int CaptionRows = 4;
+
+    /// <summary>Width of the form column: two thirds up to 110 columns, then at least 75 columns and 55 % (the picture gets the rest).</summary>
+    public static int LeftWidth(int total) => total <= 110 ? total * 68 / 100 : Math.Max(75, total * 55 / 100);
+
+    /// <summary>The picture: the latest image, the selected history image or the live preview.</summary>
+    public PreviewView Preview { get; }
+
+    /// <summary>The picture's infotext (or the live step).</summary>
+    public TextView Caption { get; }
 
     /// <summary>The prompt editor's frame; its title carries A1111's token counter.</summary>
     public FrameView PromptFrame { get; }
@@ -148,6 +186,16 @@ public sealed class MainWindow : Window
     public TextField BatchSizeField { get; }
     /// <summary>Clip skip.</summary>
     public TextField ClipSkipField { get; }
+    /// <summary>The checkpoint (a choice among the model folders' checkpoints and the built-in demos); the next job loads it.</summary>
+    public ChoiceField CheckpointField { get; }
+    /// <summary>Hires fix upscaler ("Off", or a latent mode).</summary>
+    public ChoiceField HiresField { get; }
+    /// <summary>Hires upscale factor.</summary>
+    public TextField HiresScaleField { get; }
+    /// <summary>Hires steps (0: the first pass's).</summary>
+    public TextField HiresStepsField { get; }
+    /// <summary>Hires denoising strength.</summary>
+    public TextField HiresDenoiseField { get; }
     /// <summary>A1111's 🎲: random seed.</summary>
     public Button RandomSeedButton { get; }
     /// <summary>A1111's ♻: the last image's seed.</summary>
@@ -163,9 +211,12 @@ public sealed class MainWindow : Window
         "Ctrl+G        generate with the current prompt and settings\n" +
         "Esc           cancel the running job (the LoRA weights are restored)\n" +
         "Ctrl+L        go to the LoRA list (type to search; Enter inserts the tag)\n" +
+        "F3            go to the History (↑/↓ show each image and its infotext; Enter reuses its settings)\n" +
+        "F6            next panel (form, LoRAs, History)\n" +
         "Ctrl+Q        quit (a running job is cancelled first)\n" +
         "Tab/Shift+Tab next/previous field\n" +
-        "←/→ or Space  step through a choice (sampler, schedule)\n" +
+        "←/→ or Space  step through a choice (model, sampler, schedule, hires upscaler; Off: no hires pass)\n" +
+        "History       moving through it shows the image and its infotext; Enter reuses its settings\n" +
         "Alt+M         random seed (-1)\n" +
         "Alt+R         reuse the last image's seed\n" +
         "Alt+G / Alt+C Generate / Cancel buttons\n" +
@@ -197,6 +248,7 @@ public sealed class MainWindow : Window
         else if (key == Key.Esc) _vm.Cancel();
         else if (key == Key.Q.WithCtrl) quit();
         else if (key == Key.L.WithCtrl) LoraList.SetFocus();
+        else if (key == Key.F3) FileList.SetFocus();
         else return false;
         return true;
     }
@@ -274,6 +326,15 @@ public sealed class MainWindow : Window
         foreach (var item in _history) _fileItems.Add(item.ToString());
     }
 
+    /// <summary>Shows the selected history row: its picture and infotext in the image panel, its parameters on the status line.</summary>
+    public void ShowSelectedHistory()
+    {
+        if (FileList.SelectedItem is not int i || i < 0 || i >= _history.Count) return;
+        var item = _history[i];
+        _vm.Preview.ShowFile(item.Path, item.Info.Format());
+        Status.Text = item.Details.Replace('\n', ' ');
+    }
+
     /// <summary>A1111's "send to txt2img" for the selected history row: prompt and settings go into the form.</summary>
     public void ReuseSelected()
     {
@@ -290,6 +351,10 @@ public sealed class MainWindow : Window
         ScheduleField.Select(_vm.Schedule);
         ClipSkipField.Text = _vm.ClipSkipText;
         BatchSizeField.Text = _vm.BatchSizeText;
+        HiresField.Select(_vm.HiresUpscaler);
+        HiresScaleField.Text = _vm.HiresScaleText;
+        HiresStepsField.Text = _vm.HiresStepsText;
+        HiresDenoiseField.Text = _vm.HiresDenoiseText;
         Status.Text = "reused " + item.Details.Replace('\n', ' ');
         RefreshPlan();
     }

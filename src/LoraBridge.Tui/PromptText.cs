@@ -127,12 +127,22 @@ public static class PromptText
             sb.Append(CultureInfo.InvariantCulture, $"{pass.Name}: {pass.Steps} steps, {pass.Parts.Count} part{(pass.Parts.Count == 1 ? "" : "s")}, {loras}");
             if (plan.UsesExtendedSyntax) sb.Append(" (extended syntax)");
             sb.AppendLine();
+            var runs = PlanRows.Of(pass);
+            string Lora(LoraTrack l, int s) => $"{l.Name} {Num(l.Te[s])}/{Num(l.Unet[s])}";
+            // The texts get what the step and LoRA columns leave of the panel, so the LoRA columns stay on screen.
+            int tw = textWidth;
+            if (width > 0 && runs.Count > 0 && pass.Parts.Count > 0)
+            {
+                int fixedWidth = 2 + runs.Max(r => r.Steps.Length) + pass.Loras.Sum(l => runs.Max(r => Lora(l, r.First).Length))
+                    + 2 * (pass.Parts.Count + pass.Loras.Count);
+                tw = Math.Max(12, Math.Min(textWidth, (width - fixedWidth) / pass.Parts.Count));
+            }
             var rows = new List<List<IReadOnlyList<string>>>();
-            foreach (var run in PlanRows.Of(pass))
+            foreach (var run in runs)
             {
                 var row = new List<IReadOnlyList<string>> { new[] { run.Steps } };
-                row.AddRange(pass.Parts.Select(p => Cell(p.TextAt(run.First), textWidth)));
-                row.AddRange(pass.Loras.Select(l => (IReadOnlyList<string>)[$"{l.Name} {Num(l.Te[run.First])}/{Num(l.Unet[run.First])}"]));
+                row.AddRange(pass.Parts.Select(p => Cell(p.TextAt(run.First), tw)));
+                row.AddRange(pass.Loras.Select(l => (IReadOnlyList<string>)[Lora(l, run.First)]));
                 rows.Add(row);
             }
             if (rows.Count == 0) continue;

@@ -31,12 +31,20 @@ public static class TuiApp
             try { SettingsStore.Save(settingsPath, vm.ToSettings()); }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { Console.Error.WriteLine($"warning: settings not saved to {settingsPath}: {ex.Message}"); }
         }
-        vm.Changed += () => { if (vm.State == JobState.Idle) Save(); };
+        if (vm.Checkpoint.Length == 0) vm.Checkpoint = generator.CurrentCheckpoint;
+        generator.CheckpointOf = () => vm.JobCheckpoint;
+        vm.Changed += () =>
+        {
+            if (vm.State != JobState.Idle) return;
+            Save();
+            // A job on another checkpoint brought its own tokenizer: the token counter follows.
+            if (generator.Chunker is { } c && !ReferenceEquals(c, vm.Chunker)) vm.Chunker = c;
+        };
         using var app = Application.Create().Init();
         var running = true;
         // After the main loop has ended, job outcomes have no UI left to update.
         void Post(Action a) { if (Volatile.Read(ref running)) app.Invoke(a); }
-        using var window = new MainWindow(vm, generator.GenerateAsync, generator.LoraCards, Post);
+        using var window = new MainWindow(vm, generator.GenerateAsync, generator.LoraCards, Post, generator.CheckpointChoices());
         app.Keyboard.KeyDown += (_, key) =>
         {
             if (window.HandleKey(key, () => app.RequestStop())) key.Handled = true;

@@ -28,6 +28,16 @@ public sealed record TuiSettings
     public string BatchSize { get; init; } = "1";
     /// <summary>Clip skip field.</summary>
     public string ClipSkip { get; init; } = "1";
+    /// <summary>Checkpoint chosen in the form; empty: the configured one.</summary>
+    public string Checkpoint { get; init; } = "";
+    /// <summary>Hires fix upscaler, "Off" for none.</summary>
+    public string HiresUpscaler { get; init; } = GeneratorViewModel.HiresOff;
+    /// <summary>Hires upscale factor field.</summary>
+    public string HiresScale { get; init; } = "2";
+    /// <summary>Hires steps field (0: the first pass's steps).</summary>
+    public string HiresSteps { get; init; } = "0";
+    /// <summary>Hires denoising strength field.</summary>
+    public string HiresDenoise { get; init; } = "0.7";
 }
 
 /// <summary>Reads and writes <see cref="TuiSettings"/> as JSON in the data folder.</summary>

@@ -3,10 +3,49 @@ using LoraBridge.Engine;
 namespace LoraBridge.Tui;
 
 /// <summary>Adapts a <see cref="GenerationWorkspace"/> to the view model: one job at a time, with its warnings.</summary>
-public sealed class WorkspaceGenerator(GenerationWorkspace workspace)
+/// <param name="workspace">The workspace.</param>
+/// <param name="previews">Live preview source (<see cref="LivePreviews.FromBridge"/>); null: no live previews.</param>
+/// <param name="workspaceFor">Makes the workspace of another checkpoint (name or path); null: the checkpoint cannot change.</param>
+public sealed class WorkspaceGenerator(GenerationWorkspace workspace, Func<CancellationToken, Task<RgbImage?>>? previews = null,
+    Func<string, GenerationWorkspace>? workspaceFor = null)
 {
-    /// <summary>The workspace.</summary>
-    public GenerationWorkspace Workspace { get; } = workspace;
+    /// <summary>The workspace of the current checkpoint.</summary>
+    public GenerationWorkspace Workspace { get; private set; } = workspace;
+
+    /// <summary>The checkpoint <see cref="Workspace"/> uses, as the form names it.</summary>
+    public string CurrentCheckpoint { get; private set; } = CheckpointName(workspace);
+
+    /// <summary>The checkpoint the next job should use (the form's choice when the job started); null: keep the current one.</summary>
+    public Func<string?>? CheckpointOf { get; set; }
+
+    /// <summary>How the form names the checkpoint a workspace is configured with.</summary>
+    public static string CheckpointName(GenerationWorkspace w) =>
+        w.Sources.BuiltInCheckpoint ?? w.Sources.Settings.Checkpoint
+        ?? (w.UsesDemoModel ? DemoCheckpoints.Sd1 : w.Catalog.Checkpoints.FirstOrDefault()?.Name ?? DemoCheckpoints.Sd1);
+
+    /// <summary>
+    /// The checkpoints to choose from: the current one, both built-in demo models (SD1 and SDXL) and every checkpoint
+    /// in the model folders (A1111's names: the path under the folder).
+    /// </summary>
+    public IReadOnlyList<string> CheckpointChoices() =>
+        [.. new[] { CurrentCheckpoint, DemoCheckpoints.Sd1, DemoCheckpoints.Sdxl }.Concat(Workspace.Catalog.Checkpoints.Select(c => c.Name))
+            .Distinct(StringComparer.Ordinal)];
+
+    /// <summary>
+    /// Switches to <paramref name="checkpoint"/> when it differs from the current one: a new workspace (model sources,
+    /// tokenizer, engine with the same extension hooks) is prepared, and only then replaces the current one, so a
+    /// checkpoint that fails to load leaves the previous one in use.
+    /// </summary>
+    private async Task SwitchAsync(string checkpoint, CancellationToken ct)
+    {
+        if (workspaceFor is null || checkpoint.Length == 0 || checkpoint == CurrentCheckpoint) return;
+        var next = workspaceFor(checkpoint);
+        next.Engine.Hooks = Workspace.Engine.Hooks;
+        var prepared = await next.PrepareAsync(ct).ConfigureAwait(false);
+        Workspace = next;
+        CurrentCheckpoint = checkpoint;
+        Chunker = prepared.Chunker;
+    }
 
     /// <summary>The LoRA cards: alias with the sidecar's preferred weight and activation text, as A1111's card click uses them.</summary>
     public IReadOnlyList<LoraCard> LoraCards(bool rescan = false)
@@ -21,19 +60,25 @@ public sealed class WorkspaceGenerator(GenerationWorkspace workspace)
     /// <summary>The checkpoint's CLIP chunker (for the token counter); null until <see cref="PrepareAsync"/> has run.</summary>
     public LoraBridge.Tokenizers.PromptChunker? Chunker { get; private set; }
 
+    /// <summary>Appended to the status line once the checkpoint is ready (e.g. which extensions loaded); null: nothing.</summary>
+    public string? ReadyNote { get; init; }
+
     /// <summary>Finds the checkpoint (creating the demo model on first use); returns a description for the status line.</summary>
     public async Task<string> PrepareAsync(CancellationToken ct)
     {
         var checkpoint = await Workspace.PrepareAsync(ct).ConfigureAwait(false);
         Chunker = checkpoint.Chunker;
-        return checkpoint.Name + (Workspace.UsesDemoModel ? " (built-in demo model)" : "");
+        return checkpoint.Name + (Workspace.UsesDemoModel ? " (built-in demo model)" : "") + (ReadyNote is null ? "" : "; " + ReadyNote);
     }
 
     /// <summary>Runs one request (<see cref="Generator"/>).</summary>
     public async Task<JobResult> GenerateAsync(GenerationRequest request, IProgress<GenerationProgress> progress, CancellationToken ct)
     {
+        if (CheckpointOf?.Invoke() is { } wanted) await SwitchAsync(wanted, ct).ConfigureAwait(false);
         Workspace.Warnings.Clear();
-        var images = await Workspace.GenerateAsync(request, progress, ct).ConfigureAwait(false);
+        var live = previews is not null && progress is IPreviewSink sink ? new LivePreviews(progress, sink, previews, ct) : null;
+        var images = await Workspace.GenerateAsync(request, live ?? progress, ct).ConfigureAwait(false);
+        if (live?.Failure is { } failure) Console.Error.WriteLine($"warning: live previews stopped: {failure.Message}");
         return new JobResult(images, [.. Workspace.Warnings]);
     }
 }

@@ -13,6 +13,7 @@ var benchmarks = new SortedDictionary<string, Func<string[], int>>(StringCompare
     ["extensions-startup"] = ExtensionStartupBenchmark.Run,
     ["embeddings"] = EmbeddingBenchmark.Run,
     ["catalog"] = CatalogBenchmark.Run,
+    ["preview"] = PreviewBenchmark.Run,
     ["serve-load"] = ServeLoadBenchmark.Run,
 };
 

@@ -21,8 +21,9 @@ public class LayoutAndSettingsTests
     private static View[] SettingsOf(MainWindow w) =>
     [
         w.PromptEditor, w.NegativeField, w.StepsField, w.CfgField, w.SizeField, w.SeedField, w.RandomSeedButton, w.ReuseSeedButton,
-        w.BatchCountField, w.BatchSizeField, w.ClipSkipField, w.SamplerField, w.ScheduleField, w.GenerateButton, w.CancelButton,
-        w.Status, w.PlanView, w.LoraList, w.FileList,
+        w.BatchCountField, w.BatchSizeField, w.ClipSkipField, w.SamplerField, w.ScheduleField, w.CheckpointField, w.HiresField, w.HiresScaleField,
+        w.HiresStepsField, w.HiresDenoiseField, w.GenerateButton, w.CancelButton, w.Status, w.PlanView, w.LoraList, w.FileList,
+        w.Preview, w.Caption,
     ];
 
     [Theory]
@@ -72,6 +73,18 @@ public class LayoutAndSettingsTests
     }
 
     [Fact]
+    public void AtEightyColumnsThePlanKeepsItsLoraColumnOnScreen()
+    {
+        var (w, _) = Build(80, 24);
+        using var _ = w;
+        w.PromptEditor.Text = "a lighthouse on a cliff at sunset, [stormy:calm:0.5] sea <lora:demo_style:0.8>";
+        var width = w.PlanView.Viewport.Width;
+        var lines = w.PlanView.Text.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.All(lines, l => Assert.True(l.Length <= width, $"'{l}' wider than {width}"));
+        Assert.Equal(2, lines.Count(l => l.Contains("demo_style 0.8/0.8", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public void F1ShowsHelpListingEveryKey()
     {
         var (w, vm) = Build(80, 24);
@@ -79,7 +92,7 @@ public class LayoutAndSettingsTests
         Assert.False(w.HelpFrame.Visible);
         Assert.True(w.HandleKey(Key.F1, () => { }));
         Assert.True(w.HelpFrame.Visible);
-        foreach (var key in new[] { "F1", "Ctrl+G", "Esc", "Ctrl+L", "Ctrl+Q", "Tab", "Alt+M", "Alt+R" })
+        foreach (var key in new[] { "F1", "F3", "F6", "Ctrl+G", "Esc", "Ctrl+L", "Ctrl+Q", "Tab", "Alt+M", "Alt+R" })
             Assert.Contains(key, w.HelpView.Text);
         // Esc closes the help first; it does not cancel anything then.
         Assert.True(w.HandleKey(Key.Esc, () => { }));

@@ -42,12 +42,26 @@ public static class PromptCommands
                 Console.Error.WriteLine("prompt plan: give a prompt, or --jsonl to read requests from stdin");
                 return 2;
             }
-            int rc = PromptCli.Plan(value, parse.GetValue(steps), parse.GetValue(hires), parse.GetValue(json), outWriter);
+            // The table fits the terminal (its text columns wrap); redirected output keeps whole lines.
+            int width = output is null && !Console.IsOutputRedirected ? TerminalWidth() : 0;
+            int rc = PromptCli.Plan(value, parse.GetValue(steps), parse.GetValue(hires), parse.GetValue(json), outWriter, width);
             // With embedding folders on the command line: which embeddings the texts use and A1111's token count.
             if (rc == 0 && !parse.GetValue(json) && parse.GetValue(CliHost.EmbeddingsDir) is { Length: > 0 })
                 rc = EmbeddingCommands.PlanSection(parse, value, parse.GetValue(steps), outWriter);
             return rc;
         });
         return plan;
+    }
+
+    private static int TerminalWidth()
+    {
+        try
+        {
+            return Console.WindowWidth > 0 ? Console.WindowWidth : 0;
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
     }
 }

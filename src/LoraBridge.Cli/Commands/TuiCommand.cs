@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using LoraBridge.Engine;
+using LoraBridge.Extensions;
 using LoraBridge.Python;
 using LoraBridge.Tui;
 using Microsoft.Extensions.DependencyInjection;
@@ -32,16 +33,38 @@ public static class TuiCommand
             return await CliHost.RunAsync(parse, ct, (sp, token) =>
             {
                 var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
-                var workspace = new GenerationWorkspace(o.ToWorkspaceSettings(parse.GetValue(checkpoint), parse.GetValue(tokenizer)),
-                    sp.GetRequiredService<PythonBridge>());
+                var settings = o.ToWorkspaceSettings(parse.GetValue(checkpoint), parse.GetValue(tokenizer));
+                var bridge = sp.GetRequiredService<PythonBridge>();
+                var workspace = new GenerationWorkspace(settings, bridge);
                 var outputDir = o.EffectiveOutputDir(parse.GetValue(output));
                 var (w, h) = workspace.Sources.DefaultSize();
                 var vm = new GeneratorViewModel(outputDir, $"{w}x{h}");
                 var log = Path.Combine(o.EffectiveDataDir, "tui.log");
-                TuiApp.Run(vm, new WorkspaceGenerator(workspace), log);
+                // Extensions as `generate` loads them (same folders, settings and hooks); a unit that fails is
+                // reported before the screen switches to the UI and counted on the status line.
+                using var extensions = ExtensionCommands.Load(sp);
+                workspace.Engine.Hooks = extensions;
+                // Another checkpoint chosen in the form gets its own workspace on the same bridge and settings.
+                var generator = new WorkspaceGenerator(workspace, LivePreviews.FromBridge(bridge),
+                    name => new GenerationWorkspace(settings with { Checkpoint = name }, bridge))
+                {
+                    ReadyNote = ExtensionsNote(extensions.Units),
+                };
+                TuiApp.Run(vm, generator, log);
                 return Task.FromResult(0);
             });
         });
         root.Subcommands.Add(command);
+    }
+
+    /// <summary>The status line's note on extensions: how many loaded and which were skipped; null when there are none.</summary>
+    public static string? ExtensionsNote(IReadOnlyList<ExtensionUnit> units)
+    {
+        if (units.Count == 0) return null;
+        var loaded = units.Count(u => u.Status == ExtensionStatus.Loaded);
+        var skipped = units.Where(u => u.Status != ExtensionStatus.Loaded).Select(u => u.Name).ToList();
+        var note = $"extensions: {loaded} loaded";
+        if (skipped.Count > 0) note += $", {skipped.Count} skipped ({string.Join(", ", skipped)}: see the messages printed before the UI started)";
+        return note;
     }
 }
