@@ -556,3 +556,11 @@ def png_encode_rgb(rgb: bytes, width: int, height: int, parameters: str) -> byte
     from . import ext_host
 
     return ext_host.encode_png(rgb, int(width), int(height), str(parameters))
+
+
+def gen_latent_preview() -> Optional[tuple[int, int, bytes]]:
+    """The running job's cheap live preview (width, height, RGB bytes), or None when nothing is sampling
+    (see lorabridge.preview)."""
+    from .preview import gen_latent_preview as preview
+
+    return preview()

@@ -33,8 +33,11 @@ public delegate Task<JobResult> Generator(GenerationRequest request, IProgress<G
 /// </summary>
 public sealed partial class GeneratorViewModel
 {
-    /// <summary>Samplers the engine implements (<c>SAMPLERS</c> in python/lorabridge/samplers.py).</summary>
-    public static readonly IReadOnlyList<string> Samplers = ["Euler a", "Euler", "DPM++ 2M", "DDIM"];
+    /// <summary>
+    /// Samplers the engine implements (<see cref="SamplerNames"/>), in the order the form offers them: A1111's default
+    /// "Euler a" first.
+    /// </summary>
+    public static readonly IReadOnlyList<string> Samplers = ["Euler a", .. SamplerNames.Names.Where(n => n != "Euler a")];
 
     /// <summary>Schedule types the engine implements (<c>SCHEDULERS</c> in python/lorabridge/schedules.py).</summary>
     public static readonly IReadOnlyList<string> Schedules = ["Automatic", "Uniform", "Karras", "Exponential"];
@@ -218,16 +221,8 @@ public sealed partial class GeneratorViewModel
         int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v >= min && v <= max ? v : null;
 
     /// <summary>Parses <c>WIDTHxHEIGHT</c> with both sides positive multiples of 8 (the VAE's factor); null otherwise.</summary>
-    public static (int Width, int Height)? ParseSize(string text)
-    {
-        var parts = text.Trim().ToLowerInvariant().Split('x');
-        if (parts.Length == 2
-            && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var w)
-            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var h)
-            && w > 0 && h > 0 && w % 8 == 0 && h % 8 == 0)
-            return (w, h);
-        return null;
-    }
+    public static (int Width, int Height)? ParseSize(string text) =>
+        ImageSize.Parse(text) is { Width: > 0, Height: > 0 } s && s.Width % 8 == 0 && s.Height % 8 == 0 ? (s.Width, s.Height) : null;
 
     /// <summary>
     /// Starts a job when idle and the form is valid, runs <paramref name="generate"/> on the thread pool and applies its

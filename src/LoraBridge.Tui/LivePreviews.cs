@@ -62,5 +62,5 @@ public sealed class LivePreviews : IProgress<GenerationProgress>
 
     /// <summary>The preview source over the Python bridge (A1111's "Approx cheap" on the running latent).</summary>
     public static Func<CancellationToken, Task<RgbImage?>> FromBridge(PythonBridge bridge) => async ct =>
-        await bridge.LatentPreviewAsync(ct).ConfigureAwait(false) is { } p ? new RgbImage(p.Width, p.Height, p.Rgb) : null;
+        await bridge.LatentPreviewAsync(ct).ConfigureAwait(false) is { } p ? new RgbImage(p.Width, p.Height, p.Pixels) : null;
 }

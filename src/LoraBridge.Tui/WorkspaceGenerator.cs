@@ -10,13 +10,21 @@ public sealed class WorkspaceGenerator(GenerationWorkspace workspace, Func<Cance
     Func<string, GenerationWorkspace>? workspaceFor = null)
 {
     /// <summary>The workspace of the current checkpoint.</summary>
-    public GenerationWorkspace Workspace { get; private set; } = workspace;
+    public GenerationWorkspace Workspace { get; private set; } = KeepingPatches(workspace);
 
     /// <summary>The checkpoint <see cref="Workspace"/> uses, as the form names it.</summary>
     public string CurrentCheckpoint { get; private set; } = CheckpointName(workspace);
 
     /// <summary>The checkpoint the next job should use (the form's choice when the job started); null: keep the current one.</summary>
     public Func<string?>? CheckpointOf { get; set; }
+
+    // One session runs many jobs: a job with the previous one's LoRAs and weights patches nothing (cancelled or failed
+    // jobs still restore the base weights).
+    private static GenerationWorkspace KeepingPatches(GenerationWorkspace w)
+    {
+        w.Engine.KeepNetworksBetweenJobs = true;
+        return w;
+    }
 
     /// <summary>How the form names the checkpoint a workspace is configured with.</summary>
     public static string CheckpointName(GenerationWorkspace w) =>
@@ -39,7 +47,7 @@ public sealed class WorkspaceGenerator(GenerationWorkspace workspace, Func<Cance
     private async Task SwitchAsync(string checkpoint, CancellationToken ct)
     {
         if (workspaceFor is null || checkpoint.Length == 0 || checkpoint == CurrentCheckpoint) return;
-        var next = workspaceFor(checkpoint);
+        var next = KeepingPatches(workspaceFor(checkpoint));
         next.Engine.Hooks = Workspace.Engine.Hooks;
         var prepared = await next.PrepareAsync(ct).ConfigureAwait(false);
         Workspace = next;

@@ -3,6 +3,7 @@ using System.Globalization;
 using LoraBridge.Engine;
 using LoraBridge.Python;
 using LoraBridge.Tui;
+using RgbImage = LoraBridge.Tui.RgbImage;
 
 namespace LoraBridge.Benchmarks;
 
