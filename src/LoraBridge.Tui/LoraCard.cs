@@ -1,4 +1,5 @@
 using System.Globalization;
+using LoraBridge.Models;
 
 namespace LoraBridge.Tui;
 
@@ -28,12 +29,48 @@ public sealed record LoraCard(string Alias, double? PreferredWeight = null, stri
         }
     }
 
-    /// <summary>The list row: alias, then the trigger words when there are any.</summary>
-    public override string ToString() => string.IsNullOrWhiteSpace(ActivationText) ? Alias : $"{Alias}  ({ActivationText.Trim()})";
+    /// <summary>File-level network type from the keys (lora, locon, loha, lokr, dora, ...); "unknown" when not read.</summary>
+    public string NetworkType { get; init; } = "unknown";
+
+    /// <summary>Rank as text ("4", "2-8"); empty when unknown (pickled or unreadable files).</summary>
+    public string Rank { get; init; } = "";
+
+    /// <summary>Base-model family (sidecar, metadata, Civitai or key shapes); Unknown: never marked as a mismatch.</summary>
+    public BaseFamily Family { get; init; }
+
+    /// <summary>Civitai Helper's <c>trainedWords</c> (shown, and searched, when there is no activation text; never inserted, as in A1111).</summary>
+    public IReadOnlyList<string> TrainedWords { get; init; } = [];
+
+    /// <summary>The words shown as the card's triggers: the activation text, else Civitai's trained words; empty for none.</summary>
+    public string Triggers => !string.IsNullOrWhiteSpace(ActivationText) ? ActivationText.Trim() : string.Join(", ", TrainedWords);
+
+    /// <summary>True when both families are known and differ (A1111 would apply the LoRA only where its tensors fit).</summary>
+    public bool MismatchWith(BaseFamily checkpoint) =>
+        Family != BaseFamily.Unknown && checkpoint != BaseFamily.Unknown && Family != checkpoint;
+
+    /// <summary>Everything the card knows, on one line (the status line shows it for the selected row).</summary>
+    public string Details(BaseFamily checkpoint) =>
+        $"{Alias} · {NetworkType}{(Rank.Length > 0 ? " rank " + Rank : "")} · {FamilyText(Family)}"
+        + (MismatchWith(checkpoint) ? $" (! checkpoint is {FamilyText(checkpoint)})" : "")
+        + (Triggers.Length > 0 ? " · triggers: " + Triggers : "")
+        + " · Enter inserts " + Snippet;
+
+    /// <summary>The family as the list shows it ("?" when unknown).</summary>
+    public static string FamilyText(BaseFamily family) => family == BaseFamily.Unknown ? "?" : family.ToString();
+
+    /// <summary>The card from the catalog's entry (alias as the catalog resolves it).</summary>
+    public static LoraCard From(LoraEntry entry, string alias) =>
+        new(alias, entry.User.PreferredWeight, entry.User.ActivationText)
+        {
+            NetworkType = entry.NetworkType, Rank = entry.RankText, Family = entry.Family, TrainedWords = entry.Civitai.TrainedWords,
+        };
+
+    /// <summary>The list row without a width limit: alias, then the trigger words when there are any.</summary>
+    public override string ToString() => Triggers.Length == 0 ? Alias : $"{Alias}  ({Triggers})";
 
     /// <summary>Incremental search: every space-separated word of <paramref name="query"/> occurs in the alias or the trigger words.</summary>
     public bool Matches(string query) =>
         query.Split(' ', StringSplitOptions.RemoveEmptyEntries).All(word =>
             Alias.Contains(word, StringComparison.OrdinalIgnoreCase)
-            || (ActivationText?.Contains(word, StringComparison.OrdinalIgnoreCase) ?? false));
+            || Triggers.Contains(word, StringComparison.OrdinalIgnoreCase));
 }

@@ -1,5 +1,6 @@
 using System.Collections.ObjectModel;
 using System.Drawing;
+using LoraBridge.Models;
 using Terminal.Gui.App;
 using Terminal.Gui.Input;
 using Terminal.Gui.ViewBase;
@@ -22,6 +23,11 @@ public sealed class MainWindow : Window
     private readonly Func<bool, IReadOnlyList<LoraCard>> _loras;
     private readonly List<LoraCard> _allLoras = [];
     private readonly List<LoraCard> _shownLoras = [];
+    private readonly Func<IReadOnlyList<EmbeddingCard>?> _embeddings;
+    private readonly List<EmbeddingCard> _shownEmbeddings = [];
+    private readonly Func<BaseFamily> _checkpointFamily;
+    private IReadOnlyList<EmbeddingCard>? _allEmbeddings;
+    private int _networkWidth;
     private readonly Action<Action> _post;
     private readonly ObservableCollection<string> _loraItems = [];
     private readonly ObservableCollection<string> _fileItems = [];
@@ -32,9 +38,13 @@ public sealed class MainWindow : Window
     /// <param name="loras">LoRA cards (alias and sidecar values); the argument asks for a rescan of the folders.</param>
     /// <param name="post">Runs an action on the UI thread (<c>IApplication.Invoke</c>).</param>
     /// <param name="checkpoints">Checkpoints to choose from (the model folders' and the built-in demos); null: only the form's.</param>
+    /// <param name="checkpointFamily">Family of the checkpoint the form names (LoRAs of another family are marked); null: Unknown (no marks).</param>
+    /// <param name="embeddings">The embeddings of the prepared checkpoint; returns null until they are known (null: none listed).</param>
     public MainWindow(GeneratorViewModel vm, Generator generator, Func<bool, IReadOnlyList<LoraCard>> loras, Action<Action> post,
-        IReadOnlyList<string>? checkpoints = null)
+        IReadOnlyList<string>? checkpoints = null, Func<BaseFamily>? checkpointFamily = null, Func<IReadOnlyList<EmbeddingCard>?>? embeddings = null)
     {
+        _checkpointFamily = checkpointFamily ?? (() => BaseFamily.Unknown);
+        _embeddings = embeddings ?? (() => null);
         _vm = vm;
         _generator = generator;
         _loras = loras;
@@ -100,9 +110,13 @@ public sealed class MainWindow : Window
         var previewFrame = new FrameView { Title = "Image", X = Pos.Right(left), Y = 0, Width = Dim.Fill(), Height = Dim.Percent(55) };
         previewFrame.Add(Preview, Caption);
         vm.Preview.Changed += () => Caption.Text = vm.Preview.Caption;
-        var loraFrame = new FrameView { Title = "LoRAs (Enter inserts)", X = Pos.Right(left), Y = Pos.Bottom(previewFrame), Width = Dim.Fill(), Height = Dim.Percent(20) };
+        var loraFrame = NetworkFrame = new FrameView { Title = LorasTitle, X = Pos.Right(left), Y = Pos.Bottom(previewFrame), Width = Dim.Fill(), Height = Dim.Percent(20) };
         loraFrame.Add(searchLabel, LoraSearch, LoraList);
         LoraSearch.TextChanged += (_, _) => FilterLoras();
+        // Rows are laid out in columns for the list's width: lay them out again when a resize changes it.
+        LoraList.ViewportChanged += (_, _) => { if (LoraList.Viewport.Width != _networkWidth) FilterLoras(); };
+        // Moving through the list shows the whole card (type, rank, family, triggers) on the status line.
+        LoraList.ValueChanged += (_, _) => { if (LoraList.HasFocus && SelectedNetworkDetails is { } d) Status.Text = d; };
         FileList = new ListView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill() };
         FileList.SetSource(_fileItems);
         var filesFrame = new FrameView { Title = "History (Enter reuses)", X = Pos.Right(left), Y = Pos.Bottom(loraFrame), Width = Dim.Fill(), Height = Dim.Fill() };
@@ -126,7 +140,8 @@ public sealed class MainWindow : Window
         BatchSizeField.TextChanged += (_, _) => _vm.BatchSizeText = BatchSizeField.Text;
         ClipSkipField.TextChanged += (_, _) => _vm.ClipSkipText = ClipSkipField.Text;
         HiresField.TextChanged += (_, _) => _vm.HiresUpscaler = HiresField.Text;
-        if (checkpoints is { Count: > 0 }) CheckpointField.TextChanged += (_, _) => _vm.Checkpoint = CheckpointField.Text;
+        // Another checkpoint may be another family: the mismatch marks follow the choice.
+        if (checkpoints is { Count: > 0 }) CheckpointField.TextChanged += (_, _) => { _vm.Checkpoint = CheckpointField.Text; FilterLoras(); };
         HiresScaleField.TextChanged += (_, _) => _vm.HiresScaleText = HiresScaleField.Text;
         HiresStepsField.TextChanged += (_, _) => _vm.HiresStepsText = HiresStepsField.Text;
         HiresDenoiseField.TextChanged += (_, _) => _vm.HiresDenoiseText = HiresDenoiseField.Text;
@@ -211,6 +226,8 @@ public sealed class MainWindow : Window
         "Ctrl+G        generate with the current prompt and settings\n" +
         "Esc           cancel the running job (the LoRA weights are restored)\n" +
         "Ctrl+L        go to the LoRA list (type to search; Enter inserts the tag)\n" +
+        "F4            switch the list between LoRAs and embeddings (Enter inserts the embedding's name)\n" +
+        "LoRA rows     ! = made for another family than the model · name · type · rank · family · triggers\n" +
         "F3            go to the History (↑/↓ show each image and its infotext; Enter reuses its settings)\n" +
         "F6            next panel (form, LoRAs, History)\n" +
         "Ctrl+Q        quit (a running job is cancelled first)\n" +
@@ -247,7 +264,8 @@ public sealed class MainWindow : Window
         else if (key == Key.G.WithCtrl) StartGeneration();
         else if (key == Key.Esc) _vm.Cancel();
         else if (key == Key.Q.WithCtrl) quit();
-        else if (key == Key.L.WithCtrl) LoraList.SetFocus();
+        else if (key == Key.L.WithCtrl) { ShowNetworks(embeddings: false); LoraList.SetFocus(); }
+        else if (key == Key.F4) { ShowNetworks(!EmbeddingsShown); LoraList.SetFocus(); }
         else if (key == Key.F3) FileList.SetFocus();
         else return false;
         return true;
@@ -256,13 +274,51 @@ public sealed class MainWindow : Window
     /// <summary>Starts a job from the form (ignored while one runs: the status line says so).</summary>
     public void StartGeneration() => _ = _vm.GenerateAsync(_generator, _post);
 
-    /// <summary>Inserts the selected LoRA's tag at the prompt editor's cursor.</summary>
+    /// <summary>Title of the network panel while it lists LoRAs.</summary>
+    public const string LorasTitle = "LoRAs (Enter inserts · F4 embeddings)";
+
+    /// <summary>Title of the network panel while it lists embeddings.</summary>
+    public const string EmbeddingsTitle = "Embeddings (Enter inserts · F4 LoRAs)";
+
+    /// <summary>The panel with the LoRA list (or the embeddings list: F4).</summary>
+    public FrameView NetworkFrame { get; }
+
+    /// <summary>True while the network panel lists embeddings instead of LoRAs.</summary>
+    public bool EmbeddingsShown { get; private set; }
+
+    /// <summary>The rows the network panel shows (as laid out for its width).</summary>
+    public IReadOnlyList<string> NetworkRowsShown => _loraItems;
+
+    /// <summary>The selected row's whole card on one line, or null when nothing is selected.</summary>
+    public string? SelectedNetworkDetails =>
+        LoraList.SelectedItem is not int i || i < 0 ? null
+        : EmbeddingsShown ? (i < _shownEmbeddings.Count ? _shownEmbeddings[i].Details : _allEmbeddings is null ? EmbeddingsPending : null)
+        : i < _shownLoras.Count ? _shownLoras[i].Details(_checkpointFamily()) : null;
+
+    /// <summary>The embeddings list's only row before the checkpoint is prepared (its text encoder decides which load).</summary>
+    public const string EmbeddingsPending = "(listed once the checkpoint is ready)";
+
+    /// <summary>Lists LoRAs or embeddings in the network panel (F4 toggles; Ctrl+L shows LoRAs).</summary>
+    public void ShowNetworks(bool embeddings)
+    {
+        if (embeddings && !EmbeddingsShown) _allEmbeddings = _embeddings();
+        EmbeddingsShown = embeddings;
+        NetworkFrame.Title = embeddings ? EmbeddingsTitle : LorasTitle;
+        LoraList.SelectedItem = null;
+        FilterLoras();
+    }
+
+    /// <summary>Inserts the selected LoRA's tag (or embedding's name) at the prompt editor's cursor.</summary>
     public void InsertSelectedLora()
     {
-        if (LoraList.SelectedItem is not int i || i < 0 || i >= _shownLoras.Count) return;
+        if (LoraList.SelectedItem is not int i || i < 0) return;
+        string snippet;
+        if (EmbeddingsShown) snippet = i < _shownEmbeddings.Count ? _shownEmbeddings[i].Snippet : "";
+        else snippet = i < _shownLoras.Count ? _shownLoras[i].Snippet : "";
+        if (snippet.Length == 0) return;
         var text = PromptEditor.Text;
         var cursor = PromptEditor.InsertionPoint;
-        var (updated, offset) = PromptText.Insert(text, PromptText.Offset(text, cursor.Y, cursor.X), _shownLoras[i].Snippet);
+        var (updated, offset) = PromptText.Insert(text, PromptText.Offset(text, cursor.Y, cursor.X), snippet);
         PromptEditor.Text = updated;
         var (line, column) = PromptText.LineColumn(updated, offset);
         PromptEditor.InsertionPoint = new Point(column, line);
@@ -283,19 +339,41 @@ public sealed class MainWindow : Window
     {
         _allLoras.Clear();
         _allLoras.AddRange(_loras(rescan));
+        _allEmbeddings = _embeddings();
         FilterLoras();
     }
 
     private void FilterLoras()
     {
-        var selected = LoraList.SelectedItem is int i && i >= 0 && i < _shownLoras.Count ? _shownLoras[i].Alias : null;
-        _shownLoras.Clear();
-        _shownLoras.AddRange(_allLoras.Where(c => c.Matches(LoraSearch.Text)));
+        // Before the first layout the viewport is empty; 24 cells is the list's width at 80×24.
+        _networkWidth = LoraList.Viewport.Width;
+        var width = _networkWidth > 0 ? _networkWidth : 24;
+        int? selectedIndex = LoraList.SelectedItem is int i && i >= 0 ? i : null;
         _loraItems.Clear();
-        foreach (var card in _shownLoras) _loraItems.Add(card.ToString());
-        var k = selected is null ? -1 : _shownLoras.FindIndex(c => c.Alias == selected);
+        if (EmbeddingsShown)
+        {
+            var selected = selectedIndex is { } s && s < _shownEmbeddings.Count ? _shownEmbeddings[s].File : null;
+            _shownEmbeddings.Clear();
+            _shownEmbeddings.AddRange((_allEmbeddings ?? []).Where(c => c.Matches(LoraSearch.Text)));
+            foreach (var row in NetworkRows.Embeddings(_shownEmbeddings, width)) _loraItems.Add(row);
+            if (_allEmbeddings is null) _loraItems.Add(EmbeddingsPending);
+            else if (_allEmbeddings.Count == 0) _loraItems.Add("(no embeddings: --embeddings-dir or --webui-dir)");
+            Reselect(selected is null ? -1 : _shownEmbeddings.FindIndex(c => c.File == selected), _loraItems.Count);
+        }
+        else
+        {
+            var selected = selectedIndex is { } s && s < _shownLoras.Count ? _shownLoras[s].Alias : null;
+            _shownLoras.Clear();
+            _shownLoras.AddRange(_allLoras.Where(c => c.Matches(LoraSearch.Text)));
+            foreach (var row in NetworkRows.Loras(_shownLoras, _checkpointFamily(), width)) _loraItems.Add(row);
+            Reselect(selected is null ? -1 : _shownLoras.FindIndex(c => c.Alias == selected), _shownLoras.Count);
+        }
+    }
+
+    private void Reselect(int k, int count)
+    {
         if (k >= 0) LoraList.SelectedItem = k;
-        else if (_shownLoras.Count > 0) LoraList.SelectedItem = 0;
+        else if (count > 0) LoraList.SelectedItem = 0;
     }
 
     private int _planWidth;

@@ -44,7 +44,8 @@ public static class TuiApp
         var running = true;
         // After the main loop has ended, job outcomes have no UI left to update.
         void Post(Action a) { if (Volatile.Read(ref running)) app.Invoke(a); }
-        using var window = new MainWindow(vm, generator.GenerateAsync, generator.LoraCards, Post, generator.CheckpointChoices());
+        using var window = new MainWindow(vm, generator.GenerateAsync, generator.LoraCards, Post, generator.CheckpointChoices(),
+            () => generator.FamilyOf(vm.Checkpoint), generator.EmbeddingCards);
         app.Keyboard.KeyDown += (_, key) =>
         {
             if (window.HandleKey(key, () => app.RequestStop())) key.Handled = true;

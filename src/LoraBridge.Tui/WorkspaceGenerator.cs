@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using LoraBridge.Engine;
+using LoraBridge.Models;
 
 namespace LoraBridge.Tui;
 
@@ -53,6 +55,7 @@ public sealed class WorkspaceGenerator(GenerationWorkspace workspace, Func<Cance
         Workspace = next;
         CurrentCheckpoint = checkpoint;
         Chunker = prepared.Chunker;
+        Prepared = prepared;
     }
 
     /// <summary>The LoRA cards: alias with the sidecar's preferred weight and activation text, as A1111's card click uses them.</summary>
@@ -60,10 +63,48 @@ public sealed class WorkspaceGenerator(GenerationWorkspace workspace, Func<Cance
     {
         if (rescan) Workspace.Catalog.Rescan();
         return Workspace.Catalog.Loras
-            .Select(e => new LoraCard(Workspace.Catalog.AliasOf(e), e.User.PreferredWeight, e.User.ActivationText))
+            .Select(e => LoraCard.From(e, Workspace.Catalog.AliasOf(e)))
             .DistinctBy(c => c.Alias, StringComparer.Ordinal)
             .OrderBy(c => c.Alias, StringComparer.OrdinalIgnoreCase).ToList();
     }
+
+    /// <summary>The prepared checkpoint (path, family, embeddings); null until <see cref="PrepareAsync"/> has run.</summary>
+    public CheckpointContext? Prepared { get; private set; }
+
+    private readonly ConcurrentDictionary<string, BaseFamily> _families = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The family of the checkpoint the form names, without Python: the prepared checkpoint's when it is that one,
+    /// SD1/SDXL for the built-in demo names, else the catalog entry's (metadata or text-encoder keys) or, for a file
+    /// path or a pickled checkpoint, <see cref="CheckpointKind.Detect"/> (key names only, nothing unpickled);
+    /// Unknown when none of these tells.
+    /// </summary>
+    public BaseFamily FamilyOf(string checkpoint)
+    {
+        if (Prepared is { } p && checkpoint == CurrentCheckpoint && p.Family != BaseFamily.Unknown) return p.Family;
+        switch (DemoCheckpoints.Match(checkpoint))
+        {
+            case DemoCheckpoints.Sd1: return BaseFamily.SD1;
+            case DemoCheckpoints.Sdxl: return BaseFamily.SDXL;
+        }
+        return _families.GetOrAdd(checkpoint, name =>
+        {
+            var entry = Workspace.Catalog.Checkpoints.FirstOrDefault(c => c.Name == name || c.ModelName == name || c.NameForExtra == name);
+            if (entry is { Family: not BaseFamily.Unknown }) return entry.Family;
+            var path = entry?.FilePath ?? (File.Exists(name) ? name : null);
+            if (path is null) return BaseFamily.Unknown;
+            try { return CheckpointKind.Detect(path).Family; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return BaseFamily.Unknown; }
+        });
+    }
+
+    /// <summary>
+    /// The embeddings of the prepared checkpoint as the workspace loaded them (its text encoder decides which are
+    /// loaded or skipped; pickled files were read by Python during <see cref="PrepareAsync"/>, so listing starts
+    /// nothing). Null before <see cref="PrepareAsync"/>; empty when no embeddings folder is configured.
+    /// </summary>
+    public IReadOnlyList<EmbeddingCard>? EmbeddingCards() =>
+        Prepared is null ? null : Prepared.Embeddings is { } db ? EmbeddingCard.From(db) : [];
 
     /// <summary>The checkpoint's CLIP chunker (for the token counter); null until <see cref="PrepareAsync"/> has run.</summary>
     public LoraBridge.Tokenizers.PromptChunker? Chunker { get; private set; }
@@ -76,6 +117,7 @@ public sealed class WorkspaceGenerator(GenerationWorkspace workspace, Func<Cance
     {
         var checkpoint = await Workspace.PrepareAsync(ct).ConfigureAwait(false);
         Chunker = checkpoint.Chunker;
+        Prepared = checkpoint;
         return checkpoint.Name + (Workspace.UsesDemoModel ? " (built-in demo model)" : "") + (ReadyNote is null ? "" : "; " + ReadyNote);
     }
 
