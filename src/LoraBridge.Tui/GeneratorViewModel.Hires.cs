@@ -19,6 +19,16 @@ public sealed partial class GeneratorViewModel
     public static readonly IReadOnlyList<string> HiresUpscalers =
         [HiresOff, "Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)", "Latent (nearest)", "Latent (nearest-exact)"];
 
+    /// <summary>
+    /// The hires choices offered: <see cref="HiresUpscalers"/> by default; with <see cref="UseImageUpscalers"/>, the
+    /// image upscalers follow the latent modes as in A1111's "Upscaler" dropdown.
+    /// </summary>
+    public IReadOnlyList<string> HiresChoices { get; private set; } = HiresUpscalers;
+
+    /// <summary>Adds image upscaler names (built-ins and ESRGAN files, <see cref="UpscalerNames.List"/>) after the latent modes.</summary>
+    public void UseImageUpscalers(IEnumerable<string> names) =>
+        HiresChoices = [.. HiresUpscalers.Concat(names).Distinct(StringComparer.Ordinal)];
+
     /// <summary>Hires upscaler; <see cref="HiresOff"/> for no hires pass.</summary>
     public string HiresUpscaler { get; set; } = HiresOff;
     /// <summary>Hires upscale factor field.</summary>
@@ -31,10 +41,10 @@ public sealed partial class GeneratorViewModel
     /// <summary>The hires settings of the form, or null when the fix is off; problems are added to <paramref name="errors"/>, naming the field.</summary>
     private HiresSettings? HiresFromForm(List<string> errors)
     {
-        var upscaler = HiresUpscalers.FirstOrDefault(u => string.Equals(u, HiresUpscaler.Trim(), StringComparison.OrdinalIgnoreCase));
+        var upscaler = HiresChoices.FirstOrDefault(u => string.Equals(u, HiresUpscaler.Trim(), StringComparison.OrdinalIgnoreCase));
         if (upscaler is null)
         {
-            errors.Add($"hires: '{HiresUpscaler}' is not one of {string.Join(", ", HiresUpscalers)}");
+            errors.Add($"hires: '{HiresUpscaler}' is not one of {string.Join(", ", HiresChoices)}");
             return null;
         }
         if (upscaler == HiresOff) return null;

@@ -83,7 +83,7 @@ public sealed class MainWindow : Window
         ScheduleField = new ChoiceField(GeneratorViewModel.Schedules, vm.Schedule) { X = Pos.Right(scheduleLabel) + 1, Y = row + 3, Width = 11 };
         left.Add(samplerLabel, SamplerField, scheduleLabel, ScheduleField);
         var hiresLabel = new Label { Text = "Hires:", X = 0, Y = row + 4 };
-        HiresField = new ChoiceField(GeneratorViewModel.HiresUpscalers, vm.HiresUpscaler) { X = Pos.Right(hiresLabel) + 1, Y = row + 4, Width = 14 };
+        HiresField = new ChoiceField(vm.HiresChoices, vm.HiresUpscaler) { X = Pos.Right(hiresLabel) + 1, Y = row + 4, Width = 14 };
         left.Add(hiresLabel, HiresField);
         HiresScaleField = Field(left, "×", Pos.Right(HiresField) + 1, row + 4, 4, vm.HiresScaleText);
         HiresStepsField = Field(left, "steps:", Pos.Right(HiresScaleField) + 1, row + 4, 4, vm.HiresStepsText);
@@ -232,7 +232,7 @@ public sealed class MainWindow : Window
         "F6            next panel (form, LoRAs, History)\n" +
         "Ctrl+Q        quit (a running job is cancelled first)\n" +
         "Tab/Shift+Tab next/previous field\n" +
-        "←/→ or Space  step through a choice (model, sampler, schedule, hires upscaler; Off: no hires pass)\n" +
+        "←/→ or Space  step through a choice (model, sampler, schedule, hires upscaler: Off = no hires pass, latent modes, image upscalers)\n" +
         "History       moving through it shows the image and its infotext; Enter reuses its settings\n" +
         "Alt+M         random seed (-1)\n" +
         "Alt+R         reuse the last image's seed\n" +

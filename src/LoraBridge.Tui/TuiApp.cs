@@ -32,6 +32,7 @@ public static class TuiApp
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { Console.Error.WriteLine($"warning: settings not saved to {settingsPath}: {ex.Message}"); }
         }
         if (vm.Checkpoint.Length == 0) vm.Checkpoint = generator.CurrentCheckpoint;
+        vm.UseImageUpscalers(generator.UpscalerChoices());
         generator.CheckpointOf = () => vm.JobCheckpoint;
         vm.Changed += () =>
         {

@@ -42,6 +42,12 @@ public sealed class WorkspaceGenerator(GenerationWorkspace workspace, Func<Cance
             .Distinct(StringComparer.Ordinal)];
 
     /// <summary>
+    /// The image upscalers for the hires choice: A1111's built-ins and the ESRGAN-family files of the models folders
+    /// (<see cref="UpscalerNames"/>; directory listing only, no Python).
+    /// </summary>
+    public IReadOnlyList<string> UpscalerChoices() => UpscalerNames.List(UpscalerLocations.Folders(Workspace.Sources.Settings));
+
+    /// <summary>
     /// Switches to <paramref name="checkpoint"/> when it differs from the current one: a new workspace (model sources,
     /// tokenizer, engine with the same extension hooks) is prepared, and only then replaces the current one, so a
     /// checkpoint that fails to load leaves the previous one in use.
