@@ -275,10 +275,10 @@ public sealed class MainWindow : Window
     public void StartGeneration() => _ = _vm.GenerateAsync(_generator, _post);
 
     /// <summary>Title of the network panel while it lists LoRAs.</summary>
-    public const string LorasTitle = "LoRAs (Enter inserts · F4 embeddings)";
+    public const string LorasTitle = "LoRAs  F4:embeddings";
 
     /// <summary>Title of the network panel while it lists embeddings.</summary>
-    public const string EmbeddingsTitle = "Embeddings (Enter inserts · F4 LoRAs)";
+    public const string EmbeddingsTitle = "Embeddings  F4:LoRAs";
 
     /// <summary>The panel with the LoRA list (or the embeddings list: F4).</summary>
     public FrameView NetworkFrame { get; }

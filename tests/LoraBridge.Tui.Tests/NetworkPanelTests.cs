@@ -55,6 +55,9 @@ public class NetworkPanelTests
         w.Frame = new Rectangle(0, 0, 80, 24);
         w.Layout();
         Assert.Equal(MainWindow.LorasTitle, w.NetworkFrame.Title);
+        // Both titles (with the F4 hint) fit the panel's top border at 80 columns (┤ and ├ around the title).
+        Assert.True(MainWindow.EmbeddingsTitle.Length <= w.NetworkFrame.Frame.Width - 4, $"panel is {w.NetworkFrame.Frame.Width} wide");
+        Assert.True(MainWindow.LorasTitle.Length <= w.NetworkFrame.Frame.Width - 4);
         Assert.Equal([' ', '!'], w.NetworkRowsShown.Select(r => r[0]));
         Assert.All(w.NetworkRowsShown, r => Assert.True(r.Length <= w.LoraList.Viewport.Width, $"'{r}' wider than {w.LoraList.Viewport.Width}"));
         Assert.Contains("SDXL", w.NetworkRowsShown[1]);
