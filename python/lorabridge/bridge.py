@@ -545,6 +545,13 @@ def gen_step_after_cfg(handle: int, conds: list, uncond: int, cfg_scale: float, 
     return ext_host.step_with_after_cfg(_require_session(), int(handle), conds, int(uncond), float(cfg_scale), callback)
 
 
+def gen_step_hooked(handle: int, conds: list, uncond: int, cfg_scale: float, before: Any, after: Any) -> int:
+    """gen_step with before(x, step, total, sigma, cond, uncond) before the model call and/or after(...) after CFG."""
+    from . import ext_host
+
+    return ext_host.step_with_model_hooks(_require_session(), int(handle), conds, int(uncond), float(cfg_scale), before, after)
+
+
 def gen_decode_rgb(handle: int) -> list:
     """Final latents → [(RGB bytes, width, height)], the pixels gen_decode_png would write."""
     from . import ext_host

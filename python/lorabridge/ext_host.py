@@ -162,6 +162,39 @@ def step_with_after_cfg(session: Any, handle: int, conds: list, uncond: int, cfg
         state.after_cfg = None
 
 
+def step_with_model_hooks(session: Any, handle: int, conds: list, uncond: int, cfg_scale: float,
+                          before: Optional[Callable[[int, int, int, float, int, int], None]],
+                          after: Optional[Callable[[int, int, int, float, int, int], None]]) -> int:
+    """`Session.step` with `before(x, step, total, sigma, cond, uncond)` right before the model call (A1111's
+    `on_cfg_denoiser`; x, cond and uncond are copies the callback may change in place: the model input, the stacked
+    AND-part rows and the negative rows) and/or `after` as in `step_with_after_cfg`. Handles are valid during the
+    callback only."""
+    state: SamplerState = session._get(int(handle), SamplerState)
+
+    def before_model(x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor, uncond_t: torch.Tensor) -> None:
+        global _scope
+        step, total = state.i + 1, state.total
+        outer = _scope
+        _scope = [bridge._register(t) for t in (x, cond, uncond_t)]
+        try:
+            before(_scope[0], step, total, float(sigma.flatten()[0]), _scope[1], _scope[2])
+        finally:
+            _retire(_scope, f"lent to the before-model-call hook of step {step} of {total}")
+            _scope = outer
+
+    if after is None:
+        state.before_model = before_model if before is not None else None
+        try:
+            return session.step(int(handle), [(int(h), float(w)) for h, w in conds], int(uncond), float(cfg_scale))
+        finally:
+            state.before_model = None
+    state.before_model = before_model if before is not None else None
+    try:
+        return step_with_after_cfg(session, handle, conds, uncond, cfg_scale, after)
+    finally:
+        state.before_model = None
+
+
 def decode_rgb(session: Any, handle: int) -> list:
     """The run's final latents decoded as `decode_png` does, as [(RGB bytes, width, height)] per image."""
     state: SamplerState = session._get(int(handle), SamplerState)

@@ -148,11 +148,16 @@ def cfg_denoise(
     cfg_scale: float,
     options: SamplerOptions,
     parts_out: Optional[dict] = None,
+    before_model: Optional[Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]] = None,
 ) -> torch.Tensor:
     """A1111 `CFGDenoiser.forward` for txt2img: cond rows then uncond rows through `inner`, then the weighted mix.
 
     `parts_out`, when given, receives "cond" (the AND-parts mixed at scale 1, i.e. the positive prediction) and
     "uncond" (the negative prediction) per image, for after-CFG hooks such as CFG rescale.
+
+    `before_model`, when given, is A1111's `on_cfg_denoiser`: it gets copies of x [batch, c, h, w], the stacked
+    AND-part rows [rows, tokens, width] and the uncond rows [batch, tokens, width] and may change them in place before
+    the model sees them (copies, so the sampler's latent and the cached conditionings stay as they are).
 
     Equal token lengths go through one call of all rows (batch_cond_uncond); unequal lengths, as in A1111
     with its default options, run the cond rows and the uncond rows in separate calls. CFG 1 still runs uncond.
@@ -164,6 +169,13 @@ def cfg_denoise(
     uncond_t = uncond_t.to(x.device)
     if tensor.shape[2] != uncond_t.shape[2]:
         raise ValueError(f"cond width {tensor.shape[2]} differs from uncond width {uncond_t.shape[2]}")
+    if before_model is not None:
+        x, tensor, uncond_t = x.clone(), tensor.clone(), uncond_t.clone()
+        shapes = (x.shape, tensor.shape, uncond_t.shape)
+        before_model(x, sigma, tensor, uncond_t)
+        if (x.shape, tensor.shape, uncond_t.shape) != shapes:
+            raise ValueError(f"a before-model-call hook changed the shapes {[tuple(t) for t in shapes]}; "
+                             "change the tensors in place, keeping their shapes")
 
     repeats = [len(c) for c in conds_list]
     x_in = torch.cat([x[i].expand(n, *x.shape[1:]) for i, n in enumerate(repeats)] + [x])
@@ -360,6 +372,9 @@ class SamplerState:
         # (A1111's on_cfg_after_cfg): hook(denoised, sigma, parts) may change `denoised` in place; `parts` holds the
         # positive ("cond") and negative ("uncond") predictions it was mixed from. None: no call at all.
         self.after_cfg: Optional[Callable[[torch.Tensor, torch.Tensor, dict], None]] = None
+        # Called inside the guided denoiser before the model call (A1111's on_cfg_denoiser): hook(x, sigma, cond, uncond)
+        # on copies it may change in place (see cfg_denoise). None: no call at all.
+        self.before_model: Optional[Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]] = None
         self.denoised: Optional[torch.Tensor] = None
         self.old_denoised: Optional[torch.Tensor] = None
         self.s_in = self.noise.new_ones([self.noise.shape[0]])
@@ -454,13 +469,15 @@ class SamplerState:
             inner = self.model
         options = self.options
         hook = getattr(self, "after_cfg", None)
-        if hook is None:
+        before = getattr(self, "before_model", None)
+        if hook is None and before is None:
             return lambda x, sigma: cfg_denoise(inner, x, sigma, cond, uncond, float(cfg_scale), options)
 
         def guided(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-            parts: dict = {}
-            denoised = cfg_denoise(inner, x, sigma, cond, uncond, float(cfg_scale), options, parts)
-            hook(denoised, sigma, parts)
+            parts: Optional[dict] = {} if hook is not None else None
+            denoised = cfg_denoise(inner, x, sigma, cond, uncond, float(cfg_scale), options, parts, before)
+            if hook is not None:
+                hook(denoised, sigma, parts)
             return denoised
 
         return guided

@@ -116,3 +116,66 @@ def test_rgb_round_trip_gives_decode_png_bytes(session: Session) -> None:
         ext_host.encode_png(b"abc", 64, 64, "")
     arr = np.frombuffer(rgb, dtype=np.uint8)
     assert arr.size == 64 * 64 * 3
+
+
+def _run(session: Session, cond: int, uncond: int, before=None, after=None, seed: int = 5) -> torch.Tensor:
+    handle = session.start("Euler", "Automatic", 3, seed, 1, 64, 64)
+    while ext_host.step_with_model_hooks(session, handle, [(cond, 1.0)], uncond, 7.0, before, after):
+        pass
+    state = session._objects[handle]
+    assert state.before_model is None and state.after_cfg is None
+    return state.x.clone()
+
+
+def test_before_model_hook_edits_copies_of_the_model_inputs(session: Session) -> None:
+    cond, uncond = _conds(session)
+    cached = session._objects[cond].clone()
+    plain = _run(session, cond, uncond)
+    seen: list[tuple[int, int, int, float]] = []
+
+    def noop(tid: int, step: int, total: int, sigma: float, c: int, u: int) -> None:
+        seen.append((tid, step, total, sigma))
+        assert bridge.tensor_get(tid).shape == (1, 4, 8, 8)
+        assert bridge.tensor_get(c).shape == bridge.tensor_get(u).shape == (1, 77, cached.shape[-1])
+
+    assert torch.equal(_run(session, cond, uncond, noop), plain)
+    assert [s[1:3] for s in seen] == [(1, 3), (2, 3), (3, 3)] and seen[0][3] > seen[1][3] > seen[2][3] > 0
+    with pytest.raises(LookupError, match=r"lent to the before-model-call hook of step 1 of 3\) was used after its step"):
+        bridge.tensor_get(seen[0][0])
+
+    def swap(tid: int, step: int, total: int, sigma: float, c: int, u: int) -> None:
+        ct, ut = bridge.tensor_get(c), bridge.tensor_get(u)
+        old = ct.clone()
+        ct.copy_(ut)
+        ut.copy_(old)
+
+    # Swapping cond and uncond in the hook is the run with the prompts swapped; the cached conditioning is untouched.
+    swapped = _run(session, cond, uncond, swap)
+    assert torch.allclose(swapped, _run(session, uncond, cond), atol=1e-5)
+    assert not torch.allclose(swapped, plain, atol=1e-3)
+    assert torch.equal(session._objects[cond], cached)
+
+    def zero_first(tid: int, step: int, total: int, sigma: float, c: int, u: int) -> None:
+        if step == 1:
+            bridge.tensor_get(tid).mul_(0)
+
+    a, b = _run(session, cond, uncond, zero_first), _run(session, cond, uncond, zero_first)
+    assert torch.equal(a, b) and not torch.allclose(a, plain, atol=1e-3)
+
+
+def test_before_model_hook_that_changes_a_shape_or_raises_fails_the_step(session: Session) -> None:
+    cond, uncond = _conds(session)
+    before = bridge.tensor_count()
+
+    def reshape(tid: int, step: int, total: int, sigma: float, c: int, u: int) -> None:
+        bridge.tensor_get(c).resize_(1, 10, bridge.tensor_get(c).shape[-1])
+
+    with pytest.raises(ValueError, match="before-model-call hook changed the shapes"):
+        _run(session, cond, uncond, reshape)
+
+    def broken(tid: int, step: int, total: int, sigma: float, c: int, u: int) -> None:
+        raise RuntimeError("hook broke")
+
+    with pytest.raises(RuntimeError, match="hook broke"):
+        _run(session, cond, uncond, broken)
+    assert bridge.tensor_count() == before

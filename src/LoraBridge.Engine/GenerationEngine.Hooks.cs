@@ -14,7 +14,8 @@ public sealed partial class GenerationEngine
     private static bool StepsOneAtATime(IGenerationHooks? hooks) => hooks switch
     {
         null => false,
-        ISamplingHooks s => s.HasAfterCfg || s.HasAfterStep,
+        ISamplingHooks s => s.HasAfterCfg || s.HasAfterStep || s is IModelCallHooks { HasBeforeModelCall: true },
+        IModelCallHooks m => m.HasBeforeModelCall,
         _ => true,
     };
 
@@ -42,6 +43,10 @@ public sealed partial class GenerationEngine
         IHookedGenerationBackend? hooked = null;
         if (samplingHooks is { HasAfterCfg: true })
             hooked = _backend as IHookedGenerationBackend ?? throw new NotSupportedException("this backend cannot run after-CFG hooks");
+        var modelHooks = hooks is IModelCallHooks { HasBeforeModelCall: true } m ? m : null;
+        IModelCallBackend? modelBackend = null;
+        if (modelHooks is not null)
+            modelBackend = _backend as IModelCallBackend ?? throw new NotSupportedException("this backend cannot run before-model-call hooks");
         bool afterStep = samplingHooks is null || samplingHooks.HasAfterStep;
         IReadOnlyList<NetworkSetting>? applied = null;
         for (int i = 0; i < sampling.TotalCalls; i++)
@@ -53,7 +58,10 @@ public sealed partial class GenerationEngine
                 await SetNetworksAsync(settings, ct).ConfigureAwait(false);
                 applied = settings;
             }
-            if (hooked is not null)
+            if (modelBackend is not null)
+                await modelBackend.StepWithHooksAsync(sampling, positive, negative, request.CfgScale, s => modelHooks!.BeforeModelCallAsync(s, ct),
+                    hooked is null ? null : s => samplingHooks!.AfterCfgAsync(s, ct), ct).ConfigureAwait(false);
+            else if (hooked is not null)
                 await hooked.StepWithAfterCfgAsync(sampling, positive, negative, request.CfgScale, s => samplingHooks!.AfterCfgAsync(s, ct), ct).ConfigureAwait(false);
             else
                 await _backend.StepAsync(sampling, positive, negative, request.CfgScale, ct).ConfigureAwait(false);
@@ -65,6 +73,10 @@ public sealed partial class GenerationEngine
         }
         return stepsDone;
     }
+
+    /// <summary>Runs the before-batch hooks with the seeds of the batch that starts at <paramref name="batchSeed"/>.</summary>
+    private static ValueTask BeforeBatchAsync(IBatchHooks hooks, GenerationRequest request, int batch, long batchSeed, CancellationToken ct) =>
+        hooks.BeforeBatchAsync(new BatchStart(batch, request.BatchCount, Enumerable.Range(0, request.BatchSize).Select(k => batchSeed + k).ToList()), ct);
 
     /// <summary>
     /// PNG bytes for a batch. With before-save hooks the latents are decoded to pixels, every image of the batch goes

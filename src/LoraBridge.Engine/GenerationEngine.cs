@@ -190,8 +190,11 @@ public sealed partial class GenerationEngine
                     ? await ImageBackend.StartImg2ImgAsync(samplingSettings, img2img, ct).ConfigureAwait(false)
                     : await _backend.StartAsync(samplingSettings, ct).ConfigureAwait(false);
                 SamplingHandle? hires = null;
+                var batchHooks = hooks is IBatchHooks { HasBatchHooks: true } bh ? bh : null;
+                int firstOfBatch = images.Count;
                 try
                 {
+                    if (batchHooks is not null) await BeforeBatchAsync(batchHooks, request, batch, batchSeed, ct).ConfigureAwait(false);
                     int expected = sampling.TotalCalls + (request.Hires is { } h ? HiresRules.Steps(request, h) : 0);
                     stepsDone = await RunPassAsync(sampling, plan, conds, request, encoder, batch, 0, expected, stepsDone, clock, progress, hooks, ct).ConfigureAwait(false);
                     if (request.Hires is { } hr && hiresPlan is not null)
@@ -218,6 +221,8 @@ public sealed partial class GenerationEngine
                         images.Add(image);
                         if (hooks is not null) await hooks.AfterImageAsync(image, ct).ConfigureAwait(false);
                     }
+                    if (batchHooks is not null)
+                        await batchHooks.AfterBatchAsync(new BatchDone(batch, request.BatchCount, seeds, images[firstOfBatch..]), ct).ConfigureAwait(false);
                 }
                 finally
                 {

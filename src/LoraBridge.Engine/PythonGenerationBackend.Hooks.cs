@@ -3,7 +3,7 @@ using LoraBridge.Python;
 namespace LoraBridge.Engine;
 
 // Sampling and image hooks over the bridge (python/lorabridge/ext_host.py).
-public sealed partial class PythonGenerationBackend : IHookedGenerationBackend
+public sealed partial class PythonGenerationBackend : IHookedGenerationBackend, IModelCallBackend
 {
     /// <inheritdoc />
     public Task StepWithAfterCfgAsync(SamplingHandle sampling, IReadOnlyList<(ConditioningHandle Handle, double Weight)> positive,
@@ -17,6 +17,21 @@ public sealed partial class PythonGenerationBackend : IHookedGenerationBackend
                 if (pending.IsCompleted) pending.GetAwaiter().GetResult();
                 else bridge.Runtime.WaitOnPythonThread(pending.AsTask());
             }, ct);
+
+    /// <inheritdoc />
+    public Task StepWithHooksAsync(SamplingHandle sampling, IReadOnlyList<(ConditioningHandle Handle, double Weight)> positive,
+        ConditioningHandle negative, double cfgScale, Func<DenoiserStep, ValueTask>? before, Func<CfgStep, ValueTask>? afterCfg, CancellationToken ct) =>
+        bridge.StepWithHooksAsync(sampling.Id, positive.Select(p => (p.Handle.Id, p.Weight)).ToList(), negative.Id, cfgScale,
+            before is null ? null : (x, step, total, sigma, cond, uncond) => Wait(before(new DenoiserStep(x, step, total, sigma, cond, uncond))),
+            afterCfg is null ? null : (denoised, step, total, sigma, cond, uncond) =>
+                Wait(afterCfg(new CfgStep(denoised, step, total, sigma) { Cond = cond, Uncond = uncond })), ct);
+
+    // On the Python thread, inside the step: see StepWithAfterCfgAsync.
+    private void Wait(ValueTask pending)
+    {
+        if (pending.IsCompleted) pending.GetAwaiter().GetResult();
+        else bridge.Runtime.WaitOnPythonThread(pending.AsTask());
+    }
 
     /// <inheritdoc />
     public Task<IReadOnlyList<RgbImage>> DecodeRgbAsync(SamplingHandle sampling, CancellationToken ct) => bridge.DecodeRgbAsync(sampling.Id, ct);

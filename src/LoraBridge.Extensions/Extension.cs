@@ -42,6 +42,20 @@ public interface ILoraBridgeExtension
 
     /// <summary>After each PNG file is written.</summary>
     ValueTask AfterImageAsync(GeneratedImage image, CancellationToken ct) => ValueTask.CompletedTask;
+
+    /// <summary>
+    /// Inside each model call, right before the model runs (A1111's <c>on_cfg_denoiser</c>): <c>step.X</c> (the model's
+    /// input latent), <c>step.Cond</c> and <c>step.Uncond</c> are tensor handles to copies made for this call that
+    /// Python code may change in place (same shapes) to change what the model sees; valid only while this hook runs.
+    /// Runs on the Python thread while the step waits. Implementing it makes the engine run steps one at a time.
+    /// </summary>
+    ValueTask BeforeModelCallAsync(DenoiserStep step, CancellationToken ct) => ValueTask.CompletedTask;
+
+    /// <summary>Before each batch (one sampler run) starts: its number and the seeds of its images.</summary>
+    ValueTask BeforeBatchAsync(BatchStart batch, CancellationToken ct) => ValueTask.CompletedTask;
+
+    /// <summary>After each batch's images are written and their <see cref="AfterImageAsync"/> calls have run.</summary>
+    ValueTask AfterBatchAsync(BatchDone batch, CancellationToken ct) => ValueTask.CompletedTask;
 }
 
 /// <summary>What the application lends an extension: its settings, a folder to write to, a log and Python.</summary>

@@ -7,11 +7,14 @@ namespace LoraBridge.Extensions;
 /// in load order, and <see cref="BeforeJobAsync"/> passes each one's rewritten request to the next.
 /// Disposing unloads the extensions' assemblies.
 /// </summary>
-public sealed class ExtensionSet : IGenerationHooks, ISamplingHooks, IImageSaveHooks, IDisposable
+public sealed class ExtensionSet : IGenerationHooks, ISamplingHooks, IImageSaveHooks, IModelCallHooks, IBatchHooks, IDisposable
 {
     private IReadOnlyList<ILoraBridgeExtension> _afterStep;
     private IReadOnlyList<ILoraBridgeExtension> _afterCfg;
     private IReadOnlyList<ILoraBridgeExtension> _beforeSave;
+    private IReadOnlyList<ILoraBridgeExtension> _beforeModel;
+    private IReadOnlyList<ILoraBridgeExtension> _beforeBatch;
+    private IReadOnlyList<ILoraBridgeExtension> _afterBatch;
 
     internal ExtensionSet(IReadOnlyList<ExtensionUnit> units)
     {
@@ -20,6 +23,9 @@ public sealed class ExtensionSet : IGenerationHooks, ISamplingHooks, IImageSaveH
         _afterStep = Subscribed(nameof(ILoraBridgeExtension.AfterStepAsync));
         _afterCfg = Subscribed(nameof(ILoraBridgeExtension.AfterCfgAsync));
         _beforeSave = Subscribed(nameof(ILoraBridgeExtension.BeforeImageSavedAsync));
+        _beforeModel = Subscribed(nameof(ILoraBridgeExtension.BeforeModelCallAsync));
+        _beforeBatch = Subscribed(nameof(ILoraBridgeExtension.BeforeBatchAsync));
+        _afterBatch = Subscribed(nameof(ILoraBridgeExtension.AfterBatchAsync));
     }
 
     /// <summary>
@@ -59,6 +65,65 @@ public sealed class ExtensionSet : IGenerationHooks, ISamplingHooks, IImageSaveH
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 throw new ExtensionException(e.Name, nameof(AfterCfgAsync), ex);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public bool HasBeforeModelCall => _beforeModel.Count > 0;
+
+    /// <inheritdoc />
+    public bool HasBatchHooks => _beforeBatch.Count > 0 || _afterBatch.Count > 0;
+
+    /// <inheritdoc />
+    public async ValueTask BeforeModelCallAsync(DenoiserStep step, CancellationToken ct)
+    {
+        foreach (var e in _beforeModel)
+        {
+            try
+            {
+                await e.BeforeModelCallAsync(step, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException && ct.IsCancellationRequested)
+            {
+                // As for after-CFG: cancelling interrupts the hook's Python work, and that is the cancellation.
+                throw new OperationCanceledException("cancelled during a before-model-call hook", ex, ct);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                throw new ExtensionException(e.Name, nameof(BeforeModelCallAsync), ex);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask BeforeBatchAsync(BatchStart batch, CancellationToken ct)
+    {
+        foreach (var e in _beforeBatch)
+        {
+            try
+            {
+                await e.BeforeBatchAsync(batch, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                throw new ExtensionException(e.Name, nameof(BeforeBatchAsync), ex);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask AfterBatchAsync(BatchDone batch, CancellationToken ct)
+    {
+        foreach (var e in _afterBatch)
+        {
+            try
+            {
+                await e.AfterBatchAsync(batch, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                throw new ExtensionException(e.Name, nameof(AfterBatchAsync), ex);
             }
         }
     }
@@ -147,6 +212,6 @@ public sealed class ExtensionSet : IGenerationHooks, ISamplingHooks, IImageSaveH
             unit.Context = null;
         }
         Extensions = [];
-        _afterStep = _afterCfg = _beforeSave = [];
+        _afterStep = _afterCfg = _beforeSave = _beforeModel = _beforeBatch = _afterBatch = [];
     }
 }

@@ -17,6 +17,19 @@ namespace LoraBridge.Python;
 /// <param name="uncond">The negative prediction; valid as long as <paramref name="denoised"/>.</param>
 public delegate void AfterCfgCallback(TensorHandle denoised, int step, int totalSteps, double sigma, TensorHandle cond, TensorHandle uncond);
 
+/// <summary>
+/// Called on the Python thread right before a sampler step's model call (A1111's <c>on_cfg_denoiser</c>), while the step
+/// waits. The three tensors are copies made for this call: changing them in place changes what the model sees (not the
+/// sampler's latent nor the cached conditionings); they are valid only until the callback returns.
+/// </summary>
+/// <param name="x">The model input latent [batch, channels, h, w].</param>
+/// <param name="step">1-based model call of the run.</param>
+/// <param name="totalSteps">Model calls of the run.</param>
+/// <param name="sigma">Noise level of the call (the timestep for DDIM).</param>
+/// <param name="cond">The positive conditioning rows [rows, tokens, width] (AND-parts of every image, stacked).</param>
+/// <param name="uncond">The negative conditioning rows [batch, tokens, width].</param>
+public delegate void BeforeModelCallCallback(TensorHandle x, int step, int totalSteps, double sigma, TensorHandle cond, TensorHandle uncond);
+
 /// <summary>An 8-bit RGB picture, rows top to bottom, 3 bytes a pixel.</summary>
 /// <param name="Pixels">Width × height × 3 bytes.</param>
 /// <param name="Width">Width in pixels.</param>
@@ -80,6 +93,45 @@ public sealed partial class PythonBridge
         try
         {
             using var r = Invoke(m, "gen_step_after_cfg", new PyInt(sampling), parts, new PyInt(negative), new PyFloat(cfgScale), callback.ToPython());
+            return r.As<int>();
+        }
+        catch (Exception) when (failure is not null)
+        {
+            ExceptionDispatchInfo.Throw(failure);
+            throw;
+        }
+    }, ct);
+
+    /// <summary>
+    /// One guided model call (as <see cref="StepAsync"/>) with <paramref name="before"/> right before the model call
+    /// and/or <paramref name="afterCfg"/> right after the CFG combine (either may be null), on the Python thread. An
+    /// exception from a callback fails the step and is rethrown as it was thrown.
+    /// </summary>
+    public Task<int> StepWithHooksAsync(long sampling, IReadOnlyList<(long Conditioning, double Weight)> positive, long negative,
+        double cfgScale, BeforeModelCallCallback? before, AfterCfgCallback? afterCfg, CancellationToken ct = default) => CallAsync(m =>
+    {
+        Exception? failure = null;
+        // Python only needs to unwind from a failed callback; the original exception is what the caller gets.
+        Action<long, long, long, double, long, long> Wrap(Action<TensorHandle, int, int, double, TensorHandle, TensorHandle> hook, string what) =>
+            (id, step, total, sigma, cond, uncond) =>
+            {
+                try
+                {
+                    hook(new TensorHandle(id), checked((int)step), checked((int)total), sigma, new TensorHandle(cond), new TensorHandle(uncond));
+                }
+                catch (Exception ex)
+                {
+                    failure = ex;
+                    throw new InvalidOperationException($"the {what} callback failed: " + ex.Message);
+                }
+            };
+        // PyObject.None is shared: only the wrappers made here are disposed.
+        using var beforePy = before is null ? null : Wrap((a, b, c, d, e, g) => before(a, b, c, d, e, g), "before-model-call").ToPython();
+        using var afterPy = afterCfg is null ? null : Wrap((a, b, c, d, e, g) => afterCfg(a, b, c, d, e, g), "after-CFG").ToPython();
+        var parts = new PyList(positive.Select(p => (PyObject)new PyTuple([new PyInt(p.Conditioning), new PyFloat(p.Weight)])).ToArray());
+        try
+        {
+            using var r = Invoke(m, "gen_step_hooked", new PyInt(sampling), parts, new PyInt(negative), new PyFloat(cfgScale), beforePy ?? PyObject.None, afterPy ?? PyObject.None);
             return r.As<int>();
         }
         catch (Exception) when (failure is not null)
