@@ -127,10 +127,21 @@ public class GeneratorViewModelTests
         var vm = Valid();
         var d = new Dispatcher();
         var running = new TaskCompletionSource();
+        // The job holds on after seeing the cancellation until the test lets it go, as an engine restoring weights
+        // does: otherwise the job could end before the state is read and the test would race it.
+        var release = new TaskCompletionSource();
         var job = vm.GenerateAsync(async (_, _, ct) =>
         {
             running.SetResult();
-            await Task.Delay(Timeout.Infinite, ct);
+            try
+            {
+                await Task.Delay(Timeout.Infinite, ct);
+            }
+            catch (OperationCanceledException)
+            {
+                await release.Task;
+                throw;
+            }
             return new JobResult([], []);
         }, d.Post);
         await running.Task;
@@ -138,8 +149,9 @@ public class GeneratorViewModelTests
         Assert.False(vm.WaitForJob(TimeSpan.FromMilliseconds(50)));   // still sampling
         Assert.True(vm.Cancel());
         Assert.Equal(JobState.Cancelling, vm.State);
-        Assert.True(vm.WaitForJob(TimeSpan.FromSeconds(10)));
         Assert.False(vm.Cancel());   // already cancelling
+        release.SetResult();
+        Assert.True(vm.WaitForJob(TimeSpan.FromSeconds(10)));
         Assert.True(await job);
         Assert.Equal(JobState.Idle, vm.State);
         Assert.StartsWith("cancelled after ", vm.StatusText);
