@@ -49,25 +49,8 @@ public sealed class ExtensionSet : IGenerationHooks, ISamplingHooks, IImageSaveH
     public bool HasBeforeImageSaved => _beforeSave.Count > 0;
 
     /// <inheritdoc />
-    public async ValueTask AfterCfgAsync(CfgStep step, CancellationToken ct)
-    {
-        foreach (var e in _afterCfg)
-        {
-            try
-            {
-                await e.AfterCfgAsync(step, ct).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException && ct.IsCancellationRequested)
-            {
-                // Cancelling interrupts Python work the hook was running (KeyboardInterrupt): that is the cancellation.
-                throw new OperationCanceledException("cancelled during an after-CFG hook", ex, ct);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                throw new ExtensionException(e.Name, nameof(AfterCfgAsync), ex);
-            }
-        }
-    }
+    public ValueTask AfterCfgAsync(CfgStep step, CancellationToken ct) =>
+        RunEach(_afterCfg, nameof(AfterCfgAsync), e => e.AfterCfgAsync(step, ct), ct, interruptsPython: true);
 
     /// <inheritdoc />
     public bool HasBeforeModelCall => _beforeModel.Count > 0;
@@ -76,74 +59,24 @@ public sealed class ExtensionSet : IGenerationHooks, ISamplingHooks, IImageSaveH
     public bool HasBatchHooks => _beforeBatch.Count > 0 || _afterBatch.Count > 0;
 
     /// <inheritdoc />
-    public async ValueTask BeforeModelCallAsync(DenoiserStep step, CancellationToken ct)
-    {
-        foreach (var e in _beforeModel)
-        {
-            try
-            {
-                await e.BeforeModelCallAsync(step, ct).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException && ct.IsCancellationRequested)
-            {
-                // As for after-CFG: cancelling interrupts the hook's Python work, and that is the cancellation.
-                throw new OperationCanceledException("cancelled during a before-model-call hook", ex, ct);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                throw new ExtensionException(e.Name, nameof(BeforeModelCallAsync), ex);
-            }
-        }
-    }
+    public ValueTask BeforeModelCallAsync(DenoiserStep step, CancellationToken ct) =>
+        RunEach(_beforeModel, nameof(BeforeModelCallAsync), e => e.BeforeModelCallAsync(step, ct), ct, interruptsPython: true);
 
     /// <inheritdoc />
-    public async ValueTask BeforeBatchAsync(BatchStart batch, CancellationToken ct)
-    {
-        foreach (var e in _beforeBatch)
-        {
-            try
-            {
-                await e.BeforeBatchAsync(batch, ct).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                throw new ExtensionException(e.Name, nameof(BeforeBatchAsync), ex);
-            }
-        }
-    }
+    public ValueTask BeforeBatchAsync(BatchStart batch, CancellationToken ct) =>
+        RunEach(_beforeBatch, nameof(BeforeBatchAsync), e => e.BeforeBatchAsync(batch, ct), ct);
 
     /// <inheritdoc />
-    public async ValueTask AfterBatchAsync(BatchDone batch, CancellationToken ct)
-    {
-        foreach (var e in _afterBatch)
-        {
-            try
-            {
-                await e.AfterBatchAsync(batch, ct).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                throw new ExtensionException(e.Name, nameof(AfterBatchAsync), ex);
-            }
-        }
-    }
+    public ValueTask AfterBatchAsync(BatchDone batch, CancellationToken ct) =>
+        RunEach(_afterBatch, nameof(AfterBatchAsync), e => e.AfterBatchAsync(batch, ct), ct);
 
     /// <inheritdoc />
-    public async ValueTask BeforeImageSavedAsync(ImageToSave image, CancellationToken ct)
-    {
-        foreach (var e in _beforeSave)
+    public ValueTask BeforeImageSavedAsync(ImageToSave image, CancellationToken ct) =>
+        RunEach(_beforeSave, nameof(BeforeImageSavedAsync), async e =>
         {
-            try
-            {
-                await e.BeforeImageSavedAsync(image, ct).ConfigureAwait(false);
-                image.Validate(); // a bad change is this extension's
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                throw new ExtensionException(e.Name, nameof(BeforeImageSavedAsync), ex);
-            }
-        }
-    }
+            await e.BeforeImageSavedAsync(image, ct).ConfigureAwait(false);
+            image.Validate(); // a bad change is this extension's
+        }, ct);
 
     /// <summary>Every unit found, loaded or not.</summary>
     public IReadOnlyList<ExtensionUnit> Units { get; }
@@ -170,33 +103,34 @@ public sealed class ExtensionSet : IGenerationHooks, ISamplingHooks, IImageSaveH
     }
 
     /// <inheritdoc />
-    public async ValueTask AfterStepAsync(GenerationProgress progress, CancellationToken ct)
-    {
-        foreach (var e in _afterStep)
-        {
-            try
-            {
-                await e.AfterStepAsync(progress, ct).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                throw new ExtensionException(e.Name, nameof(AfterStepAsync), ex);
-            }
-        }
-    }
+    public ValueTask AfterStepAsync(GenerationProgress progress, CancellationToken ct) =>
+        RunEach(_afterStep, nameof(AfterStepAsync), e => e.AfterStepAsync(progress, ct), ct);
 
     /// <inheritdoc />
-    public async ValueTask AfterImageAsync(GeneratedImage image, CancellationToken ct)
+    public ValueTask AfterImageAsync(GeneratedImage image, CancellationToken ct) =>
+        RunEach(Extensions, nameof(AfterImageAsync), e => e.AfterImageAsync(image, ct), ct);
+
+    /// <summary>
+    /// Calls one hook on each extension in order; a failure becomes an <see cref="ExtensionException"/> naming the
+    /// extension and the hook. For hooks inside a model call (<paramref name="interruptsPython"/>), cancelling the job
+    /// interrupts Python work the hook was running (KeyboardInterrupt): a failure then is the cancellation.
+    /// </summary>
+    private static async ValueTask RunEach(IEnumerable<ILoraBridgeExtension> extensions, string hook,
+        Func<ILoraBridgeExtension, ValueTask> call, CancellationToken ct, bool interruptsPython = false)
     {
-        foreach (var e in Extensions)
+        foreach (var e in extensions)
         {
             try
             {
-                await e.AfterImageAsync(image, ct).ConfigureAwait(false);
+                await call(e).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (interruptsPython && ex is not OperationCanceledException && ct.IsCancellationRequested)
+            {
+                throw new OperationCanceledException($"cancelled during {e.Name}'s {hook}", ex, ct);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                throw new ExtensionException(e.Name, nameof(AfterImageAsync), ex);
+                throw new ExtensionException(e.Name, hook, ex);
             }
         }
     }
