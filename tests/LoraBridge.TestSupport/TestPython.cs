@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace LoraBridge.TestSupport;
 
 /// <summary>The Python interpreter the tests embed or run: one setting for every test project.</summary>
@@ -12,4 +14,23 @@ public static class TestPython
     /// </summary>
     public static string Executable { get; } =
         Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } p ? p : "/usr/bin/python3";
+
+    /// <summary>
+    /// Runs <c>python -c <paramref name="code"/></c> with the repository's <c>python/</c> folder on the path and returns
+    /// its standard output; a non-zero exit fails the test with Python's standard error. For tests that check a C#
+    /// copy of a rule against the Python home of the same rule.
+    /// </summary>
+    public static string Run(string code)
+    {
+        var psi = new ProcessStartInfo(Executable) { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(code);
+        psi.Environment["PYTHONPATH"] = Path.Combine(SharedData.RepoRoot, "python");
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        Xunit.Assert.True(p.ExitCode == 0, stderr.Result);
+        return stdout;
+    }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using LoraBridge.Prompting;
 
@@ -11,15 +10,8 @@ public class PyTextSpaceTests
     [Fact]
     public void IsSpaceIsCPythonsStrIsspaceForEveryCodePoint()
     {
-        var psi = new ProcessStartInfo(TestPython.Executable) { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add("import json; print(json.dumps([c for c in range(0x110000) if chr(c).isspace()]))");
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEnd();
-        var stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, stderr);
-        var python = JsonSerializer.Deserialize<int[]>(stdout)!;
+        var python = JsonSerializer.Deserialize<int[]>(
+            TestPython.Run("import json; print(json.dumps([c for c in range(0x110000) if chr(c).isspace()]))"))!;
         Assert.NotEmpty(python);
         Assert.Equal(python, Enumerable.Range(0, 0x110000).Where(PyText.IsSpace));
     }
