@@ -1,5 +1,4 @@
 using LoraBridge.Python;
-using Python.Runtime;
 
 namespace LoraBridge.Extensions;
 
@@ -41,20 +40,6 @@ public sealed class ExtensionHost : IExtensionHost
     public Task<string?> RunPythonAsync(string code, IReadOnlyDictionary<string, string>? inputs = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(code);
-        var bridge = _bridge() ?? throw new InvalidOperationException("no Python runtime is available to extensions here");
-        // A fresh scope per call: snippets cannot leak globals into each other or into the bridge module.
-        return bridge.Runtime.InvokeAsync(() =>
-        {
-            using var scope = Py.CreateScope();
-            foreach (var (name, value) in inputs ?? new Dictionary<string, string>())
-            {
-                using var v = new PyString(value);
-                scope.Set(name, v);
-            }
-            scope.Exec(code);
-            if (!scope.Contains("result")) return null;
-            using var result = scope.Get("result");
-            return result.ToString();
-        }, ct);
+        return RequireBridge().RunSnippetAsync(code, inputs, ct);
     }
 }

@@ -68,6 +68,31 @@ public sealed partial class PythonBridge
     }, ct);
 
     /// <summary>
+    /// Runs an extension's Python snippet in a fresh scope (no globals leak between snippets or into the bridge) with
+    /// <paramref name="inputs"/> bound as string variables, and returns <c>str(result)</c> when the snippet sets
+    /// <c>result</c>, else <c>null</c>. This is the v1 <c>IExtensionHost.RunPythonAsync</c>; typed calls go through
+    /// <see cref="CallExtensionFunctionAsync"/>.
+    /// </summary>
+    /// <exception cref="PythonCallException">The snippet raised (syntax errors included).</exception>
+    public Task<string?> RunSnippetAsync(string code, IReadOnlyDictionary<string, string>? inputs = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(code);
+        return CallAsync(_ =>
+        {
+            using var scope = Py.CreateScope();
+            foreach (var (name, value) in inputs ?? new Dictionary<string, string>())
+            {
+                using var v = new PyString(value);
+                scope.Set(name, v);
+            }
+            scope.Exec(code);
+            if (!scope.Contains("result")) return null;
+            using var result = scope.Get("result");
+            return result.ToString();
+        }, ct);
+    }
+
+    /// <summary>
     /// One guided model call (as <see cref="StepAsync"/>) that calls <paramref name="afterCfg"/> on the Python thread
     /// right after the CFG combine, before the sampler update uses the result. An exception from the callback fails the
     /// step and is rethrown as it was thrown.
