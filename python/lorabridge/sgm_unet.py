@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .unet import (Downsample, GroupNorm32, ResBlock, SpatialTransformer, TimestepEmbedSequential, Upsample,
+from .unet import (Downsample, GroupNorm32, ResBlock, SpatialTransformer, TimestepEmbedSequential, Upsample, run_blocks,
                    timestep_embedding)
 
 
@@ -123,18 +122,4 @@ class SDXLUNetModel(nn.Module):
         emb = self.embedding(timesteps, y)
         if context is not None:
             context = context.to(dtype)
-        h = x.to(dtype)
-        hs = []
-        for module in self.input_blocks:
-            h = module(h, emb, context)
-            hs.append(h)
-        h = self.middle_block(h, emb, context)
-        for module in self.output_blocks:
-            skip = hs.pop()
-            if h.shape[-2:] != skip.shape[-2:]:
-                # Odd latent sizes: A1111's TorchHijackForUnet.cat (installed for sgm too) resizes the doubled
-                # tensor to the skip's size, nearest, before the concatenation — as lorabridge.unet does.
-                h = F.interpolate(h, skip.shape[-2:], mode="nearest")
-            h = torch.cat([h, skip], dim=1)
-            h = module(h, emb, context, hs[-1].shape if hs else None)
-        return self.out(h).to(x.dtype)
+        return run_blocks(self, x.to(dtype), emb, context).to(x.dtype)

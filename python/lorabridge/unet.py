@@ -288,18 +288,23 @@ class UNetModel(nn.Module):
         emb = self.time_embed(timestep_embedding(timesteps, self.config.model_channels).to(dtype))
         if context is not None:
             context = context.to(dtype)
-        h = x.to(dtype)
-        hs = []
-        for module in self.input_blocks:
-            h = module(h, emb, context)
-            hs.append(h)
-        h = self.middle_block(h, emb, context)
-        for module in self.output_blocks:
-            skip = hs.pop()
-            if h.shape[-2:] != skip.shape[-2:]:
-                # A1111 `sd_hijack_unet.TorchHijackForUnet.cat`: with an odd latent size the doubled (and
-                # convolved) tensor is resized to the skip's size, nearest, just before the concatenation.
-                h = F.interpolate(h, skip.shape[-2:], mode="nearest")
-            h = torch.cat([h, skip], dim=1)
-            h = module(h, emb, context, hs[-1].shape if hs else None)
-        return self.out(h).to(x.dtype)
+        return run_blocks(self, x.to(dtype), emb, context).to(x.dtype)
+
+
+def run_blocks(unet: nn.Module, h: torch.Tensor, emb: torch.Tensor, context: Optional[torch.Tensor]) -> torch.Tensor:
+    """Input blocks, middle block, output blocks with their skip connections, then ``out``: the body of ldm's
+    ``UNetModel.forward`` that sgm's SDXL UNet shares (they differ only in how ``emb`` is made)."""
+    hs = []
+    for module in unet.input_blocks:
+        h = module(h, emb, context)
+        hs.append(h)
+    h = unet.middle_block(h, emb, context)
+    for module in unet.output_blocks:
+        skip = hs.pop()
+        if h.shape[-2:] != skip.shape[-2:]:
+            # A1111 `sd_hijack_unet.TorchHijackForUnet.cat` (installed for sgm too): with an odd latent size the
+            # doubled (and convolved) tensor is resized to the skip's size, nearest, just before the concatenation.
+            h = F.interpolate(h, skip.shape[-2:], mode="nearest")
+        h = torch.cat([h, skip], dim=1)
+        h = module(h, emb, context, hs[-1].shape if hs else None)
+    return unet.out(h)
