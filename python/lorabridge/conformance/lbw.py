@@ -19,8 +19,8 @@ import torch
 
 from .. import lbw
 from ..checkpoint import load_state_dict, save_safetensors
-from ..networks import Network, UnsupportedNetworkError
 from ..patcher import Activation, Patcher
+from .lora import CaseNetworks, apply_case
 
 
 def a1111_multipliers(items: Sequence[str]) -> tuple[float, float, Optional[int]]:
@@ -105,26 +105,15 @@ def run(manifest: Path, out_dir: Path) -> int:
             skipped += len(cases)
             continue
         patcher = Patcher(model)
-        cache: dict[str, Network | None] = {}
+        networks = CaseNetworks(patcher, root)
         for case_id, case in cases.items():
             presets = lbw.parse_presets(spec.get("lbw_default_presets", lbw.DEFAULT_PRESETS))
             presets.update(lbw.parse_presets("\n".join(f"{k}:{v}" for k, v in case.get("user_presets", {}).items())
                                              if isinstance(case.get("user_presets"), dict)
                                              else str(case.get("user_presets") or "")))
-            activations = []
-            for rel, te, unet, dyn, blocks in plan_case(case, presets, elementals):
-                if rel not in cache:
-                    try:
-                        cache[rel] = patcher.load(root / rel)
-                    except UnsupportedNetworkError as e:
-                        print(f"{case_id}: network {rel} not loaded: {e}", file=sys.stderr)
-                        cache[rel] = None
-                net = cache[rel]
-                if net is not None:
-                    activations.append(Activation(net, te=te, unet=unet, dyn=dyn, blocks=blocks))
-            patcher.apply(activations)
-            for message in patcher.layer_errors:
-                print(f"{case_id}: {message}", file=sys.stderr)
+            apply_case(patcher, case_id, [Activation(net, te=te, unet=unet, dyn=dyn, blocks=blocks)
+                                          for rel, te, unet, dyn, blocks in plan_case(case, presets, elementals)
+                                          if (net := networks.get(case_id, rel)) is not None])
             if family == "sdxl":  # the checkpoint's key layout (MHA in_proj of te2), as the SDXL harness writes it
                 from .sdxl import _changed_tensors
                 tensors = _changed_tensors(model, patcher)

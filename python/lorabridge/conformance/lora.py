@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -17,6 +18,32 @@ from ..checkpoint import load_state_dict, save_safetensors
 from ..model import StableDiffusion
 from ..networks import Network, UnsupportedNetworkError
 from ..patcher import Activation, Patcher
+
+
+class CaseNetworks:
+    """The networks a manifest's cases request, each file read once. A file A1111 cannot load is reported and left
+    out (A1111 shows the error and goes on without that network)."""
+
+    def __init__(self, patcher: Patcher, root: Path) -> None:
+        self.patcher = patcher
+        self.root = root
+        self._cache: dict[str, Optional[Network]] = {}
+
+    def get(self, case_id: str, rel: str, name: Optional[str] = None) -> Optional[Network]:
+        if rel not in self._cache:
+            try:
+                self._cache[rel] = self.patcher.load(self.root / rel, name=name)
+            except UnsupportedNetworkError as e:
+                print(f"{case_id}: network {name or rel} not loaded: {e}", file=sys.stderr)
+                self._cache[rel] = None
+        return self._cache[rel]
+
+
+def apply_case(patcher: Patcher, case_id: str, activations: list[Activation]) -> None:
+    """Applies one case's networks and reports the layers they could not merge (left as they were, as in A1111)."""
+    patcher.apply(activations)
+    for message in patcher.layer_errors:
+        print(f"{case_id}: {message}", file=sys.stderr)
 
 
 def run(manifest: Path, out_dir: Path) -> int:
@@ -32,24 +59,11 @@ def run(manifest: Path, out_dir: Path) -> int:
     patcher = Patcher(model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cache: dict[str, Network | None] = {}
+    networks = CaseNetworks(patcher, root)
     for case_id, case in spec["cases"].items():
-        activations = []
-        for req in case["requested"]:
-            rel = req["file"]
-            if rel not in cache:
-                try:
-                    cache[rel] = patcher.load(root / rel, name=req["name"])
-                except UnsupportedNetworkError as e:
-                    # A1111 shows the error and goes on without this network.
-                    print(f"{case_id}: network {req['name']} not loaded: {e}", file=sys.stderr)
-                    cache[rel] = None
-            net = cache[rel]
-            if net is not None:
-                activations.append(Activation(net, te=float(req["te"]), unet=float(req["unet"]), dyn=req.get("dyn")))
-        patcher.apply(activations)
-        for message in patcher.layer_errors:
-            print(f"{case_id}: {message}", file=sys.stderr)
+        apply_case(patcher, case_id, [Activation(net, te=float(req["te"]), unet=float(req["unet"]), dyn=req.get("dyn"))
+                                      for req in case["requested"]
+                                      if (net := networks.get(case_id, req["file"], req["name"])) is not None])
         tensors = {k: v.to(torch.float32).contiguous() for k, v in patcher.changed_tensors().items()}
         save_safetensors(out_dir / f"{case_id}.safetensors", tensors)
         patcher.restore()

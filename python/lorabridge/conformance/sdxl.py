@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from ..checkpoint import save_safetensors
-from ..networks import Network, UnsupportedNetworkError
 from ..patcher import Activation, Patcher
 from ..sdxl import TE2_PREFIX, HeadSplit, SDXLModel
+from .lora import CaseNetworks, apply_case
 
 
 def _load_inputs(root: Path, case: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -85,23 +85,11 @@ def _changed_tensors(model: SDXLModel, patcher: Patcher) -> dict[str, torch.Tens
     return out
 
 
-def _merge(model: SDXLModel, patcher: Patcher, root: Path, case_id: str, case: Mapping[str, Any],
-           cache: dict[str, Optional[Network]], out_dir: Path) -> None:
-    activations = []
-    for req in case["requested"]:
-        rel = req["file"]
-        if rel not in cache:
-            try:
-                cache[rel] = patcher.load(root / rel, name=req["name"])
-            except UnsupportedNetworkError as e:
-                print(f"{case_id}: network {req['name']} not loaded: {e}", file=sys.stderr)
-                cache[rel] = None
-        net = cache[rel]
-        if net is not None:
-            activations.append(Activation(net, te=float(req["te"]), unet=float(req["unet"]), dyn=req.get("dyn")))
-    patcher.apply(activations)
-    for message in patcher.layer_errors:
-        print(f"{case_id}: {message}", file=sys.stderr)
+def _merge(model: SDXLModel, patcher: Patcher, case_id: str, case: Mapping[str, Any],
+           networks: CaseNetworks, out_dir: Path) -> None:
+    apply_case(patcher, case_id, [Activation(net, te=float(req["te"]), unet=float(req["unet"]), dyn=req.get("dyn"))
+                                  for req in case["requested"]
+                                  if (net := networks.get(case_id, req["file"], req["name"])) is not None])
     save_safetensors(out_dir / f"{case_id}.safetensors", _changed_tensors(model, patcher))
     patcher.restore()
 
@@ -161,13 +149,13 @@ def run(manifest: Path, out_dir: Path, argv: Optional[list[str]] = None) -> int:
     patcher = Patcher(model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cache: dict[str, Optional[Network]] = {}
+    networks = CaseNetworks(patcher, root)
     handlers = {"sdxl_unet": _unet, "sdxl_text": _text}
     failures = 1 if problems else 0
     for case_id, case in spec["cases"].items():
         try:
             if case.get("kind") == "merge":
-                _merge(model, patcher, root, case_id, case, cache, out_dir)
+                _merge(model, patcher, case_id, case, networks, out_dir)
                 continue
             inputs = _load_inputs(root, case)
             family = case.get("family", "")
