@@ -36,12 +36,9 @@ from torch import nn
 from .. import arch as _arch
 from ..checkpoint import load_state_dict
 from ..model import StableDiffusion
+from .cases import CaseError
 
 WEIGHT_SUFFIXES = (".ckpt", ".safetensors", ".pt", ".pth", ".bin")
-
-
-class CaseError(RuntimeError):
-    pass
 
 
 def weight_files(case: Mapping[str, Any], base: Path) -> dict[str, Path]:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-import traceback
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,6 +25,7 @@ from ..checkpoint import load_state_dict
 from ..model import StableDiffusion
 from ..rng import ImageRNG, image_seeds
 from ..samplers import SamplerOptions, SamplerState
+from .cases import CaseError, read_cases, run_cases
 
 # Manifest option name -> SamplerOptions field.
 _OPTION_FIELDS = {
@@ -54,10 +53,6 @@ _NEUTRAL_OPTIONS: dict[str, Any] = {
     "sd_noise_schedule": "Default",
     "refiner_switch_by_sample_steps": False,
 }
-
-
-class CaseError(RuntimeError):
-    pass
 
 
 def _load_npy(base: Path, rel: str, what: str) -> torch.Tensor:
@@ -157,17 +152,15 @@ def run_case(
 
 
 def run(manifest: Path, out_dir: Path) -> int:
-    manifest = Path(manifest)
-    base = manifest.resolve().parent
-    data = json.loads(manifest.read_text(encoding="utf-8"))
+    data = json.loads(Path(manifest).read_text(encoding="utf-8"))
     if "families" in data:  # manifest_ext.json: img2img / hires / SDXL cases
         from .samplers_ext import run as run_ext
 
         return run_ext(manifest, out_dir)
-    cases = data.get("cases")
-    if not isinstance(cases, Mapping) or not cases:
-        print(f"{manifest}: no cases", file=sys.stderr)
+    read = read_cases(manifest)
+    if read is None:
         return 2
+    base, data, cases = read
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(os.environ.get("LORABRIDGE_DEVICE", "cpu"))
@@ -183,22 +176,10 @@ def run(manifest: Path, out_dir: Path) -> int:
     unet = model.unet.to(device)
     alphas_cumprod = _alphas_cumprod(data, base, model)
 
-    failed = 0
-    started = time.perf_counter()
-    for case_id, case in cases.items():
-        t0 = time.perf_counter()
-        try:
-            arrays = run_case(case, data, base, unet, alphas_cumprod, device)
-        except Exception as e:
-            failed += 1
-            print(f"FAIL {case_id}: {type(e).__name__}: {e}", file=sys.stderr)
-            if not isinstance(e, (CaseError, ValueError)):
-                traceback.print_exc()
-            continue
-        for suffix, array in arrays.items():
+    def one(case_id: str, case: Mapping[str, Any]) -> None:
+        for suffix, array in run_case(case, data, base, unet, alphas_cumprod, device).items():
             name = f"{case_id}.npy" if not suffix else f"{case_id}.{suffix}.npy"
             dtype = np.int64 if suffix == "timesteps" else np.float32
             np.save(out_dir / name, array.astype(dtype, copy=False))
-        print(f"ok   {case_id} ({time.perf_counter() - t0:.2f}s)")
-    print(f"{len(cases) - failed}/{len(cases)} cases written to {out_dir} in {time.perf_counter() - started:.1f}s")
-    return 1 if failed else 0
+
+    return run_cases(cases, out_dir, one)

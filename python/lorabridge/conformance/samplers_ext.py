@@ -16,11 +16,8 @@ Writes ``OUT/<id>.npy`` and ``.noise/.sigmas/.timesteps`` plus the aux arrays. N
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
-import time
-import traceback
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -33,7 +30,8 @@ from ..img2img import encode_init_latent, start_img2img
 from ..model import StableDiffusion
 from ..rng import ImageRNG, image_seeds
 from ..samplers import SamplerState
-from .samplers import CaseError, _load_npy, sampler_options
+from .cases import CaseError, read_cases, run_cases
+from .samplers import _load_npy, sampler_options
 
 
 def _with_prefix(sd: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -202,13 +200,10 @@ def run_sdxl(case: Mapping[str, Any], data: Mapping[str, Any], base: Path, model
 
 
 def run(manifest: Path, out_dir: Path) -> int:
-    manifest = Path(manifest)
-    base = manifest.resolve().parent
-    data = json.loads(manifest.read_text(encoding="utf-8"))
-    cases = data.get("cases")
-    if not isinstance(cases, Mapping) or not cases:
-        print(f"{manifest}: no cases", file=sys.stderr)
+    read = read_cases(manifest)
+    if read is None:
         return 2
+    base, data, cases = read
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(os.environ.get("LORABRIDGE_DEVICE", "cpu"))
@@ -221,34 +216,24 @@ def run(manifest: Path, out_dir: Path) -> int:
     if vae is not None and vae.vae is not None:
         vae.vae.to(device)
 
-    failed = skipped = 0
     sdxl = None
-    started = time.perf_counter()
-    for case_id, case in cases.items():
-        t0 = time.perf_counter()
+
+    def one(case_id: str, case: Mapping[str, Any]) -> None:
+        nonlocal sdxl
         family = case.get("family")
-        try:
-            if family == "img2img":
-                arrays = run_img2img(case, data, base, model, vae, ac, device)
-            elif family == "hires":
-                arrays = run_hires(case, data, base, model, ac, device)
-            elif family == "sdxl":
-                if sdxl is None:
-                    sdxl = load_sdxl(data, base, device)
-                arrays = run_sdxl(case, data, base, sdxl, ac, device)
-            else:
-                raise CaseError(f"unknown case family {family!r}")
-        except Exception as e:
-            failed += 1
-            print(f"FAIL {case_id}: {type(e).__name__}: {e}", file=sys.stderr)
-            if not isinstance(e, (CaseError, ValueError)):
-                traceback.print_exc()
-            continue
+        if family == "img2img":
+            arrays = run_img2img(case, data, base, model, vae, ac, device)
+        elif family == "hires":
+            arrays = run_hires(case, data, base, model, ac, device)
+        elif family == "sdxl":
+            if sdxl is None:
+                sdxl = load_sdxl(data, base, device)
+            arrays = run_sdxl(case, data, base, sdxl, ac, device)
+        else:
+            raise CaseError(f"unknown case family {family!r}")
         for suffix, tensor in arrays.items():
             name = f"{case_id}.npy" if not suffix else f"{case_id}.{suffix}.npy"
             dtype = np.int64 if suffix.endswith("timesteps") else np.float32
             np.save(out_dir / name, tensor.detach().cpu().numpy().astype(dtype, copy=False))
-        print(f"ok   {case_id} ({time.perf_counter() - t0:.2f}s)")
-    ran = len(cases) - skipped
-    print(f"{ran - failed}/{ran} cases written to {out_dir} in {time.perf_counter() - started:.1f}s")
-    return 1 if failed else 0
+
+    return run_cases(cases, out_dir, one)

@@ -13,10 +13,6 @@ Outputs are written under the same relative paths in OUT_DIR (floats as .npy, im
 """
 from __future__ import annotations
 
-import json
-import sys
-import time
-import traceback
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -26,10 +22,7 @@ from PIL import Image
 
 from ..esrgan import UpscalerModel, load_upscaler
 from ..upscaler import DEFAULT_TILE, DEFAULT_TILE_OVERLAP, pil_to_bgr_tensor, upscale, upscale_with_model
-
-
-class CaseError(RuntimeError):
-    pass
+from .cases import CaseError, read_cases, run_cases
 
 
 def _save(out_dir: Path, rel: str, value: Any) -> None:
@@ -80,37 +73,23 @@ def run_case(case: Mapping[str, Any], model: UpscalerModel, base: Path, defaults
 
 
 def run(manifest: Path, out_dir: Path) -> int:
-    manifest = Path(manifest)
-    base = manifest.resolve().parent
-    data = json.loads(manifest.read_text(encoding="utf-8"))
-    cases = data.get("cases")
-    if not isinstance(cases, Mapping) or not cases:
-        print(f"{manifest}: no cases", file=sys.stderr)
+    read = read_cases(manifest)
+    if read is None:
         return 2
+    base, data, cases = read
     weights = data.get("weights", {})
     defaults = data.get("a1111_defaults", {})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     loaded: dict[str, UpscalerModel] = {}
-    failed = 0
-    started = time.perf_counter()
-    for case_id, case in cases.items():
-        t0 = time.perf_counter()
-        try:
-            wid = case["weights"]
-            if wid not in weights:
-                raise CaseError(f"weights {wid!r} not in the manifest")
-            if wid not in loaded:
-                loaded[wid] = load_upscaler(base / weights[wid]["file"])
-            results = run_case(case, loaded[wid], base, defaults)
-            for name, value in results.items():
-                _save(out_dir, case["outputs"][name]["file"], value)
-        except Exception as e:
-            failed += 1
-            print(f"FAIL {case_id}: {type(e).__name__}: {e}", file=sys.stderr)
-            if not isinstance(e, (CaseError, ValueError)):
-                traceback.print_exc()
-            continue
-        print(f"ok   {case_id} ({time.perf_counter() - t0:.2f}s)")
-    print(f"{len(cases) - failed}/{len(cases)} cases written to {out_dir} in {time.perf_counter() - started:.1f}s")
-    return 1 if failed else 0
+
+    def one(case_id: str, case: Mapping[str, Any]) -> None:
+        wid = case["weights"]
+        if wid not in weights:
+            raise CaseError(f"weights {wid!r} not in the manifest")
+        if wid not in loaded:
+            loaded[wid] = load_upscaler(base / weights[wid]["file"])
+        for name, value in run_case(case, loaded[wid], base, defaults).items():
+            _save(out_dir, case["outputs"][name]["file"], value)
+
+    return run_cases(cases, out_dir, one)
