@@ -18,8 +18,9 @@ UPSAMPLE_CONVS = [7, 12, 17]
 
 
 def _random_weights(seed: int) -> dict[str, torch.Tensor]:
+    """A module's `state_dict()` as trainers save it (an OrderedDict with `_metadata`, which a .pth pickles too)."""
     torch.manual_seed(seed)
-    return {k: v.clone() for k, v in taesd.TaesdDecoder().state_dict().items()}
+    return taesd.TaesdDecoder().state_dict()
 
 
 def _write(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
@@ -44,10 +45,14 @@ def test_the_key_layout_is_the_published_decoders() -> None:
     assert shapes["19.weight"] == (3, 64, 3, 3) and shapes["19.bias"] == (3,)
 
 
-@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth", ".legacy.pth"])
 def test_random_weights_decode_to_eight_times_the_latent_in_unit_range(tmp_path: Path, suffix: str) -> None:
     weights = _random_weights(7)
-    path = _write(tmp_path / f"taesd_decoder{suffix}", weights)
+    path = tmp_path / f"taesd_decoder{suffix}"
+    if suffix == ".legacy.pth":  # torch's pre-1.6 format, as old copies of the file may be
+        torch.save(weights, path, _use_new_zipfile_serialization=False)
+    else:
+        _write(path, weights)
     decoder = taesd.load_decoder(path)
     for k, v in decoder.state_dict().items():
         assert torch.equal(v, weights[k]), k
