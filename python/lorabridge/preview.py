@@ -56,6 +56,14 @@ def newest_sampler(session: Any) -> Optional[Any]:
     return None
 
 
+def session_family() -> str:
+    """The loaded model's family, "sd1" or "sdxl" ("sd1" before any model is loaded): which latent → RGB factors or
+    TAESD decoder fit the latents the sampler makes."""
+    from . import bridge
+
+    return "sdxl" if getattr(bridge._session, "family", "sd1") == "sdxl" else "sd1"
+
+
 def gen_latent_preview() -> Optional[tuple[int, int, bytes]]:
     """Bridge call: the running job's first image as the cheap preview of its current denoised prediction (the noisy
     latent before the first step); None when nothing is sampling."""
@@ -69,4 +77,4 @@ def gen_latent_preview() -> Optional[tuple[int, int, bytes]]:
         return None
     latent = state.denoised if state.denoised is not None else state.x
     with torch.no_grad():
-        return sample_to_rgb(latent[0], getattr(session, "family", "sd1"))
+        return sample_to_rgb(latent[0], session_family())

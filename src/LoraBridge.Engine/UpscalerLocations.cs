@@ -5,7 +5,10 @@ namespace LoraBridge.Engine;
 /// <summary>Where a workspace's upscaler files live: A1111's <c>models/ESRGAN</c> and <c>models/RealESRGAN</c>.</summary>
 public static class UpscalerLocations
 {
-    /// <summary>The <c>models</c> folders searched: the A1111 install's, then LoraBridge's data folder's.</summary>
+    /// <summary>
+    /// The <c>models</c> folders searched: the A1111 install's, then LoraBridge's data folder's. Also what extensions get as
+    /// <c>IExtensionHost.ModelsDirs</c> (LatentPreview finds its TAESD decoder in their <c>VAE-approx</c>).
+    /// </summary>
     public static IReadOnlyList<string> ModelsDirs(WorkspaceSettings settings)
     {
         var dirs = new List<string>();

@@ -74,6 +74,14 @@ public interface IExtensionHost
     void Log(string message);
 
     /// <summary>
+    /// The A1111-style <c>models</c> folders in effect, in priority order: <c>&lt;webui&gt;/models</c> when an A1111
+    /// install is configured (<c>--webui-dir</c>), then <c>&lt;data dir&gt;/models</c>. Extensions look for their
+    /// model files in sub-folders of these (e.g. <c>VAE-approx</c>) instead of guessing paths. The folders need not
+    /// exist. Empty by default (a host without model folders).
+    /// </summary>
+    IReadOnlyList<string> ModelsDirs => [];
+
+    /// <summary>
     /// Runs <paramref name="code"/> on the Python thread (where the models live) with each of
     /// <paramref name="inputs"/> bound as a Python <c>str</c> variable, and returns <c>str(result)</c> if the code
     /// assigned a variable named <c>result</c>, otherwise <c>null</c>.

@@ -15,16 +15,22 @@ public sealed class ExtensionHost : IExtensionHost
     /// <param name="log">Where <see cref="Log"/> lines go.</param>
     /// <param name="bridge">Gives the Python bridge on first use of <see cref="RunPythonAsync"/> (so Python starts only
     /// when an extension needs it); returns <c>null</c> when none is available.</param>
-    public ExtensionHost(string dataDir, Func<string, string?> settings, Action<string> log, Func<PythonBridge?> bridge)
+    /// <param name="modelsDirs">The <c>models</c> folders lent as <see cref="ModelsDirs"/> (made absolute); none when null.</param>
+    public ExtensionHost(string dataDir, Func<string, string?> settings, Action<string> log, Func<PythonBridge?> bridge,
+        IEnumerable<string>? modelsDirs = null)
     {
         DataDir = Directory.CreateDirectory(dataDir).FullName;
         _settings = settings;
         _log = log;
         _bridge = bridge;
+        ModelsDirs = [.. (modelsDirs ?? []).Select(d => Path.GetFullPath(d))];
     }
 
     /// <inheritdoc />
     public string DataDir { get; }
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> ModelsDirs { get; }
 
     /// <inheritdoc />
     public string? GetSetting(string key) => _settings(key);

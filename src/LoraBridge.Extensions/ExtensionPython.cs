@@ -14,6 +14,8 @@ internal sealed class UnitHost(IExtensionHost inner, ExtensionUnit unit) : IExte
 
     public void Log(string message) => inner.Log(message);
 
+    public IReadOnlyList<string> ModelsDirs => inner.ModelsDirs;
+
     public Task<string?> RunPythonAsync(string code, IReadOnlyDictionary<string, string>? inputs = null, CancellationToken ct = default) =>
         inner.RunPythonAsync(code, inputs, ct);
 

@@ -106,4 +106,25 @@ public sealed class GenerateCommandTests(CliDataFixture f) : IClassFixture<CliDa
         Assert.Contains($"{Path.Combine(dir, "Bad.cs")}(2,", stdout);
         Assert.Contains("1 of 2 loaded", stdout);
     }
+
+    [Fact]
+    public async Task ExtensionsGetTheWebuiAndDataModelsFoldersAsTheirModelsDirs()
+    {
+        var dir = Directory.CreateDirectory(Path.Combine(f.Root, "ext-" + Guid.NewGuid().ToString("N"))).FullName;
+        var webui = Directory.CreateDirectory(Path.Combine(dir, "webui")).FullName;
+        // Initialize runs at load time; Description shows what it got.
+        File.WriteAllText(Path.Combine(dir, "Models.cs"), """
+            public sealed class Models : ILoraBridgeExtension
+            {
+                private string _seen = "?";
+                public string Name => "Models";
+                public string Description => "models=" + _seen;
+                public void Initialize(IExtensionHost host) => _seen = string.Join("|", host.ModelsDirs);
+            }
+            """);
+        var data = Path.Combine(dir, "data");
+        var (code, stdout, stderr) = await CliProcess.RunAsync(["extensions", "list", "--dir", dir, "--data-dir", data, "--webui-dir", webui], f.Root);
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"models={Path.Combine(webui, "models")}|{Path.Combine(data, "models")}", stdout);
+    }
 }

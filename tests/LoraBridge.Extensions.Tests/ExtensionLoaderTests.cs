@@ -48,6 +48,27 @@ public sealed class ExtensionLoaderTests : IDisposable
     }
 
     [Fact]
+    public void ExtensionsSeeTheHostsModelsFoldersAbsoluteAndInOrder()
+    {
+        Write("Folders.cs", """
+            public sealed class Folders : ILoraBridgeExtension
+            {
+                public static IReadOnlyList<string> Seen = [];
+                public string Name => "Folders";
+                public void Initialize(IExtensionHost host) => Seen = host.ModelsDirs;
+            }
+            """);
+        var webui = Path.Combine(_dir, "webui", "models");
+        var host = new ExtensionHost(Path.Combine(_dir, "data"), _ => null, _ => { }, () => null, [webui, "relative/models"]);
+        using var set = ExtensionLoader.Load([_dir], host);
+        var seen = (IReadOnlyList<string>)Assert.Single(set.Extensions).GetType().GetField("Seen")!.GetValue(null)!;
+        Assert.Equal([webui, Path.GetFullPath("relative/models")], seen);
+        // A host that lends no models folders (the interface's default).
+        using var none = ExtensionLoader.Load([_dir], new TestHost(Path.Combine(_dir, "data")));
+        Assert.Empty((IReadOnlyList<string>)Assert.Single(none.Extensions).GetType().GetField("Seen")!.GetValue(null)!);
+    }
+
+    [Fact]
     public void CompileErrorIsReportedWithFileLineAndColumnAndOtherExtensionsStillLoad()
     {
         var broken = Write("Broken.cs", """

@@ -9,61 +9,8 @@ namespace LoraBridge.Extensions.Tests;
 /// the loader as in the CLI.
 /// </summary>
 [Collection("python")]
-public sealed class ModelCallAndBatchHookTests(PythonHostFixture f) : IDisposable
+public sealed class ModelCallAndBatchHookTests(PythonHostFixture f) : HookTestBase(f, "lb-ext-model")
 {
-    private const int Size = 64;
-    private readonly string _dir = Directory.CreateTempSubdirectory("lb-ext-model").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, true);
-
-    private ExtensionHost Host() => new(Path.Combine(_dir, "data"), _ => null, _ => { }, () => f.Bridge);
-
-    private GenerationRequest Request(long seed = 42, string prompt = "a lighthouse <lora:demo_style:0.8>") => new()
-    {
-        Prompt = prompt, Seed = seed, Steps = 4, Width = Size, Height = Size, OutputDir = Path.Combine(_dir, "out-" + Guid.NewGuid().ToString("N")),
-    };
-
-    private string Extension(string name, string csharp, params (string Module, string Code)[] python)
-    {
-        var folder = Directory.CreateDirectory(Path.Combine(_dir, "ext-" + Guid.NewGuid().ToString("N"), name)).FullName;
-        File.WriteAllText(Path.Combine(folder, name + ".cs"), csharp);
-        if (python.Length > 0) Directory.CreateDirectory(Path.Combine(folder, "python"));
-        foreach (var (module, code) in python) File.WriteAllText(Path.Combine(folder, "python", module + ".py"), code);
-        return Path.GetDirectoryName(folder)!;
-    }
-
-    private ExtensionSet Load(string folder)
-    {
-        var set = ExtensionLoader.Load([folder], Host());
-        Assert.All(set.Units, u => Assert.True(u.Status == ExtensionStatus.Loaded, $"{u.Path}: {u.LoadError} {string.Join("\n", u.Errors)}"));
-        return set;
-    }
-
-    private async Task<IReadOnlyList<GeneratedImage>> GenerateAsync(GenerationRequest request, IGenerationHooks? hooks)
-    {
-        f.Workspace.Engine.Hooks = hooks;
-        try
-        {
-            return await f.Workspace.GenerateAsync(request, null, default);
-        }
-        finally
-        {
-            f.Workspace.Engine.Hooks = null;
-        }
-    }
-
-    private static byte[] Pixels(string png)
-    {
-        using var bitmap = SKBitmap.Decode(png) ?? throw new InvalidDataException($"{png} does not decode");
-        using var rgba = new SKBitmap(new SKImageInfo(bitmap.Width, bitmap.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
-        Assert.True(bitmap.CopyTo(rgba, SKColorType.Rgba8888));
-        return rgba.Bytes;
-    }
-
-    private static double MeanDiff(byte[] a, byte[] b) => a.Zip(b, (x, y) => Math.Abs(x - y)).Average();
-
-    private static List<string> Seen(ExtensionSet set) => (List<string>)set.Extensions[0].GetType().GetField("Seen")!.GetValue(null)!;
-
     private const string EditsPy = """
         import torch
 
@@ -154,9 +101,7 @@ public sealed class ModelCallAndBatchHookTests(PythonHostFixture f) : IDisposabl
     [Fact]
     public async Task FailingBeforeModelCallHooksFailTheJobNamingTheExtension()
     {
-        await f.Bridge.LoadCheckpointAsync((await f.Workspace.PrepareAsync(default)).Path);
-        await f.Workspace.Engine.RestoreNetworksAsync();
-        var baseDigest = await f.Bridge.GetWeightsDigestAsync();
+        var baseDigest = await BaseDigestAsync();
 
         using (var boom = Load(Extension("ModelBoom", """
             public sealed class ModelBoom : ILoraBridgeExtension
@@ -172,7 +117,7 @@ public sealed class ModelCallAndBatchHookTests(PythonHostFixture f) : IDisposabl
             Assert.Equal(("ModelBoom", "BeforeModelCallAsync"), (ex.Extension, ex.Hook));
             Assert.Contains("boom before call 2", ex.Message);
             Assert.False(Directory.Exists(request.OutputDir) && Directory.EnumerateFileSystemEntries(request.OutputDir).Any(), "a file was written");
-            Assert.Equal(baseDigest, await f.Bridge.GetWeightsDigestAsync());
+            Assert.Equal(baseDigest, await Fixture.Bridge.GetWeightsDigestAsync());
         }
 
         using (var stale = Load(Extension("StaleX", """
@@ -197,7 +142,7 @@ public sealed class ModelCallAndBatchHookTests(PythonHostFixture f) : IDisposabl
             Assert.Equal(("StaleX", "LookupError"), (inner.Extension, inner.PythonType));
             Assert.Contains("(lent to the before-model-call hook of step 1 of 4) was used after its step", inner.Message);
             Assert.False(Directory.Exists(request.OutputDir) && Directory.EnumerateFileSystemEntries(request.OutputDir).Any(), "a file was written");
-            Assert.Equal(baseDigest, await f.Bridge.GetWeightsDigestAsync());
+            Assert.Equal(baseDigest, await Fixture.Bridge.GetWeightsDigestAsync());
         }
         Assert.Single(await GenerateAsync(Request(5), null));
     }

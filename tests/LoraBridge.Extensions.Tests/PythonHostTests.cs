@@ -32,6 +32,14 @@ public sealed class PythonHostFixture : IDisposable
     /// <summary>The demo-model workspace (its engine keeps the model between tests, as a CLI process does between jobs).</summary>
     public GenerationWorkspace Workspace => _workspace.Value;
 
+    /// <summary>
+    /// A workspace on the SDXL demo model (<c>lorabridge-demo-xl</c>) in the same data folder and Python session (its
+    /// engine loads its checkpoint for each job, as after switching models in the TUI).
+    /// </summary>
+    public GenerationWorkspace XlWorkspace => _xlWorkspace ??= new GenerationWorkspace(Workspace.Sources.Settings with { Checkpoint = DemoCheckpoints.Sdxl }, Bridge);
+
+    private GenerationWorkspace? _xlWorkspace;
+
     public void Dispose()
     {
         Runtime.Dispose();

@@ -9,58 +9,8 @@ namespace LoraBridge.Extensions.Tests;
 /// modules, compiled by the loader as in the CLI.
 /// </summary>
 [Collection("python")]
-public sealed class SamplingHookTests(PythonHostFixture f) : IDisposable
+public sealed class SamplingHookTests(PythonHostFixture f) : HookTestBase(f, "lb-ext-hooks")
 {
-    private const int Size = 64;
-    private readonly string _dir = Directory.CreateTempSubdirectory("lb-ext-hooks").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, true);
-
-    private ExtensionHost Host() => new(Path.Combine(_dir, "data"), _ => null, _ => { }, () => f.Bridge);
-
-    private GenerationRequest Request(long seed = 42, string prompt = "a lighthouse <lora:demo_style:0.8>") => new()
-    {
-        Prompt = prompt, Seed = seed, Steps = 4, Width = Size, Height = Size, OutputDir = Path.Combine(_dir, "out-" + Guid.NewGuid().ToString("N")),
-    };
-
-    /// <summary>An extension folder with its C# and its python/ modules.</summary>
-    private string Extension(string name, string csharp, params (string Module, string Code)[] python)
-    {
-        var folder = Directory.CreateDirectory(Path.Combine(_dir, "ext-" + Guid.NewGuid().ToString("N"), name)).FullName;
-        File.WriteAllText(Path.Combine(folder, name + ".cs"), csharp);
-        if (python.Length > 0) Directory.CreateDirectory(Path.Combine(folder, "python"));
-        foreach (var (module, code) in python) File.WriteAllText(Path.Combine(folder, "python", module + ".py"), code);
-        return Path.GetDirectoryName(folder)!;
-    }
-
-    private ExtensionSet Load(string folder)
-    {
-        var set = ExtensionLoader.Load([folder], Host());
-        Assert.All(set.Units, u => Assert.True(u.Status == ExtensionStatus.Loaded, $"{u.Path}: {u.LoadError} {string.Join("\n", u.Errors)}"));
-        return set;
-    }
-
-    private async Task<IReadOnlyList<GeneratedImage>> GenerateAsync(GenerationRequest request, IGenerationHooks? hooks, CancellationToken ct = default)
-    {
-        f.Workspace.Engine.Hooks = hooks;
-        try
-        {
-            return await f.Workspace.GenerateAsync(request, null, ct);
-        }
-        finally
-        {
-            f.Workspace.Engine.Hooks = null;
-        }
-    }
-
-    private static byte[] Pixels(string png)
-    {
-        using var bitmap = SKBitmap.Decode(png) ?? throw new InvalidDataException($"{png} does not decode");
-        using var rgba = new SKBitmap(new SKImageInfo(bitmap.Width, bitmap.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
-        Assert.True(bitmap.CopyTo(rgba, SKColorType.Rgba8888));
-        return rgba.Bytes;
-    }
-
     private const string ZeroCs = """
         public sealed class Zero : ILoraBridgeExtension
         {
@@ -91,10 +41,26 @@ public sealed class SamplingHookTests(PythonHostFixture f) : IDisposable
     [Fact]
     public async Task AfterCfgZeroingDenoisedMakesThePictureIndependentOfSeedAndPrompt()
     {
-        using var set = Load(Extension("Zero", ZeroCs, ("zero_denoised", ZeroPy)));
-        var seen = (List<string>)set.Extensions[0].GetType().GetField("Seen")!.GetValue(null)!;
+        // Zero first, then the samples (hooks run in load order; unconfigured, the others do nothing): LatentPreview
+        // previews the prediction Zero left, which is what the sampler uses.
+        using var set = Load(Host(new Dictionary<string, string> { ["LatentPreview:Dir"] = "zero-previews" }),
+            Extension("Zero", ZeroCs, ("zero_denoised", ZeroPy)), Samples);
+        Assert.Equal("Zero", set.Extensions[0].Name);
+        Assert.Contains("LatentPreview", set.Extensions.Skip(1).Select(e => e.Name));
+        var seen = Seen(set);
         var a = Assert.Single(await GenerateAsync(Request(1), set));
         Assert.Equal(["1/4 sigma>0=True had=True", "2/4 sigma>0=True had=True", "3/4 sigma>0=True had=True", "4/4 sigma>0=True had=True"], seen);
+
+        // A1111's "Approx cheap" preview is a linear map without bias, so the zeroed prediction of every step, the
+        // last one included (with Euler a the last step's prediction is the final latent), is one grey: 0 → 0.5 → 127.
+        var previews = Directory.GetFiles(Path.Combine(Dir, "data", "zero-previews", "job-0000")).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(["step-001.png", "step-002.png", "step-003.png", "step-004.png"], previews.Select(Path.GetFileName));
+        foreach (var preview in previews)
+        {
+            var rgba = Pixels(preview);
+            Assert.Equal(8 * 8 * 4, rgba.Length);
+            for (int i = 0; i < rgba.Length; i++) Assert.Equal(i % 4 == 3 ? 255 : 127, rgba[i]);
+        }
         var b = Assert.Single(await GenerateAsync(Request(2, "a red fox"), set));
         var plain = Assert.Single(await GenerateAsync(Request(1), null));
 
@@ -230,18 +196,10 @@ public sealed class SamplingHookTests(PythonHostFixture f) : IDisposable
             Assert.Equal((name, hook), (ex.Extension, ex.Hook));
             Assert.Contains(message, ex.Message);
             Assert.False(Directory.Exists(request.OutputDir) && Directory.EnumerateFileSystemEntries(request.OutputDir).Any(), "a file was written");
-            Assert.Equal(baseDigest, await f.Bridge.GetWeightsDigestAsync());
+            Assert.Equal(baseDigest, await Fixture.Bridge.GetWeightsDigestAsync());
         }
         // The host carries on.
         Assert.Single(await GenerateAsync(Request(5), null));
-    }
-
-    // The demo weights with no network (the workspace restores them after every job): what a failed job must leave.
-    private async Task<string> BaseDigestAsync()
-    {
-        await f.Bridge.LoadCheckpointAsync((await f.Workspace.PrepareAsync(default)).Path);
-        await f.Workspace.Engine.RestoreNetworksAsync();
-        return await f.Bridge.GetWeightsDigestAsync();
     }
 
     [Fact]
@@ -266,7 +224,7 @@ public sealed class SamplingHookTests(PythonHostFixture f) : IDisposable
         var request = Request(9);
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => GenerateAsync(request, set, cts.Token));
         Assert.False(Directory.Exists(request.OutputDir) && Directory.EnumerateFileSystemEntries(request.OutputDir).Any());
-        Assert.Equal(baseDigest, await f.Bridge.GetWeightsDigestAsync());
+        Assert.Equal(baseDigest, await Fixture.Bridge.GetWeightsDigestAsync());
         Assert.Single(await GenerateAsync(Request(9), null));
     }
 
@@ -294,7 +252,7 @@ public sealed class SamplingHookTests(PythonHostFixture f) : IDisposable
         var request = Request(10);
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => GenerateAsync(request, set, cts.Token));
         Assert.False(Directory.Exists(request.OutputDir) && Directory.EnumerateFileSystemEntries(request.OutputDir).Any());
-        Assert.Equal(baseDigest, await f.Bridge.GetWeightsDigestAsync());
+        Assert.Equal(baseDigest, await Fixture.Bridge.GetWeightsDigestAsync());
         Assert.Single(await GenerateAsync(Request(10), null));
     }
 

@@ -1,50 +1,65 @@
-"""A1111's "Approx cheap" live preview: a fixed linear map from the 4 latent channels to RGB (sd_vae_approx.
-cheap_approximation, coefficients from https://discuss.huggingface.co/t/decoding-latents-to-rgb-without-upscaling/23204/2),
-then A1111's single_sample_to_image scaling (·0.5 + 0.5, clamp, ·255, truncate)."""
+"""Per-step preview PNGs of the sampler's denoised prediction, as A1111's live preview makes them:
+
+* "approx" — A1111's "Approx cheap": a fixed linear map from the 4 latent channels to RGB (lorabridge.preview, SD1 or
+  SDXL factors), one pixel per latent pixel, then single_sample_to_image's ·0.5 + 0.5, clamp, ·255, truncate;
+* "taesd" — A1111's "TAESD": the TAESD decoder (lorabridge.taesd) from a `VAE-approx` folder, `taesd_decoder.*` for
+  SD1 models and `taesdxl_decoder.*` for SDXL ones, 8 pixels per latent pixel, clamped to [0, 1], ·255, truncate;
+* "auto" — "taesd" when the file for the loaded model's family exists, "approx" otherwise.
+"""
 from __future__ import annotations
 
 import os
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-SD1_COEFFS = [
-    [0.298, 0.207, 0.208],
-    [0.187, 0.286, 0.173],
-    [-0.158, 0.189, 0.264],
-    [-0.184, -0.271, -0.473],
-]
-SDXL_COEFFS = [
-    [0.3448, 0.4168, 0.4395],
-    [-0.1953, -0.0290, 0.0250],
-    [0.1074, 0.0886, -0.0163],
-    [-0.3730, -0.2499, -0.2088],
-]
+from lorabridge import preview, taesd
 
-
-def _is_sdxl() -> bool:
-    from lorabridge import bridge
-
-    return getattr(bridge._session, "family", "sd1") == "sdxl"
+MODES = ("approx", "taesd", "auto")
 
 
 def cheap_approximation(sample: torch.Tensor, sdxl: bool = False) -> torch.Tensor:
     """[..., 4, h, w] latent → [..., 3, h, w] in about [-1, 1]."""
-    coefs = torch.tensor(SDXL_COEFFS if sdxl else SD1_COEFFS, device=sample.device)
-    return torch.einsum("...lxy,lr -> ...rxy", sample.float(), coefs)
+    return preview.cheap_approximation(sample, "sdxl" if sdxl else "sd1")
 
 
 def to_rgb(sample: torch.Tensor, sdxl: bool = False) -> np.ndarray:
-    """One latent [4, h, w] → uint8 [h, w, 3] as A1111's preview makes it."""
+    """One latent [4, h, w] → uint8 [h, w, 3] as A1111's cheap preview makes it."""
     x = torch.clamp(cheap_approximation(sample, sdxl) * 0.5 + 0.5, min=0.0, max=1.0)
     return (255.0 * np.moveaxis(x.cpu().numpy(), 0, 2)).astype(np.uint8)
 
 
-def save_preview(denoised: torch.Tensor, path: str) -> str:
-    """The first image of the batch as a PNG at `path` (written to a temporary name, then renamed)."""
-    rgb = to_rgb(denoised[0].detach(), _is_sdxl())
+def taesd_rgb(sample: torch.Tensor, decoder_path: str) -> np.ndarray:
+    """One latent [4, h, w] → uint8 [8h, 8w, 3] through the TAESD decoder in `decoder_path`."""
+    decoder = taesd.cached_decoder(decoder_path, sample.device)
+    x = taesd.decode(decoder, sample)
+    return (255.0 * np.moveaxis(x.cpu().numpy(), 0, 2)).astype(np.uint8)
+
+
+def choose_decoder(mode: str, family: str, vae_approx_dirs: Sequence[str]) -> Optional[str]:
+    """The TAESD file to use for `mode` and the model `family`, or None for the cheap approximation."""
+    if mode not in MODES:
+        raise ValueError(f"LatentPreview:Decoder must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "approx":
+        return None
+    found = taesd.find_decoder(family, vae_approx_dirs)
+    if found is None and mode == "taesd":
+        where = ", ".join(vae_approx_dirs) if vae_approx_dirs else "no VAE-approx folder (the host lends no models folders)"
+        raise FileNotFoundError(f"LatentPreview:Decoder is taesd, but no {' or '.join(taesd.decoder_file_names(family))} "
+                                f"for this {family.upper()} model was found in {where}")
+    return found
+
+
+def save_preview(denoised: torch.Tensor, path: str, mode: str = "approx", vae_approx_dirs: Optional[Sequence[str]] = None) -> str:
+    """The first image of the batch as a PNG at `path` (written to a temporary name, then renamed); returns how it was
+    made: "approx" or the TAESD file's path."""
+    family = preview.session_family()
+    decoder_path = choose_decoder(mode, family, list(vae_approx_dirs or []))
+    sample = denoised[0].detach()
+    rgb = taesd_rgb(sample, decoder_path) if decoder_path is not None else to_rgb(sample, family == "sdxl")
     temp = path + ".tmp"
     Image.fromarray(rgb, mode="RGB").save(temp, format="PNG")
     os.replace(temp, path)
-    return path
+    return decoder_path or "approx"

@@ -78,8 +78,10 @@ public static class ExtensionCommands
         var o = sp.GetRequiredService<IOptions<LoraBridgeOptions>>().Value;
         var config = sp.GetRequiredService<IConfiguration>().GetSection(Section);
         var log = sp.GetRequiredService<ILoggerFactory>().CreateLogger("LoraBridge.Extensions");
-        // Python starts only when an extension first runs Python code.
+        // Python starts only when an extension first runs Python code. The models folders are the ones the upscalers
+        // are looked up in (<webui>/models, then <data dir>/models), so an extension finds a user's A1111 files.
         return new ExtensionHost(Path.Combine(o.EffectiveDataDir, "extension-data"), key => config[key],
-            line => log.LogInformation("{Line}", line), () => sp.GetRequiredService<PythonBridge>());
+            line => log.LogInformation("{Line}", line), () => sp.GetRequiredService<PythonBridge>(),
+            LoraBridge.Engine.UpscalerLocations.ModelsDirs(o.ToWorkspaceSettings()));
     }
 }
