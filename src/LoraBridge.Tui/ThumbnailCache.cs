@@ -15,13 +15,17 @@ public sealed record Thumbnail(RgbImage? Image, string? Error);
 public sealed class ThumbnailCache
 {
     private readonly ConcurrentDictionary<(string Path, DateTime Modified, long Length), Task<Thumbnail>> _entries = new();
+    private readonly Func<Func<Thumbnail>, Task<Thumbnail>> _run;
 
     /// <summary>Creates a cache of thumbnails at most <paramref name="maxSide"/> pixels on each side.</summary>
     /// <param name="maxSide">Longest side of a decoded thumbnail (enough for a half-block card and a small raster image).</param>
     /// <param name="capacity">Thumbnails kept; past it the cache starts again empty (a LoRA folder rarely has more previews than this).</param>
-    public ThumbnailCache(int maxSide = 160, int capacity = 256)
+    /// <param name="run">Runs a decode and returns its task; null: on the thread pool (<see cref="Task.Run{TResult}(Func{TResult})"/>).
+    /// Tests pass one that waits for them, to see the card while a decode is under way.</param>
+    public ThumbnailCache(int maxSide = 160, int capacity = 256, Func<Func<Thumbnail>, Task<Thumbnail>>? run = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxSide, 1);
+        _run = run ?? Task.Run;
         MaxSide = maxSide;
         Capacity = capacity;
     }
@@ -55,7 +59,7 @@ public sealed class ThumbnailCache
         var key = (file.FullName, file.LastWriteTimeUtc, file.Length);
         if (_entries.TryGetValue(key, out var known)) return known;
         if (_entries.Count >= Capacity) _entries.Clear();
-        return _entries.GetOrAdd(key, k => Task.Run(() => Decode(k.Path)));
+        return _entries.GetOrAdd(key, k => _run(() => Decode(k.Path)));
     }
 
     private Thumbnail Decode(string path)

@@ -167,11 +167,16 @@ public sealed class LoraPreviewCardTests : IDisposable
     {
         var preview = WriteQuadrants("slow.png", 32, 32);
         var queued = new List<Action>();
-        var model = new LoraCardModel(new ThumbnailCache(), queued.Add);   // the UI thread runs nothing until told
+        var decodeMayStart = new TaskCompletionSource();
+        // Decodes wait for the test; the UI thread runs nothing until told.
+        var cache = new ThumbnailCache(run: decode => decodeMayStart.Task.ContinueWith(_ => decode(), TaskScheduler.Default));
+        var model = new LoraCardModel(cache, queued.Add);
         model.Show(Card("slow", preview), BaseFamily.SD1);
         Assert.Contains(LoraCardModel.LoadingPreview, model.Text);
+        Assert.Null(model.Thumbnail.Image);
         var loading = model.Loading;
         model.Show(Card("plain", null), BaseFamily.SD1);
+        decodeMayStart.SetResult();
         await loading;
         Assert.Single(queued);
         queued[0]();
