@@ -1,4 +1,6 @@
 using System.Drawing;
+using Terminal.Gui.App;
+using Terminal.Gui.Drivers;
 using Terminal.Gui.Input;
 
 namespace LoraBridge.Tui.Tests;
@@ -106,5 +108,27 @@ public class PanelLayoutTests
         w.HandleKey(Key.L.WithCtrl, () => { });
         w.Layout();
         Assert.Equal(before, (w.ImageFrame.Frame, w.NetworkFrame.Frame, w.HistoryFrame.Frame));
+    }
+
+    [Theory]
+    [InlineData(80, 24, 0, 8)]     // shrunk until Ctrl+L, then 8 rows
+    [InlineData(200, 60, 12, 12)]  // all twelve before and after
+    public void TheScreenShowsTheLoraRows(int width, int height, int before, int after)
+    {
+        using IApplication app = Application.Create();
+        app.Init(DriverRegistry.Names.ANSI);
+        app.Driver!.SetScreenSize(width, height);
+        var vm = new GeneratorViewModel("/tmp/out", "64x64") { StepsText = "4" };
+        using var w = new MainWindow(vm, (_, _, _) => Task.FromResult(new JobResult([], [])), _ => Twelve, a => a());
+        app.Begin(w);
+        w.PromptEditor.SetFocus();
+        app.LayoutAndDraw();
+        // Rows of the screen on which a LoRA name is drawn.
+        int Drawn() => Enumerable.Range(0, height).Count(y =>
+            string.Concat(Enumerable.Range(0, width).Select(x => app.Driver!.Contents![y, x].Grapheme)).Contains(" style_", StringComparison.Ordinal));
+        Assert.Equal(before, Drawn());
+        Assert.True(w.HandleKey(Key.L.WithCtrl, () => { }));
+        app.LayoutAndDraw();
+        Assert.Equal(after, Drawn());
     }
 }
