@@ -1,13 +1,16 @@
+using System.Collections.ObjectModel;
 using Terminal.Gui.Input;
 using Terminal.Gui.Views;
 
 namespace LoraBridge.Tui;
 
 /// <summary>
-/// A one-line choice among fixed values: ← / → (or Space) step through them, typing is not possible, so the field can
-/// only hold a value the engine accepts.
+/// A one-line choice among fixed values, built on Terminal.Gui's <see cref="DropDownList"/> in read-only mode: a mouse
+/// click (or Alt+↓) opens the list of choices and a click on one picks it, as a drop-down does in any GUI; ← / → (or
+/// Space) step through the values without opening it. Typing is not possible, so the field can only hold a value the
+/// engine accepts.
 /// </summary>
-public sealed class ChoiceField : TextField
+public sealed class ChoiceField : DropDownList
 {
     /// <summary>Creates the field; <paramref name="value"/> is matched case-insensitively (else the first choice).</summary>
     public ChoiceField(IReadOnlyList<string> choices, string value)
@@ -15,6 +18,9 @@ public sealed class ChoiceField : TextField
         if (choices.Count == 0) throw new ArgumentException("a choice field needs at least one choice", nameof(choices));
         Choices = choices;
         ReadOnly = true;
+        Source = new ListWrapper<string>(new ObservableCollection<string>(choices));
+        // F4 is the window's LoRA/embeddings switch (F1 help); Alt+↓ and the mouse open the list.
+        KeyBindings.Remove(Key.F4);
         Select(value);
     }
 
@@ -41,6 +47,9 @@ public sealed class ChoiceField : TextField
     {
         if (key == Key.CursorRight || key == Key.Space) { Step(1); return true; }
         if (key == Key.CursorLeft) { Step(-1); return true; }
+        // Letters would search the choices; a one-line choice is stepped, not typed into (and the key must not
+        // reach the window's text handling either).
+        if (key.AsRune.Value is > 32 and not 127 && !key.IsAlt && !key.IsCtrl) return true;
         return base.OnKeyDown(key);
     }
 

@@ -55,6 +55,24 @@ public sealed record LoraCard(string Alias, double? PreferredWeight = null, stri
         + (Triggers.Length > 0 ? " · triggers: " + Triggers : "")
         + " · Enter inserts " + Snippet;
 
+    /// <summary>File name without extension (A1111's card name); the alias when not known.</summary>
+    public string Name { get => _name ?? Alias; init => _name = value; }
+    private readonly string? _name;
+
+    /// <summary>The preview image the catalog found beside the file (A1111's <c>find_preview</c>), or null.</summary>
+    public string? PreviewPath { get; init; }
+
+    /// <summary>
+    /// The card's text, one fact per line as the card panel shows it: name and alias, type, rank and family (the
+    /// mismatch with <paramref name="checkpoint"/> marked), trigger words, and what Enter inserts.
+    /// </summary>
+    public string CardText(BaseFamily checkpoint) =>
+        Alias + (Name != Alias ? $"  (file {Name})" : "") + "\n"
+        + NetworkType + (Rank.Length > 0 ? " · rank " + Rank : "") + " · " + FamilyText(Family)
+        + (MismatchWith(checkpoint) ? $"\n! made for {FamilyText(Family)}, checkpoint is {FamilyText(checkpoint)}" : "")
+        + (Triggers.Length > 0 ? "\ntriggers: " + Triggers : "")
+        + "\nEnter inserts " + Snippet;
+
     /// <summary>The family as the list shows it ("?" when unknown).</summary>
     public static string FamilyText(BaseFamily family) => family == BaseFamily.Unknown ? "?" : family.ToString();
 
@@ -63,6 +81,7 @@ public sealed record LoraCard(string Alias, double? PreferredWeight = null, stri
         new(alias, entry.User.PreferredWeight, entry.User.ActivationText)
         {
             NetworkType = entry.NetworkType, Rank = entry.RankText, Family = entry.Family, TrainedWords = entry.Civitai.TrainedWords,
+            Name = entry.Name, PreviewPath = entry.PreviewPath,
         };
 
     /// <summary>The list row without a width limit: alias, then the trigger words when there are any.</summary>

@@ -80,7 +80,7 @@ public sealed class MainWindow : Window
         var samplerLabel = new Label { Text = "Sampler:", X = 0, Y = row + 3 };
         SamplerField = new ChoiceField(GeneratorViewModel.Samplers, vm.Sampler) { X = Pos.Right(samplerLabel) + 1, Y = row + 3, Width = 10 };
         var scheduleLabel = new Label { Text = "Schedule:", X = Pos.Right(SamplerField) + 2, Y = row + 3 };
-        ScheduleField = new ChoiceField(GeneratorViewModel.Schedules, vm.Schedule) { X = Pos.Right(scheduleLabel) + 1, Y = row + 3, Width = 11 };
+        ScheduleField = new ChoiceField(GeneratorViewModel.Schedules, vm.Schedule) { X = Pos.Right(scheduleLabel) + 1, Y = row + 3, Width = 12 };
         left.Add(samplerLabel, SamplerField, scheduleLabel, ScheduleField);
         var hiresLabel = new Label { Text = "Hires:", X = 0, Y = row + 4 };
         HiresField = new ChoiceField(vm.HiresChoices, vm.HiresUpscaler) { X = Pos.Right(hiresLabel) + 1, Y = row + 4, Width = 14 };
@@ -102,25 +102,51 @@ public sealed class MainWindow : Window
 
         var searchLabel = new Label { Text = "Find:", X = 0, Y = 0 };
         LoraSearch = new TextField { X = Pos.Right(searchLabel) + 1, Y = 0, Width = Dim.Fill() };
-        LoraList = new ListView { X = 0, Y = 1, Width = Dim.Fill(), Height = Dim.Fill() };
+        // The list and the selected LoRA's card share the panel (PanelLayout.NetworkAreas): side by side when wide,
+        // the card under the list when narrow.
+        LoraList = new ListView
+        {
+            X = Pos.Func(_ => NetworkAreas.List.X), Y = Pos.Func(_ => NetworkAreas.List.Y),
+            Width = Dim.Func(_ => NetworkAreas.List.Width), Height = Dim.Func(_ => NetworkAreas.List.Height),
+        };
         LoraList.SetSource(_loraItems);
+        Card = new LoraCardModel(new ThumbnailCache(), post);
+        CardView = new LoraCardView(Card)
+        {
+            X = Pos.Func(_ => NetworkAreas.Card.X), Y = Pos.Func(_ => NetworkAreas.Card.Y),
+            Width = Dim.Func(_ => NetworkAreas.Card.Width), Height = Dim.Func(_ => NetworkAreas.Card.Height),
+        };
         // The picture on top of the right column (as A1111's gallery beside the form), its infotext under it.
         Preview = new PreviewView(vm.Preview) { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(CaptionRows) };
         Caption = new TextView { X = 0, Y = Pos.Bottom(Preview), Width = Dim.Fill(), Height = CaptionRows, ReadOnly = true, WordWrap = true, TabKeyAddsTab = false, CanFocus = false, Text = vm.Preview.Caption };
-        var previewFrame = new FrameView { Title = "Image", X = Pos.Right(left), Y = 0, Width = Dim.Fill(), Height = Dim.Percent(55) };
+        // The right column's heights follow PanelLayout.RightHeights: fixed shares when tall, an accordion at 80×24.
+        var previewFrame = ImageFrame = new FrameView
+        {
+            Title = "Image", X = Pos.Right(left), Y = 0, Width = Dim.Fill(), Height = Dim.Func(_ => RightHeights.Image),
+        };
         previewFrame.Add(Preview, Caption);
         vm.Preview.Changed += () => Caption.Text = vm.Preview.Caption;
-        var loraFrame = NetworkFrame = new FrameView { Title = LorasTitle, X = Pos.Right(left), Y = Pos.Bottom(previewFrame), Width = Dim.Fill(), Height = Dim.Percent(20) };
-        loraFrame.Add(searchLabel, LoraSearch, LoraList);
+        var loraFrame = NetworkFrame = new FrameView
+        {
+            Title = LorasTitle, X = Pos.Right(left), Y = Pos.Bottom(previewFrame), Width = Dim.Fill(), Height = Dim.Func(_ => RightHeights.Networks),
+        };
+        loraFrame.Add(searchLabel, LoraSearch, LoraList, CardView);
         LoraSearch.TextChanged += (_, _) => FilterLoras();
         // Rows are laid out in columns for the list's width: lay them out again when a resize changes it.
         LoraList.ViewportChanged += (_, _) => { if (LoraList.Viewport.Width != _networkWidth) FilterLoras(); };
         // Moving through the list shows the whole card (type, rank, family, triggers) on the status line.
-        LoraList.ValueChanged += (_, _) => { if (LoraList.HasFocus && SelectedNetworkDetails is { } d) Status.Text = d; };
+        LoraList.ValueChanged += (_, _) =>
+        {
+            ShowSelectedCard();
+            if (LoraList.HasFocus && SelectedNetworkDetails is { } d) Status.Text = d;
+        };
         FileList = new ListView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill() };
         FileList.SetSource(_fileItems);
-        var filesFrame = new FrameView { Title = "History (Enter reuses)", X = Pos.Right(left), Y = Pos.Bottom(loraFrame), Width = Dim.Fill(), Height = Dim.Fill() };
+        var filesFrame = HistoryFrame = new FrameView { Title = "History (Enter reuses)", X = Pos.Right(left), Y = Pos.Bottom(loraFrame), Width = Dim.Fill(), Height = Dim.Fill() };
         filesFrame.Add(FileList);
+        // At small sizes the panel with the focus gets the room: focus moving in or out of a panel lays the column out again.
+        loraFrame.HasFocusChanged += (_, _) => SetNeedsLayout();
+        filesFrame.HasFocusChanged += (_, _) => SetNeedsLayout();
         Add(left, previewFrame, loraFrame, filesFrame);
 
         HelpView = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), ReadOnly = true, WordWrap = true, Text = HelpText };
@@ -167,6 +193,27 @@ public sealed class MainWindow : Window
 
     /// <summary>Rows of infotext under the picture.</summary>
     public const int CaptionRows = 4;
+
+    /// <summary>The image panel (the picture and its infotext).</summary>
+    public FrameView ImageFrame { get; }
+
+    /// <summary>The history panel.</summary>
+    public FrameView HistoryFrame { get; }
+
+    /// <summary>The selected LoRA's card: facts and preview thumbnail.</summary>
+    public LoraCardModel Card { get; }
+
+    /// <summary>The card's view (thumbnail drawn by <see cref="PreviewView"/>, as the image panel).</summary>
+    public LoraCardView CardView { get; }
+
+    /// <summary>The right-column panel that gets the room at small sizes: the one holding the focus, else the image.</summary>
+    public RightPanel ActiveRightPanel =>
+        NetworkFrame?.HasFocus == true ? RightPanel.Networks : HistoryFrame?.HasFocus == true ? RightPanel.History : RightPanel.Image;
+
+    private (int Image, int Networks, int History) RightHeights => PanelLayout.RightHeights(Viewport.Height, ActiveRightPanel);
+
+    private (Rectangle List, Rectangle Card) NetworkAreas =>
+        NetworkFrame is null ? default : PanelLayout.NetworkAreas(NetworkFrame.Viewport.Width, NetworkFrame.Viewport.Height);
 
     /// <summary>Width of the form column: two thirds up to 110 columns, then at least 75 columns and 55 % (the picture gets the rest).</summary>
     public static int LeftWidth(int total) => total <= 110 ? total * 68 / 100 : Math.Max(75, total * 55 / 100);
@@ -230,8 +277,12 @@ public sealed class MainWindow : Window
         "LoRA rows     ! = made for another family than the model · name · type · rank · family · triggers\n" +
         "F3            go to the History (↑/↓ show each image and its infotext; Enter reuses its settings)\n" +
         "F6            next panel (form, LoRAs, History)\n" +
+        "LoRA card     the selected LoRA's preview image (thumbnail), name, type, family, triggers and what Enter inserts\n" +
+        "Small screen  the LoRA and History panels open when they get the focus (Ctrl+L, F3, a click); the form shows the image\n" +
+        "Mouse         click a field or row to focus it; click a choice (model, sampler, schedule, hires) to open its list, click a value to pick it\n" +
         "Ctrl+Q        quit (a running job is cancelled first)\n" +
         "Tab/Shift+Tab next/previous field\n" +
+        "Alt+↓         open a choice's list (↑/↓ and Enter pick, Esc closes)\n" +
         "←/→ or Space  step through a choice (model, sampler, schedule, hires upscaler: Off = no hires pass, latent modes, image upscalers)\n" +
         "History       moving through it shows the image and its infotext; Enter reuses its settings\n" +
         "Alt+M         random seed (-1)\n" +
@@ -368,6 +419,30 @@ public sealed class MainWindow : Window
             foreach (var row in NetworkRows.Loras(_shownLoras, _checkpointFamily(), width)) _loraItems.Add(row);
             Reselect(selected is null ? -1 : _shownLoras.FindIndex(c => c.Alias == selected), _shownLoras.Count);
         }
+        ShowSelectedCard();
+    }
+
+    private (LoraCard? Card, BaseFamily Family, string? Text)? _cardShown;
+
+    /// <summary>Shows the selected row's card (a LoRA's facts and preview, an embedding's details).</summary>
+    private void ShowSelectedCard()
+    {
+        var i = LoraList.SelectedItem is int s && s >= 0 ? s : -1;
+        if (EmbeddingsShown)
+        {
+            var text = SelectedNetworkDetails ?? (_loraItems.Count > 0 ? _loraItems[0] : "no embedding selected");
+            if (_cardShown is { Card: null } shown && shown.Text == text) return;
+            _cardShown = (null, BaseFamily.Unknown, text);
+            Card.ShowText(text);
+            return;
+        }
+        var card = i >= 0 && i < _shownLoras.Count ? _shownLoras[i] : null;
+        var family = _checkpointFamily();
+        // Moving focus or filtering without changing the row must not restart the card (or its preview).
+        if (_cardShown is { } last && last.Card == card && last.Family == family && last.Text is null) return;
+        _cardShown = (card, family, null);
+        if (card is null) Card.ShowText(_allLoras.Count == 0 ? "no LoRAs found (--lora-dir or --webui-dir)" : LoraCardModel.NothingSelected);
+        else Card.Show(card, family);
     }
 
     private void Reselect(int k, int count)

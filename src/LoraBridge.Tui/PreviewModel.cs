@@ -55,6 +55,12 @@ public sealed class PreviewModel
         }
     }
 
+    /// <summary>
+    /// Shows a picture decoded elsewhere (a LoRA's preview thumbnail from <see cref="ThumbnailCache"/>) with a caption;
+    /// a null <paramref name="image"/> leaves only the caption (why there is no picture).
+    /// </summary>
+    public void Show(RgbImage? image, string? path, string caption) => Set(image, path, caption, live: false);
+
     /// <summary>Shows a live preview (the caption names the step and that the colours are approximate).</summary>
     public void ShowLive(RgbImage image, int step, int totalSteps) =>
         Set(image, null, string.Create(CultureInfo.InvariantCulture,

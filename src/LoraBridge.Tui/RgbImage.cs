@@ -51,6 +51,40 @@ public sealed class RgbImage
         return From(bitmap);
     }
 
+    /// <summary>Largest picture <see cref="LoadThumbnail"/> decodes (100 megapixels): a bigger "preview" is refused, not decoded.</summary>
+    public const long MaxThumbnailSourcePixels = 100_000_000;
+
+    /// <summary>
+    /// Decodes an image file at most <paramref name="maxSide"/> pixels wide and high (aspect kept): JPEG and WebP are
+    /// decoded directly at 1/2, 1/4 or 1/8 size where the codec can, then the result is shrunk with mipmapped
+    /// (averaging) sampling, so a 4000-pixel preview costs a thumbnail's memory on the UI side. Transparent pixels are
+    /// composed over black, as in <see cref="Load"/>.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is not a decodable image, or larger than <see cref="MaxThumbnailSourcePixels"/> (its path is named).</exception>
+    public static RgbImage LoadThumbnail(string path, int maxSide)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxSide, 1);
+        using var stream = File.OpenRead(path);
+        using var codec = SKCodec.Create(stream) ?? throw new InvalidDataException($"{path}: not a readable image");
+        var source = codec.Info;
+        if ((long)source.Width * source.Height > MaxThumbnailSourcePixels)
+            throw new InvalidDataException($"{path}: {source.Width}x{source.Height} is too large for a preview (at most {MaxThumbnailSourcePixels / 1_000_000} megapixels)");
+        float scale = Math.Min(1f, (float)maxSide / Math.Max(source.Width, source.Height));
+        var decoded = codec.GetScaledDimensions(scale);
+        var info = new SKImageInfo(decoded.Width, decoded.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var bitmap = new SKBitmap(info);
+        var result = codec.GetPixels(info, bitmap.GetPixels());
+        // A truncated file still yields its decoded rows (the rest stays transparent = black), as browsers show it.
+        if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput))
+            throw new InvalidDataException($"{path}: cannot decode the image ({result})");
+        double fit = Math.Min(1.0, (double)maxSide / Math.Max(decoded.Width, decoded.Height));
+        if (fit >= 1.0) return From(bitmap);
+        var small = info.WithSize(Math.Max(1, (int)Math.Round(decoded.Width * fit)), Math.Max(1, (int)Math.Round(decoded.Height * fit)));
+        using var resized = bitmap.Resize(small, new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear))
+            ?? throw new InvalidDataException($"{path}: cannot shrink the image to {small.Width}x{small.Height}");
+        return From(resized);
+    }
+
     private static RgbImage From(SKBitmap bitmap)
     {
         var colors = bitmap.Pixels;

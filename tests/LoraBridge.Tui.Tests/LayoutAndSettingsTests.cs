@@ -22,7 +22,7 @@ public class LayoutAndSettingsTests
     [
         w.PromptEditor, w.NegativeField, w.StepsField, w.CfgField, w.SizeField, w.SeedField, w.RandomSeedButton, w.ReuseSeedButton,
         w.BatchCountField, w.BatchSizeField, w.ClipSkipField, w.SamplerField, w.ScheduleField, w.CheckpointField, w.HiresField, w.HiresScaleField,
-        w.HiresStepsField, w.HiresDenoiseField, w.GenerateButton, w.CancelButton, w.Status, w.PlanView, w.LoraList, w.FileList,
+        w.HiresStepsField, w.HiresDenoiseField, w.GenerateButton, w.CancelButton, w.Status, w.PlanView, w.LoraSearch, w.FileList,
         w.Preview, w.Caption,
     ];
 
@@ -51,6 +51,15 @@ public class LayoutAndSettingsTests
         // The fields take their full width even at 80 columns.
         Assert.Equal(10, w.SamplerField.FrameToScreen().Width);
         Assert.Equal(12, w.SeedField.FrameToScreen().Width);
+        // The LoRA list and card are reachable: with the focus in the list they are on screen, beside the form.
+        w.HandleKey(Key.L.WithCtrl, () => { });
+        w.Layout();
+        foreach (var v in new View[] { w.LoraList, w.CardView })
+        {
+            var r = v.FrameToScreen();
+            Assert.True(r.Width > 0 && r.Height > 0 && screen.Contains(r), $"{v.GetType().Name} at {r} at {width}x{height}");
+            Assert.True(r.X >= w.NegativeField.FrameToScreen().Right, $"{v.GetType().Name} at {r} covers the form");
+        }
     }
 
     [Fact]
