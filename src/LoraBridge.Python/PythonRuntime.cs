@@ -35,6 +35,12 @@ public sealed class PythonRuntime : IDisposable
     private bool _finalized;
     private int _disposed;
 
+    /// <summary>The OpenMP environment variable that says whether idle worker threads spin or sleep.</summary>
+    public const string OmpWaitPolicyVariable = "OMP_WAIT_POLICY";
+
+    /// <summary>The wait policy torch's OpenMP threads get when the environment does not set one.</summary>
+    public const string DefaultOmpWaitPolicy = "PASSIVE";
+
     /// <summary>The runtime started in this process, or null.</summary>
     public static PythonRuntime? Current { get { lock (s_startLock) return s_current; } }
 
@@ -244,6 +250,15 @@ public sealed class PythonRuntime : IDisposable
             {
                 NativeEnvironment.Set(name, threads);
                 Environment.SetEnvironmentVariable(name, threads);
+            }
+            // OpenMP workers that wait between parallel regions sleep instead of spinning (unless the user chose a
+            // policy). Spinning pays off only on an otherwise idle machine: on a busy one (measured at load 6–15 on 2
+            // cores) the spinning worker holds the core its partner needs, and a 64x64 step took 0.2–4 s instead of
+            // 20–50 ms. The split of work between threads is unchanged, so images are the same bytes.
+            if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(OmpWaitPolicyVariable)))
+            {
+                NativeEnvironment.Set(OmpWaitPolicyVariable, DefaultOmpWaitPolicy);
+                Environment.SetEnvironmentVariable(OmpWaitPolicyVariable, DefaultOmpWaitPolicy);
             }
             // Order matters: the DLL first, then ProgramName as given so CPython reads a venv's pyvenv.cfg
             // (sys.prefix, site-packages, .pth files), then no signal handlers (the host owns Ctrl+C).
