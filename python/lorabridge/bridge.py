@@ -51,6 +51,7 @@ def runtime_info() -> dict[str, Any]:
         "torch_version": str(torch.__version__),
         "torch_threads": torch.get_num_threads(),
         "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS", ""),
+        "omp_wait_policy_env": os.environ.get("OMP_WAIT_POLICY", ""),
         "device": "cpu",
         "device_name": "CPU",
         "cuda_available": torch.cuda.is_available(),

@@ -24,6 +24,7 @@ def test_runtime_info_describes_this_interpreter() -> None:
     assert info["python_version"] == ".".join(map(str, sys.version_info[:3]))
     assert info["torch_version"] == torch.__version__
     assert info["torch_threads"] == torch.get_num_threads()
+    assert info["omp_wait_policy_env"] == os.environ.get("OMP_WAIT_POLICY", "")
     assert info["device"] in ("cpu", "cuda")
     assert info["cuda_available"] == torch.cuda.is_available()
 

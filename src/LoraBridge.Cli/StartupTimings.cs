@@ -12,20 +12,27 @@ namespace LoraBridge.Cli;
 public static class StartupTimings
 {
     private static long s_mainTimestamp;
-    private static TimeSpan? s_startToMain;
+    private static DateTime s_mainClock;
 
-    /// <summary>Called first thing in <c>main</c>.</summary>
+    /// <summary>Called first thing in <c>main</c>: two clock reads; the process start time is read only by <see cref="Write"/>.</summary>
     public static void MainEntered()
     {
         s_mainTimestamp = Stopwatch.GetTimestamp();
+        s_mainClock = DateTime.Now;
+    }
+
+    // The kernel's start time of this process (10 ms resolution) to main; null when it cannot be read.
+    private static TimeSpan? StartToMain()
+    {
+        if (s_mainTimestamp == 0) return null;
         try
         {
-            // The kernel's start time of this process (10 ms resolution) to now.
-            s_startToMain = DateTime.Now - Process.GetCurrentProcess().StartTime;
+            using var self = Process.GetCurrentProcess();
+            return s_mainClock - self.StartTime;
         }
         catch (Exception ex) when (ex is InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException)
         {
-            s_startToMain = null;
+            return null;
         }
     }
 
@@ -47,7 +54,7 @@ public static class StartupTimings
         TimeSpan? Sum(params TimeSpan?[] parts) => parts.All(p => p is null) ? null : parts.Aggregate(TimeSpan.Zero, (a, p) => a + (p ?? TimeSpan.Zero));
         var fields = new (string Name, TimeSpan? Value)[]
         {
-            ("start_to_main", s_startToMain),
+            ("start_to_main", StartToMain()),
             ("host_ready", s_hostReady),
             ("discovery", provider.DiscoveryDuration),
             ("boot", provider.BootDuration),

@@ -41,9 +41,13 @@ public static class CheckpointFamilies
     /// inpainting, SD 2.x) is refused here, naming what was recognised.
     /// </summary>
     /// <exception cref="ModelFileException">An unsupported family, or a header that cannot be read.</exception>
-    public static async Task<BaseFamily> ResolveAsync(PythonBridge bridge, string path, CancellationToken ct)
+    public static Task<BaseFamily> ResolveAsync(PythonBridge bridge, string path, CancellationToken ct) =>
+        ResolveAsync(bridge, path, CheckpointKind.Detect(path), ct);
+
+    /// <summary>As <see cref="ResolveAsync(PythonBridge, string, CancellationToken)"/>, from keys already read in C# (<see cref="CheckpointKind.Detect"/>).</summary>
+    /// <exception cref="ModelFileException">An unsupported family.</exception>
+    public static async Task<BaseFamily> ResolveAsync(PythonBridge bridge, string path, CheckpointKind kind, CancellationToken ct)
     {
-        var kind = CheckpointKind.Detect(path);
         if (kind.Family == BaseFamily.Unknown)
         {
             var py = await bridge.GetCheckpointFamilyAsync(path, ct).ConfigureAwait(false);

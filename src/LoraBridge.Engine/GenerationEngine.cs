@@ -43,6 +43,44 @@ public sealed partial class GenerationEngine
     /// <summary>How many times a checkpoint was actually loaded (a repeated job on the same file loads nothing).</summary>
     public int CheckpointLoads { get; private set; }
 
+    // A load begun before the first job (BeginCheckpointLoad): the checkpoint and the backend's pending answer.
+    private (string Path, Task<bool> Load)? _pendingLoad;
+
+    /// <summary>
+    /// Starts loading <paramref name="path"/> now, so the model loads on the Python thread while the caller's own work
+    /// (tokenizer, prompt planning) runs; the next job on that checkpoint takes this load instead of starting one,
+    /// and counts it in <see cref="CheckpointLoads"/>. A failure surfaces in that job, as its own load's would.
+    /// </summary>
+    public void BeginCheckpointLoad(string path, CancellationToken ct)
+    {
+        if (_pendingLoad is not null || _checkpointPath == path) return;
+        var load = _backend.LoadCheckpointAsync(path, ct);
+        // Observed here too: a command that stops before its first job (a bad option) never awaits it.
+        load.ContinueWith(static t => _ = t.Exception, CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        _pendingLoad = (path, load);
+    }
+
+    // The job's checkpoint load: the one begun early when it is for this file, else a new one (after any other pending
+    // load, which the backend runs first anyway).
+    private async Task<bool> LoadCheckpointAsync(string path, CancellationToken ct)
+    {
+        if (_pendingLoad is { } pending)
+        {
+            _pendingLoad = null;
+            if (pending.Path == path) return await pending.Load.ConfigureAwait(false);
+            try
+            {
+                await pending.Load.ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Another checkpoint's early load: replaced by the load below, so its failure is not this job's.
+            }
+        }
+        return await _backend.LoadCheckpointAsync(path, ct).ConfigureAwait(false);
+    }
+
     /// <summary>Callbacks made before each job, after each step and after each image; <c>null</c> for none.</summary>
     public IGenerationHooks? Hooks { get; set; }
 
@@ -74,7 +112,7 @@ public sealed partial class GenerationEngine
         long seed = request.Seed == -1 ? Random.Shared.NextInt64(0, 4294967294L) : request.Seed;
         string? tiHashes = TextualInversionPlan.HashesFor(request, checkpoint, _planner);
 
-        bool loaded = await _backend.LoadCheckpointAsync(checkpoint.Path, ct).ConfigureAwait(false);
+        bool loaded = await LoadCheckpointAsync(checkpoint.Path, ct).ConfigureAwait(false);
         if (loaded) CheckpointLoads++;
         if (loaded || _checkpointPath != checkpoint.Path)
         {

@@ -46,9 +46,11 @@ public sealed record TensorInfo(IReadOnlyList<long> Shape, string DType, string 
 /// <param name="BlasLibrary">Resolved path(s) of the BLAS library torch loaded; empty when unknown.</param>
 /// <param name="NumpyVersion">numpy version, empty when missing.</param>
 /// <param name="PillowVersion">Pillow version, empty when missing.</param>
+/// <param name="OmpWaitPolicyEnv">OMP_WAIT_POLICY as Python sees it (whether idle OpenMP threads spin or sleep).</param>
 public sealed record PythonRuntimeInfo(
     string PythonVersion, string Executable, string Prefix, string BasePrefix, string TorchVersion, int TorchThreads,
-    string OmpNumThreadsEnv, string Device, string DeviceName, string BlasLibrary, string NumpyVersion, string PillowVersion);
+    string OmpNumThreadsEnv, string Device, string DeviceName, string BlasLibrary, string NumpyVersion, string PillowVersion,
+    string OmpWaitPolicyEnv);
 
 /// <summary>Result of timing a float32 matmul on the CPU.</summary>
 /// <param name="Size">Matrix size n (an n×n by n×n product).</param>
@@ -180,7 +182,7 @@ public sealed partial class PythonBridge
             Get<string>(d, "python_version"), Get<string>(d, "executable"), Get<string>(d, "prefix"), Get<string>(d, "base_prefix"),
             Get<string>(d, "torch_version"), Get<int>(d, "torch_threads"), Get<string>(d, "omp_num_threads_env"),
             Get<string>(d, "device"), Get<string>(d, "device_name"), Get<string>(d, "blas_library"),
-            Get<string>(d, "numpy_version"), Get<string>(d, "pil_version"));
+            Get<string>(d, "numpy_version"), Get<string>(d, "pil_version"), Get<string>(d, "omp_wait_policy_env"));
     }, ct);
 
     /// <summary>Times a <paramref name="size"/>³ float32 matmul (best of <paramref name="repeats"/>).</summary>

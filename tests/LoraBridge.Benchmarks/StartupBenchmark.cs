@@ -15,7 +15,7 @@ namespace LoraBridge.Benchmarks;
 /// probing costs. Every run must write the same PNG bytes (same seed): their SHA-256 is printed.
 /// Options: --repeats N (default 5), --python PATH (the floor's interpreter; default /usr/bin/python3),
 /// --threads N (torch threads for both; default: all cores), --cli PATH (the lorabridge executable),
-/// --baseline-cli PATH (an older build, run alternately with its own data folder: whole-process figure and PNG hash).
+/// --baseline-cli PATH (an older build, run alternately with its own data folder: its phases, whole-process figure and PNG hash).
 /// </summary>
 internal static class StartupBenchmark
 {
@@ -75,6 +75,7 @@ internal static class StartupBenchmark
             }
             var baseWalls = new List<double>();
             var baseHashes = new HashSet<string>();
+            var basePhases = Phases.ToDictionary(p => p, _ => new List<double>());
 
             var walls = new List<double>();
             var floors = new List<double>();
@@ -92,7 +93,10 @@ internal static class StartupBenchmark
                 if (baselineCli is not null)
                 {
                     var baseOut = Path.Combine(work, $"out-baseline-{r}");
-                    baseWalls.Add(RunCli(baselineCli, Generate(baseOut, baseData), work).Wall.TotalMilliseconds);
+                    var b = RunCli(baselineCli, Generate(baseOut, baseData), work);
+                    baseWalls.Add(b.Wall.TotalMilliseconds);
+                    foreach (var p in Phases)
+                        if (b.Timings.TryGetValue(p, out var v)) basePhases[p].Add(v);
                     baseHashes.Add(Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(Path.Combine(baseOut, "00000-1.png")))));
                 }
                 walls.Add(res.Wall.TotalMilliseconds);
@@ -107,9 +111,10 @@ internal static class StartupBenchmark
 
             double floor = Median(floors), wall = Median(walls);
             Console.WriteLine();
-            Console.WriteLine("phase (median ms, from --verbose timings)");
+            static string Cell(List<double> v) => v.Count > 0 ? Median(v).ToString("0", CultureInfo.InvariantCulture) : "-";
+            Console.WriteLine("phase (median ms, from --verbose timings)" + (baselineCli is null ? "" : "   this build   baseline"));
             foreach (var p in Phases)
-                Console.WriteLine($"  {p,-14} {(phases[p].Count > 0 ? Median(phases[p]).ToString("0", CultureInfo.InvariantCulture) : "-"),8}");
+                Console.WriteLine($"  {p,-14} {Cell(phases[p]),8}" + (baselineCli is null ? "" : $"   {Cell(basePhases[p]),8}"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {"(cache)",-14} {string.Join(",", caches.Distinct())}"));
             Console.WriteLine();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"generate, whole process (median)      {wall,8:0} ms"));

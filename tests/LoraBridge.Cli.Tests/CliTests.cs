@@ -14,7 +14,9 @@ public sealed class CliTests : IDisposable
         // appsettings.json in the working directory must not be read: the content root is the app's folder.
         File.WriteAllText(Path.Combine(_cwd, "appsettings.json"), """{ "LoraBridge": { "Python": { "Executable": "/nonexistent/from-cwd" } } }""");
 
-        var (code, stdout, stderr) = await CliProcess.RunAsync(["doctor", "--torch-threads", "1", "--verbose"], _cwd);
+        // A wait policy the user chose is kept (the runtime's PASSIVE default applies only when it is unset).
+        var env = new Dictionary<string, string> { ["OMP_WAIT_POLICY"] = "ACTIVE" };
+        var (code, stdout, stderr) = await CliProcess.RunAsync(["doctor", "--torch-threads", "1", "--verbose"], _cwd, env);
 
         Assert.True(code == 0, $"exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
         Assert.DoesNotContain("from-cwd", stdout);
@@ -22,7 +24,7 @@ public sealed class CliTests : IDisposable
         Assert.Matches(@"(?m)^version:  Python 3\.1[0-3]\.\d+$", stdout);
         Assert.Matches(@"(?m)^source:   \S", stdout);
         Assert.Matches(@"(?m)^libpython: /\S+libpython3\.\d+\.so", stdout);
-        Assert.Matches(@"(?m)^torch:    \d+\.\d+\S* \(1 CPU threads\)$", stdout); // --torch-threads reached torch
+        Assert.Matches(@"(?m)^torch:    \d+\.\d+\S* \(1 CPU threads, OpenMP wait policy ACTIVE\)$", stdout); // --torch-threads and OMP_WAIT_POLICY reached torch
         Assert.Matches(@"(?m)^device:   (CPU \(CUDA not available\)|CUDA: .+)$", stdout);
         Assert.Matches(@"(?m)^BLAS:     .+; 1024³ float32 matmul \d+\.\d GFLOP/s", stdout);
         Assert.Contains("status:   usable", stdout);

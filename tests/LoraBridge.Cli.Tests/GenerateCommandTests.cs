@@ -56,6 +56,25 @@ public sealed class GenerateCommandTests(CliDataFixture f) : IClassFixture<CliDa
     }
 
     [Fact]
+    public async Task VerboseEndsWithATimingsLineForEveryStartUpPhase()
+    {
+        // The start-up benchmark reads this line; a phase missing or not a number would silently drop out of its table.
+        var outDir = f.NewDir("timed");
+        var (code, stdout, stderr) = await CliProcess.RunAsync(
+            ["generate", "a lighthouse", "--seed", "2", "--steps", "1", "--size", "64x64", "--out", outDir, "--verbose", .. f.Common], f.Root);
+
+        Assert.True(code == 0, $"exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+        Assert.Contains("1 job, 1 image, 1 checkpoint load", stdout); // the early load is the job's one load
+        var line = stderr.Split('\n').Last(l => l.StartsWith("timings:", StringComparison.Ordinal)).Trim();
+        var m = System.Text.RegularExpressions.Regex.Match(line,
+            @"^timings: start_to_main=\d+ host_ready=(\d+) discovery=\d+ boot=(\d+) bridge_import=\d+ demo_check=(\d+|-) " +
+            @"model_load=\d+ encode=\d+ first_step=\d+ decode=\d+ shutdown=\d+ main_to_exit=(\d+) cache=(used|probed)$");
+        Assert.True(m.Success, line);
+        // Phases are parts of the run measured from main: none can exceed the whole.
+        Assert.True(int.Parse(m.Groups[4].Value) >= int.Parse(m.Groups[1].Value) + int.Parse(m.Groups[2].Value), line);
+    }
+
+    [Fact]
     public async Task UnknownLoraExitsOneNamingCloseMatchesAndWritesNothing()
     {
         var outDir = f.NewDir("out");

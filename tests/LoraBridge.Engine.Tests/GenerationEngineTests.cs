@@ -93,6 +93,52 @@ public sealed class GenerationEngineTests : IDisposable
     }
 
     [SharedFact]
+    public async Task AnEarlyCheckpointLoadIsTheFirstJobsLoadAndIsCountedOnce()
+    {
+        var backend = new RecordingBackend();
+        var engine = Engine(backend);
+        engine.BeginCheckpointLoad("/models/demo.safetensors", CancellationToken.None);
+        Assert.Equal(["load /models/demo.safetensors"], backend.Calls); // issued before any job
+
+        var images = await engine.GenerateAsync(Request(), Checkpoint());
+        await engine.GenerateAsync(Request() with { Seed = 9 }, Checkpoint());
+
+        Assert.Single(backend.Calls, c => c.StartsWith("load", StringComparison.Ordinal));
+        Assert.Equal(1, engine.CheckpointLoads);
+        Assert.Equal(2, images.Count);
+        Assert.True(backend.Calls.IndexOf("load /models/demo.safetensors") < backend.Calls.FindIndex(c => c.StartsWith("encode", StringComparison.Ordinal)));
+    }
+
+    [SharedFact]
+    public async Task AnEarlyLoadOfAnotherCheckpointIsReplacedByTheJobsOwn()
+    {
+        var backend = new RecordingBackend();
+        var engine = Engine(backend);
+        engine.BeginCheckpointLoad("/models/other.safetensors", CancellationToken.None);
+        await engine.GenerateAsync(Request(), Checkpoint());
+        Assert.Equal(["load /models/other.safetensors", "load /models/demo.safetensors"],
+            backend.Calls.Where(c => c.StartsWith("load", StringComparison.Ordinal)));
+        Assert.Equal(1, engine.CheckpointLoads);
+    }
+
+    [SharedFact]
+    public async Task AFailedEarlyLoadFailsTheJobThatTakesItAndWritesNothing()
+    {
+        var backend = new RecordingBackend { NextLoadFailure = new InvalidDataException("/models/demo.safetensors: truncated header") };
+        var engine = Engine(backend);
+        engine.BeginCheckpointLoad("/models/demo.safetensors", CancellationToken.None);
+        var ex = await Assert.ThrowsAsync<InvalidDataException>(() => engine.GenerateAsync(Request(), Checkpoint()));
+        Assert.Contains("truncated header", ex.Message);
+        Assert.Empty(Directory.GetFiles(_out));
+        Assert.Equal(0, engine.CheckpointLoads);
+        Assert.DoesNotContain(backend.Calls, c => c.StartsWith("step", StringComparison.Ordinal));
+
+        // The next job loads again (nothing is left pending).
+        await engine.GenerateAsync(Request(), Checkpoint());
+        Assert.Equal(1, engine.CheckpointLoads);
+    }
+
+    [SharedFact]
     public async Task CancellingMidwayRestoresWeightsAndWritesNothing()
     {
         var backend = new RecordingBackend();

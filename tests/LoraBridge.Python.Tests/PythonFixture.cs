@@ -17,6 +17,9 @@ public sealed class PythonFixture : IDisposable
     public PythonRuntime Runtime { get; }
     public PythonBridge Bridge { get; }
 
+    /// <summary>OMP_WAIT_POLICY of this process before the runtime booted (null: unset, so the runtime chose).</summary>
+    public string? WaitPolicyBeforeBoot { get; } = Environment.GetEnvironmentVariable(PythonRuntime.OmpWaitPolicyVariable);
+
     public PythonFixture()
     {
         VenvDir = Path.Combine(TempDir, "venv");

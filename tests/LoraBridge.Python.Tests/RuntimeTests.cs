@@ -41,6 +41,14 @@ public sealed class RuntimeTests(PythonFixture fx)
     }
 
     [Fact]
+    public async Task IdleOpenMpThreadsSleepUnlessTheEnvironmentChoseAPolicy()
+    {
+        var info = await Bridge.GetRuntimeInfoAsync();
+        // Unset before the boot: the runtime's default reached the native environment torch's OpenMP reads.
+        Assert.Equal(string.IsNullOrEmpty(fx.WaitPolicyBeforeBoot) ? PythonRuntime.DefaultOmpWaitPolicy : fx.WaitPolicyBeforeBoot, info.OmpWaitPolicyEnv);
+    }
+
+    [Fact]
     public async Task PythonExceptionBecomesTypedExceptionAndInterpreterStaysUsable()
     {
         var ex = await Assert.ThrowsAsync<PythonCallException>(() => Bridge.RaiseAsync("ValueError", "bad value 42"));

@@ -29,9 +29,17 @@ public sealed class RecordingBackend(List<string>? calls = null) : IGenerationBa
     private int _steps;
 
     private string? _loaded;
+    /// <summary>When set, the next LoadCheckpointAsync fails with it (a corrupt checkpoint).</summary>
+    public Exception? NextLoadFailure { get; set; }
     /// <inheritdoc/>
     public Task<bool> LoadCheckpointAsync(string path, CancellationToken ct)
     {
+        if (NextLoadFailure is { } failure)
+        {
+            NextLoadFailure = null;
+            Calls.Add($"failed load {path}");
+            return Task.FromException<bool>(failure);
+        }
         bool load = _loaded != path;
         _loaded = path;
         if (load) Calls.Add($"load {path}");

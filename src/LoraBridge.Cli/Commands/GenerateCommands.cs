@@ -250,6 +250,10 @@ public static class GenerateCommands
             foreach (var p in local) await Console.Error.WriteLineAsync($"error: {TerminalText.Escape(p)}");
             return 2;
         }
+        // While Python boots: the checkpoint's header, tokenizer and hash; and the model load starts as soon as the
+        // names are checked, overlapping the first job's C# work (errors still come in the usual order).
+        workspace.StartLocalPreparation();
+        workspace.LoadCheckpointEarly = true;
         try
         {
             if (bridge is not null && await Preflight.CheckNamesAsync(bridge, requests, ct) is { Count: > 0 } names)

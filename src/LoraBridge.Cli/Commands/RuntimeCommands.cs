@@ -53,7 +53,7 @@ public static class RuntimeCommands
             {
                 var bridge = sp.GetRequiredService<PythonBridge>();
                 var info = await bridge.GetRuntimeInfoAsync(ct);
-                output.WriteLine($"torch:    {info.TorchVersion} ({info.TorchThreads} CPU threads)");
+                output.WriteLine($"torch:    {info.TorchVersion} ({info.TorchThreads} CPU threads, OpenMP wait policy {(info.OmpWaitPolicyEnv.Length > 0 ? info.OmpWaitPolicyEnv : "default")})");
                 output.WriteLine($"device:   {(info.Device == "cuda" ? $"CUDA: {info.DeviceName}" : "CPU (CUDA not available)")}");
                 output.WriteLine($"numpy:    {(info.NumpyVersion.Length > 0 ? info.NumpyVersion : "missing")}");
                 output.WriteLine($"pillow:   {(info.PillowVersion.Length > 0 ? info.PillowVersion : "missing")}");
