@@ -19,7 +19,7 @@ public sealed partial class GenerationEngine
     private readonly IGenerationBackend _backend;
     private readonly IPromptPlanner _planner;
     private readonly Func<string, NetworkFile?> _resolveNetwork;
-    private readonly Dictionary<string, ConditioningHandle> _conditionings = new(StringComparer.Ordinal);
+    private readonly Dictionary<ConditioningKey, ConditioningHandle> _conditionings = [];
     private readonly HashSet<string> _loadedNetworks = new(StringComparer.Ordinal);
     private string? _checkpointPath;
     private string _blockWeightsKey = "";
@@ -337,8 +337,18 @@ public sealed partial class GenerationEngine
     // A text's conditioning depends on the batch it was encoded in (A1111 encodes one prompt's schedule together),
     // so the batch is part of the key, with the encoder's scope (SD1: the clip skip; SDXL: the size conditioning and
     // the empty-negative rule) and the text-encoder multipliers.
-    private static string Key(IReadOnlyList<string>? batch, string text, StepConditioning step, ConditioningEncoder encoder, bool negative) =>
-        $"{encoder.Scope(BatchOf(batch, text), negative)}\u0001{TextEncoderKey(step.Networks)}\u0001{string.Join("\u0002", BatchOf(batch, text))}\u0001{text}";
+    private static ConditioningKey Key(IReadOnlyList<string>? batch, string text, StepConditioning step, ConditioningEncoder encoder, bool negative)
+    {
+        var texts = BatchOf(batch, text);
+        return new(encoder.Scope(texts, negative), TextEncoderKey(step.Networks), ConditioningKey.BatchText(texts), text);
+    }
+
+    // Fields compared one by one, so no prompt text (control characters included) can make two keys meet.
+    private readonly record struct ConditioningKey(string Scope, string TextEncoder, string Batch, string Text)
+    {
+        // Length-prefixed, so ["a,b"] and ["a", "b"] differ whatever characters the texts hold.
+        public static string BatchText(IReadOnlyList<string> batch) => string.Concat(batch.Select(t => $"{t.Length}:{t}"));
+    }
 
     private static IReadOnlyList<string> BatchOf(IReadOnlyList<string>? batch, string text) =>
         batch is not null && batch.Contains(text) ? batch : [text];
@@ -347,7 +357,7 @@ public sealed partial class GenerationEngine
         step.Positive.Select((p, k) => (plan.PositiveBatches is { } b && k < b.Count ? b[k] : null, p.Text, false))
             .Append((plan.NegativeBatch, step.Negative, true));
 
-    private sealed record EncodedConditionings(Dictionary<string, ConditioningHandle> Handles, IReadOnlyDictionary<string, NetworkSetting> TextEncoderState);
+    private sealed record EncodedConditionings(Dictionary<ConditioningKey, ConditioningHandle> Handles, IReadOnlyDictionary<string, NetworkSetting> TextEncoderState);
 
     /// <summary>
     /// Encodes every (batch, text, text-encoder multipliers) the plan needs, grouped so the text encoder's weights
@@ -355,7 +365,7 @@ public sealed partial class GenerationEngine
     /// </summary>
     private async Task<EncodedConditionings> EncodeAllAsync(GenerationPlan plan, PromptChunker chunker, ConditioningEncoder encoder, CancellationToken ct)
     {
-        var handles = new Dictionary<string, ConditioningHandle>(StringComparer.Ordinal);
+        var handles = new Dictionary<ConditioningKey, ConditioningHandle>();
         // The text encoder as the model has it now (patches kept from the previous job, or nothing after a restore).
         var state = _applied.Where(n => n.Te != 0).ToDictionary(n => n.Name, StringComparer.Ordinal);
         foreach (var group in plan.Steps.GroupBy(s => TextEncoderKey(s.Networks)))
@@ -434,7 +444,7 @@ public sealed partial class GenerationEngine
         await DropConditioningsAsync(keep: null).ConfigureAwait(false);
     }
 
-    private async Task DropConditioningsAsync(HashSet<string>? keep)
+    private async Task DropConditioningsAsync(HashSet<ConditioningKey>? keep)
     {
         foreach (var (key, handle) in _conditionings.ToList())
         {
