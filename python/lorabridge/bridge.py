@@ -566,9 +566,11 @@ def png_encode_rgb(rgb: bytes, width: int, height: int, parameters: str) -> byte
     return ext_host.encode_png(rgb, int(width), int(height), str(parameters))
 
 
-def gen_latent_preview() -> Optional[tuple[int, int, bytes]]:
-    """The running job's cheap live preview (width, height, RGB bytes), or None when nothing is sampling
-    (see lorabridge.preview)."""
+def gen_latent_preview(method: str, models_dirs: list[str]) -> Optional[tuple[int, int, bytes, str, str]]:
+    """The running job's live preview by `method` ("auto", "cheap", "taesd"; TAESD files in `models_dirs`'
+    VAE-approx) as (width, height, RGB bytes, method used: "cheap" or "taesd", note: empty, or why TAESD was not
+    used), or None when nothing is
+    sampling (see lorabridge.preview)."""
     from .preview import gen_latent_preview as preview
 
-    return preview()
+    return preview(method, models_dirs)

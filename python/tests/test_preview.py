@@ -1,10 +1,16 @@
-"""Live previews: A1111's "Approx cheap" factors, its byte conversion, and the bridge call during a demo-model run."""
+"""Live previews: A1111's "Approx cheap" factors, its byte conversion, the bridge call during a demo-model run, and the
+"auto" / "cheap" / "taesd" method choice with TAESD files in a models folder's VAE-approx."""
 from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator, Optional
 
 import pytest
 import torch
 
-from lorabridge import bridge, demo, preview
+from lorabridge import bridge, demo, preview, taesd
+from lorabridge.checkpoint import save_safetensors
 from lorabridge.generation import Session
 
 
@@ -70,3 +76,98 @@ def test_bridge_preview_follows_the_running_sampler(demo_files: demo.DemoFiles, 
     assert after[2] != before[2]
     session.release(handle)
     assert preview.gen_latent_preview() is None
+
+
+# --- preview method: "auto" / "cheap" / "taesd" (A1111's "Live preview method") through the bridge call ---
+
+class _SystemCall:
+    """Pickles as `os.system(cmd)`: plain `torch.load` of the file would run the command."""
+
+    def __init__(self, cmd: str) -> None:
+        self.cmd = cmd
+
+    def __reduce__(self):  # type: ignore[override]
+        return (os.system, (self.cmd,))
+
+
+def _seeded_decoder_weights(seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return taesd.TaesdDecoder().state_dict()
+
+
+def _models_dir(root: Path, name: str = "taesd_decoder.safetensors", weights: Optional[dict] = None) -> Path:
+    """`root/models` with `VAE-approx/<name>` holding a seeded random decoder (or `weights`)."""
+    folder = root / "models" / "VAE-approx"
+    folder.mkdir(parents=True)
+    tensors = weights if weights is not None else _seeded_decoder_weights(5)
+    if name.endswith(".safetensors"):
+        save_safetensors(folder / name, tensors)
+    else:
+        torch.save(tensors, folder / name)
+    return root / "models"
+
+
+@pytest.fixture()
+def sampling(demo_files: demo.DemoFiles, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
+    """A demo-model session with one Euler a step taken on a 64x48 image (latent 8x6)."""
+    session = Session(str(demo_files.checkpoint), device="cpu")
+    monkeypatch.setattr(bridge, "_session", session)
+    cond = session.encode([[2012] + [300, 301] + [2013] * 74], [[1.0] * 77])
+    uncond = session.encode([[2012] + [2013] * 76], [[1.0] * 77])
+    handle = session.start("Euler a", "Automatic", 3, 5, 1, 64, 48)
+    session.step(handle, [(cond, 1.0)], uncond, 7.0)
+    yield session
+    session.release(handle)
+
+
+def test_a_taesd_file_in_vae_approx_gives_an_eight_times_larger_preview(sampling: Session, tmp_path: Path) -> None:
+    models = _models_dir(tmp_path / "data")
+    for method in ("auto", "taesd"):
+        w, h, data, used, note = bridge.gen_latent_preview(method, [str(tmp_path / "webui" / "models"), str(models)])
+        assert (w, h, used, note) == (64, 48, "taesd", "") and len(data) == 64 * 48 * 3
+        # The decoder's own output of the denoised latent, clamped, ·255, truncated.
+        state = preview.newest_sampler(sampling)
+        decoder = taesd.load_decoder(models / "VAE-approx" / "taesd_decoder.safetensors")
+        expected = (255.0 * taesd.decode(decoder, state.denoised[0])).to(torch.uint8).permute(1, 2, 0).contiguous()
+        assert data == expected.numpy().tobytes()
+        assert len(set(data)) > 1
+
+
+def test_without_the_file_auto_is_cheap_silently(sampling: Session, tmp_path: Path) -> None:
+    w, h, data, used, note = bridge.gen_latent_preview("auto", [str(tmp_path / "models")])
+    assert (w, h, used, note) == (8, 6, "cheap", "")
+    assert data == preview.sample_to_rgb(preview.newest_sampler(sampling).denoised[0], "sd1")[2]
+
+
+def test_cheap_ignores_a_taesd_file(sampling: Session, tmp_path: Path) -> None:
+    models = _models_dir(tmp_path)
+    w, h, _, used, note = bridge.gen_latent_preview("cheap", [str(models)])
+    assert (w, h, used, note) == (8, 6, "cheap", "")
+
+
+def test_taesd_without_the_file_falls_back_to_cheap_naming_the_folders(sampling: Session, tmp_path: Path) -> None:
+    # An SDXL file does not serve an SD1 model.
+    models = _models_dir(tmp_path / "data", "taesdxl_decoder.safetensors")
+    webui = tmp_path / "webui" / "models"
+    w, h, _, used, note = bridge.gen_latent_preview("taesd", [str(webui), str(models)])
+    assert (w, h, used) == (8, 6, "cheap")
+    assert "taesd_decoder.safetensors or taesd_decoder.pth" in note and "SD1" in note and "Approx cheap" in note
+    assert str(webui / "VAE-approx") in note and str(models / "VAE-approx") in note
+    assert "\n" not in note
+    _, _, _, _, none = bridge.gen_latent_preview("taesd", [])
+    assert "no models folder" in none
+
+
+def test_a_hostile_pth_decoder_does_not_run_and_the_preview_stays_cheap(sampling: Session, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    hostile = dict(_seeded_decoder_weights(1), hook=_SystemCall(f"touch '{marker}'"))
+    models = _models_dir(tmp_path, "taesd_decoder.pth", hostile)
+    w, h, _, used, note = bridge.gen_latent_preview("auto", [str(models)])
+    assert (w, h, used) == (8, 6, "cheap")
+    assert str(models / "VAE-approx" / "taesd_decoder.pth") in note and "refused" in note
+    assert not marker.exists()
+
+
+def test_an_unknown_method_is_refused(sampling: Session) -> None:
+    with pytest.raises(ValueError, match="auto, cheap, taesd.*'vae'"):
+        bridge.gen_latent_preview("vae", [])

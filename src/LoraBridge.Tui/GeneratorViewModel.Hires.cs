@@ -1,9 +1,11 @@
 using System.Globalization;
 using LoraBridge.Engine;
+using LoraBridge.Python;
 
 namespace LoraBridge.Tui;
 
-// Checkpoint choice and hires fix settings (A1111's "Hires. fix" box): upscaler, factor, second-pass steps and denoising strength.
+// Checkpoint choice, hires fix settings (A1111's "Hires. fix" box: upscaler, factor, second-pass steps and denoising
+// strength) and the live preview method.
 public sealed partial class GeneratorViewModel
 {
     /// <summary>The checkpoint chosen in the form (a name from the model folders or a built-in demo); empty: the configured one.</summary>
@@ -37,6 +39,28 @@ public sealed partial class GeneratorViewModel
     public string HiresStepsText { get; set; } = "0";
     /// <summary>Hires denoising strength field.</summary>
     public string HiresDenoiseText { get; set; } = "0.7";
+
+    /// <summary>The live preview choice that uses TAESD when the model family's decoder file is found.</summary>
+    public const string PreviewAuto = "Auto";
+
+    /// <summary>A1111's "Live preview method" choices this UI offers, in the order of <see cref="PreviewMethod"/>'s names.</summary>
+    public static readonly IReadOnlyList<string> PreviewMethods = [PreviewAuto, "Approx cheap", "TAESD"];
+
+    /// <summary>Live preview method, one of <see cref="PreviewMethods"/>.</summary>
+    public string LivePreviewMethod { get; set; } = PreviewAuto;
+
+    /// <summary>The live preview method of the job that runs or ran last (<see cref="LivePreviewMethod"/> when it started).</summary>
+    public PreviewMethod JobPreviewMethod { get; private set; } = PreviewMethod.Auto;
+
+    /// <summary>The method a choice names (case-insensitive); null when it is none of <see cref="PreviewMethods"/>.</summary>
+    public static PreviewMethod? ParsePreviewMethod(string text) =>
+        text.Trim().ToUpperInvariant() switch
+        {
+            "AUTO" => PreviewMethod.Auto,
+            "APPROX CHEAP" => PreviewMethod.ApproxCheap,
+            "TAESD" => PreviewMethod.Taesd,
+            _ => null,
+        };
 
     /// <summary>The hires settings of the form, or null when the fix is off; problems are added to <paramref name="errors"/>, naming the field.</summary>
     private HiresSettings? HiresFromForm(List<string> errors)

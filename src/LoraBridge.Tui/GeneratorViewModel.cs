@@ -96,6 +96,7 @@ public sealed partial class GeneratorViewModel
         Prompt = Prompt, NegativePrompt = NegativePrompt, Steps = StepsText, Cfg = CfgText, Seed = SeedText, Size = SizeText,
         Sampler = Sampler, Schedule = Schedule, BatchCount = BatchCountText, BatchSize = BatchSizeText, ClipSkip = ClipSkipText,
         Checkpoint = Checkpoint, HiresUpscaler = HiresUpscaler, HiresScale = HiresScaleText, HiresSteps = HiresStepsText, HiresDenoise = HiresDenoiseText,
+        PreviewMethod = LivePreviewMethod,
     };
 
     /// <summary>Loads saved settings into the form (a missing size keeps the checkpoint's default).</summary>
@@ -117,6 +118,7 @@ public sealed partial class GeneratorViewModel
         HiresScaleText = s.HiresScale;
         HiresStepsText = s.HiresSteps;
         HiresDenoiseText = s.HiresDenoise;
+        LivePreviewMethod = s.PreviewMethod;
     }
 
     /// <summary>Job state.</summary>
@@ -197,6 +199,8 @@ public sealed partial class GeneratorViewModel
             if (!negative.IsOk) errors.Add(PromptText.DescribeError(NegativePrompt, negative.Error!, "negative prompt").Split('\n')[0]);
         }
         var hires = HiresFromForm(errors);
+        if (ParsePreviewMethod(LivePreviewMethod) is null)
+            errors.Add($"live preview: '{LivePreviewMethod}' is not one of {string.Join(", ", PreviewMethods)}");
         if (errors.Count > 0) return (null, errors);
         return (new GenerationRequest
         {
@@ -264,13 +268,14 @@ public sealed partial class GeneratorViewModel
         var cts = _cts = new CancellationTokenSource();
         // Read by the generator on the job's thread; written only here, before the job starts.
         JobCheckpoint = Checkpoint;
+        JobPreviewMethod = ParsePreviewMethod(LivePreviewMethod) ?? LoraBridge.Python.PreviewMethod.Auto;
         State = JobState.Running;
         ProgressFraction = 0;
         StatusText = startStatus;
         _clock.Restart();
         Changed?.Invoke();
 
-        var progress = new CallbackProgress(p => post(() => Report(cts, p)), (image, step, total) => post(() => ShowLive(cts, image, step, total)));
+        var progress = new CallbackProgress(p => post(() => Report(cts, p)), (image, step, total, taesd) => post(() => ShowLive(cts, image, step, total, taesd)));
         Action finish;
         try
         {
@@ -337,11 +342,11 @@ public sealed partial class GeneratorViewModel
         Changed?.Invoke();
     }
 
-    private void ShowLive(CancellationTokenSource job, RgbImage image, int step, int total)
+    private void ShowLive(CancellationTokenSource job, RgbImage image, int step, int total, bool taesd)
     {
         // A preview computed before the job ended may arrive after its final image: that one stays.
         if (State != JobState.Running || !ReferenceEquals(job, _cts)) return;
-        Preview.ShowLive(image, step, total);
+        Preview.ShowLive(image, step, total, taesd);
     }
 
     private void Complete(JobResult result)
@@ -365,10 +370,10 @@ public sealed partial class GeneratorViewModel
     private string Elapsed() => string.Create(CultureInfo.InvariantCulture, $"{_clock.Elapsed.TotalSeconds:0.0}s");
 
     // Progress<T> would post to a captured context; the caller's post callback decides the thread instead.
-    private sealed class CallbackProgress(Action<GenerationProgress> report, Action<RgbImage, int, int> preview) : IProgress<GenerationProgress>, IPreviewSink
+    private sealed class CallbackProgress(Action<GenerationProgress> report, Action<RgbImage, int, int, bool> preview) : IProgress<GenerationProgress>, IPreviewSink
     {
         public void Report(GenerationProgress value) => report(value);
 
-        public void Preview(RgbImage image, int step, int totalSteps) => preview(image, step, totalSteps);
+        public void Preview(RgbImage image, int step, int totalSteps, bool taesd) => preview(image, step, totalSteps, taesd);
     }
 }

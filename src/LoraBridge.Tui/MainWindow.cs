@@ -88,17 +88,20 @@ public sealed class MainWindow : Window
         HiresScaleField = Field(left, "×", Pos.Right(HiresField) + 1, row + 4, 4, vm.HiresScaleText);
         HiresStepsField = Field(left, "steps:", Pos.Right(HiresScaleField) + 1, row + 4, 4, vm.HiresStepsText);
         HiresDenoiseField = Field(left, "denoise:", Pos.Right(HiresStepsField) + 1, row + 4, 4, vm.HiresDenoiseText);
-
         GenerateButton = new Button { Text = "_Generate", X = 0, Y = row + 5, IsDefault = false };
         CancelButton = new Button { Text = "_Cancel", X = Pos.Right(GenerateButton) + 2, Y = Pos.Top(GenerateButton), Enabled = false };
-        Progress = new ProgressBar { X = Pos.Right(CancelButton) + 2, Y = Pos.Top(GenerateButton), Width = Dim.Fill(), Height = 1 };
+        // A1111's "Live preview method" sits by the buttons: no settings row has room for "Approx cheap" at 80 columns,
+        // and a seventh row would put the buttons under the sampler's drop-down list.
+        var previewLabel = new Label { Text = "Live:", X = Pos.Right(CancelButton) + 2, Y = Pos.Top(GenerateButton) };
+        PreviewMethodField = new ChoiceField(GeneratorViewModel.PreviewMethods, vm.LivePreviewMethod) { X = Pos.Right(previewLabel) + 1, Y = Pos.Top(GenerateButton), Width = 14 };
+        Progress = new ProgressBar { X = Pos.Right(PreviewMethodField) + 1, Y = Pos.Top(GenerateButton), Width = Dim.Fill(), Height = 1 };
         // No hot key in the status text: a Label would hide the '_' of "<lora:demo_style:0.8>" as a hot-key marker.
         Status = new Label { X = 0, Y = Pos.Bottom(GenerateButton), Width = Dim.Fill(), Height = 2, Text = vm.StatusText, HotKeySpecifier = (System.Text.Rune)0xFFFF };
 
         PlanView = new TextView { X = 0, Y = 0, Width = Dim.Fill(), Height = Dim.Fill(), ReadOnly = true, WordWrap = false, TabKeyAddsTab = false };
         var planFrame = new FrameView { Title = "Plan (per denoiser call)", X = 0, Y = Pos.Bottom(Status), Width = Dim.Fill(), Height = Dim.Fill() };
         planFrame.Add(PlanView);
-        left.Add(GenerateButton, CancelButton, Progress, Status, planFrame);
+        left.Add(GenerateButton, CancelButton, previewLabel, PreviewMethodField, Progress, Status, planFrame);
 
         var searchLabel = new Label { Text = "Find:", X = 0, Y = 0 };
         LoraSearch = new TextField { X = Pos.Right(searchLabel) + 1, Y = 0, Width = Dim.Fill() };
@@ -162,6 +165,7 @@ public sealed class MainWindow : Window
         SizeField.TextChanged += (_, _) => _vm.SizeText = SizeField.Text;
         SamplerField.TextChanged += (_, _) => _vm.Sampler = SamplerField.Text;
         ScheduleField.TextChanged += (_, _) => _vm.Schedule = ScheduleField.Text;
+        PreviewMethodField.TextChanged += (_, _) => _vm.LivePreviewMethod = PreviewMethodField.Text;
         BatchCountField.TextChanged += (_, _) => _vm.BatchCountText = BatchCountField.Text;
         BatchSizeField.TextChanged += (_, _) => _vm.BatchSizeText = BatchSizeField.Text;
         ClipSkipField.TextChanged += (_, _) => _vm.ClipSkipText = ClipSkipField.Text;
@@ -242,6 +246,8 @@ public sealed class MainWindow : Window
     public ChoiceField SamplerField { get; }
     /// <summary>Schedule type (a choice).</summary>
     public ChoiceField ScheduleField { get; }
+    /// <summary>Live preview method (A1111's "Live preview method": Auto, Approx cheap, TAESD).</summary>
+    public ChoiceField PreviewMethodField { get; }
     /// <summary>Batch count.</summary>
     public TextField BatchCountField { get; }
     /// <summary>Batch size.</summary>

@@ -5,8 +5,9 @@ namespace LoraBridge.Tui;
 /// <summary>Receives live previews from a running job (the view model's progress object implements it).</summary>
 public interface IPreviewSink
 {
-    /// <summary>A preview of the job's first image after <paramref name="step"/> of <paramref name="totalSteps"/> steps.</summary>
-    void Preview(RgbImage image, int step, int totalSteps);
+    /// <summary>A preview of the job's first image after <paramref name="step"/> of <paramref name="totalSteps"/> steps;
+    /// <paramref name="taesd"/>: made by the TAESD decoder (else Approx cheap).</summary>
+    void Preview(RgbImage image, int step, int totalSteps, bool taesd);
 }
 
 /// <summary>
@@ -61,10 +62,10 @@ public sealed class PreviewModel
     /// </summary>
     public void Show(RgbImage? image, string? path, string caption) => Set(image, path, caption, live: false);
 
-    /// <summary>Shows a live preview (the caption names the step and that the colours are approximate).</summary>
-    public void ShowLive(RgbImage image, int step, int totalSteps) =>
+    /// <summary>Shows a live preview (the caption names the step and the method: approximate colours at 1/8 size, or TAESD).</summary>
+    public void ShowLive(RgbImage image, int step, int totalSteps, bool taesd = false) =>
         Set(image, null, string.Create(CultureInfo.InvariantCulture,
-            $"live preview, step {step}/{totalSteps} (A1111 \"Approx cheap\": approximate colours at 1/8 size)"), live: true);
+            $"live preview, step {step}/{totalSteps} ({(taesd ? "A1111 \"TAESD\": tiny decoder at full size" : "A1111 \"Approx cheap\": approximate colours at 1/8 size")})"), live: true);
 
     /// <summary>The picture fitted to <paramref name="columns"/> × <paramref name="rows"/> cells in half blocks; null without a picture or room.</summary>
     public HalfBlockFrame? Frame(int columns, int rows)

@@ -34,6 +34,7 @@ public static class TuiApp
         if (vm.Checkpoint.Length == 0) vm.Checkpoint = generator.CurrentCheckpoint;
         vm.UseImageUpscalers(generator.UpscalerChoices());
         generator.CheckpointOf = () => vm.JobCheckpoint;
+        generator.PreviewMethodOf = () => vm.JobPreviewMethod;
         vm.Changed += () =>
         {
             if (vm.State != JobState.Idle) return;

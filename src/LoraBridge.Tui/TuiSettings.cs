@@ -38,6 +38,8 @@ public sealed record TuiSettings
     public string HiresSteps { get; init; } = "0";
     /// <summary>Hires denoising strength field.</summary>
     public string HiresDenoise { get; init; } = "0.7";
+    /// <summary>Live preview method (A1111's setting): "Auto", "Approx cheap" or "TAESD".</summary>
+    public string PreviewMethod { get; init; } = GeneratorViewModel.PreviewAuto;
 }
 
 /// <summary>Reads and writes <see cref="TuiSettings"/> as JSON in the data folder.</summary>

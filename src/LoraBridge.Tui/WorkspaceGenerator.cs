@@ -1,14 +1,15 @@
 using System.Collections.Concurrent;
 using LoraBridge.Engine;
 using LoraBridge.Models;
+using LoraBridge.Python;
 
 namespace LoraBridge.Tui;
 
 /// <summary>Adapts a <see cref="GenerationWorkspace"/> to the view model: one job at a time, with its warnings.</summary>
 /// <param name="workspace">The workspace.</param>
-/// <param name="previews">Live preview source (<see cref="LivePreviews.FromBridge"/>); null: no live previews.</param>
+/// <param name="previews">Live preview source (<see cref="LivePreviews.FromBridge"/>), asked with <see cref="PreviewRequest"/>; null: no live previews.</param>
 /// <param name="workspaceFor">Makes the workspace of another checkpoint (name or path); null: the checkpoint cannot change.</param>
-public sealed class WorkspaceGenerator(GenerationWorkspace workspace, Func<CancellationToken, Task<RgbImage?>>? previews = null,
+public sealed class WorkspaceGenerator(GenerationWorkspace workspace, Func<LivePreviewRequest, CancellationToken, Task<LiveFrame?>>? previews = null,
     Func<string, GenerationWorkspace>? workspaceFor = null)
 {
     /// <summary>The workspace of the current checkpoint.</summary>
@@ -19,6 +20,16 @@ public sealed class WorkspaceGenerator(GenerationWorkspace workspace, Func<Cance
 
     /// <summary>The checkpoint the next job should use (the form's choice when the job started); null: keep the current one.</summary>
     public Func<string?>? CheckpointOf { get; set; }
+
+    /// <summary>The live preview method of the next job (the form's choice when the job started); null: Auto.</summary>
+    public Func<PreviewMethod>? PreviewMethodOf { get; set; }
+
+    /// <summary>
+    /// What the next job's live previews ask for: the method of <see cref="PreviewMethodOf"/> and the models folders the
+    /// upscalers and extensions use (<see cref="UpscalerLocations.ModelsDirs"/>), whose <c>VAE-approx</c> holds TAESD files.
+    /// </summary>
+    public LivePreviewRequest PreviewRequest() =>
+        new(PreviewMethodOf?.Invoke() ?? PreviewMethod.Auto, UpscalerLocations.ModelsDirs(Workspace.Sources.Settings));
 
     // One session runs many jobs: a job with the previous one's LoRAs and weights patches nothing (cancelled or failed
     // jobs still restore the base weights).
@@ -132,9 +143,15 @@ public sealed class WorkspaceGenerator(GenerationWorkspace workspace, Func<Cance
     {
         if (CheckpointOf?.Invoke() is { } wanted) await SwitchAsync(wanted, ct).ConfigureAwait(false);
         Workspace.Warnings.Clear();
-        var live = previews is not null && progress is IPreviewSink sink ? new LivePreviews(progress, sink, previews, ct) : null;
+        LivePreviews? live = null;
+        if (previews is not null && progress is IPreviewSink sink)
+        {
+            var asked = PreviewRequest();
+            live = new LivePreviews(progress, sink, c => previews(asked, c), ct);
+        }
         var images = await Workspace.GenerateAsync(request, live ?? progress, ct).ConfigureAwait(false);
         if (live?.Failure is { } failure) Console.Error.WriteLine($"warning: live previews stopped: {failure.Message}");
-        return new JobResult(images, [.. Workspace.Warnings]);
+        // A TAESD preview that fell back (file missing or unusable) says so once, on the status line.
+        return new JobResult(images, [.. Workspace.Warnings, .. live?.Note is { } note ? [note] : Array.Empty<string>()]);
     }
 }

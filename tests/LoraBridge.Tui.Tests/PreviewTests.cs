@@ -209,7 +209,7 @@ public class PreviewTests
         {
             var final = WritePng(dir.FullName, "00000-7.png");
             var vm = new GeneratorViewModel(dir.FullName, "64x64") { StepsText = "3" };
-            var pending = new TaskCompletionSource<RgbImage?>();
+            var pending = new TaskCompletionSource<LiveFrame?>();
             int requests = 0;
             var seenLive = new List<string>();
             vm.Preview.Changed += () => { if (vm.Preview.IsLive) seenLive.Add(vm.Preview.Caption); };
@@ -218,7 +218,7 @@ public class PreviewTests
                 var live = new LivePreviews(progress, (IPreviewSink)progress, _ => { requests++; return pending.Task; }, ct);
                 for (int s = 1; s <= 3; s++) live.Report(new GenerationProgress(0, 1, s, 3, 1, TimeSpan.Zero));
                 Assert.Equal(1, requests);                    // steps 2 and 3 found a preview in flight
-                pending.SetResult(new RgbImage(1, 1, [10, 20, 30]));
+                pending.SetResult(new LiveFrame(new RgbImage(1, 1, [10, 20, 30]), false, null));
                 Assert.Equal(1, live.Requested);
                 return Task.FromResult(new JobResult([new GeneratedImage(final, 7, "a cat\nSteps: 3, Seed: 7")], []));
             };
