@@ -43,14 +43,20 @@ public sealed partial class GeneratorViewModel
     /// <summary>The live preview choice that uses TAESD when the model family's decoder file is found.</summary>
     public const string PreviewAuto = "Auto";
 
+    /// <summary>
+    /// The default live preview method: Approx cheap, as cheap as a preview can be. TAESD (also through Auto) costs
+    /// 2–2.5 demo-model steps per preview on a CPU (preview benchmark), so it is the user's choice, not a default.
+    /// </summary>
+    public const string PreviewDefault = "Approx cheap";
+
     /// <summary>A1111's "Live preview method" choices this UI offers, in the order of <see cref="PreviewMethod"/>'s names.</summary>
     public static readonly IReadOnlyList<string> PreviewMethods = [PreviewAuto, "Approx cheap", "TAESD"];
 
     /// <summary>Live preview method, one of <see cref="PreviewMethods"/>.</summary>
-    public string LivePreviewMethod { get; set; } = PreviewAuto;
+    public string LivePreviewMethod { get; set; } = PreviewDefault;
 
     /// <summary>The live preview method of the job that runs or ran last (<see cref="LivePreviewMethod"/> when it started).</summary>
-    public PreviewMethod JobPreviewMethod { get; private set; } = PreviewMethod.Auto;
+    public PreviewMethod JobPreviewMethod { get; private set; } = PreviewMethod.ApproxCheap;
 
     /// <summary>The method a choice names (case-insensitive); null when it is none of <see cref="PreviewMethods"/>.</summary>
     public static PreviewMethod? ParsePreviewMethod(string text) =>

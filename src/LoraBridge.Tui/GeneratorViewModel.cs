@@ -268,7 +268,7 @@ public sealed partial class GeneratorViewModel
         var cts = _cts = new CancellationTokenSource();
         // Read by the generator on the job's thread; written only here, before the job starts.
         JobCheckpoint = Checkpoint;
-        JobPreviewMethod = ParsePreviewMethod(LivePreviewMethod) ?? LoraBridge.Python.PreviewMethod.Auto;
+        JobPreviewMethod = ParsePreviewMethod(LivePreviewMethod) ?? LoraBridge.Python.PreviewMethod.ApproxCheap;
         State = JobState.Running;
         ProgressFraction = 0;
         StatusText = startStatus;

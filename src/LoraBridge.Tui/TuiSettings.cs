@@ -39,7 +39,7 @@ public sealed record TuiSettings
     /// <summary>Hires denoising strength field.</summary>
     public string HiresDenoise { get; init; } = "0.7";
     /// <summary>Live preview method (A1111's setting): "Auto", "Approx cheap" or "TAESD".</summary>
-    public string PreviewMethod { get; init; } = GeneratorViewModel.PreviewAuto;
+    public string PreviewMethod { get; init; } = GeneratorViewModel.PreviewDefault;
 }
 
 /// <summary>Reads and writes <see cref="TuiSettings"/> as JSON in the data folder.</summary>

@@ -29,7 +29,7 @@ public sealed class WorkspaceGenerator(GenerationWorkspace workspace, Func<LiveP
     /// upscalers and extensions use (<see cref="UpscalerLocations.ModelsDirs"/>), whose <c>VAE-approx</c> holds TAESD files.
     /// </summary>
     public LivePreviewRequest PreviewRequest() =>
-        new(PreviewMethodOf?.Invoke() ?? PreviewMethod.Auto, UpscalerLocations.ModelsDirs(Workspace.Sources.Settings));
+        new(PreviewMethodOf?.Invoke() ?? PreviewMethod.ApproxCheap, UpscalerLocations.ModelsDirs(Workspace.Sources.Settings));
 
     // One session runs many jobs: a job with the previous one's LoRAs and weights patches nothing (cancelled or failed
     // jobs still restore the base weights).

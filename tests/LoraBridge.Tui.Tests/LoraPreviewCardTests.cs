@@ -49,6 +49,13 @@ public sealed class LoraPreviewCardTests : IDisposable
         Assert.True(w.HandleKey(Key.L.WithCtrl, () => { }));
         await w.Card.Loading;
         app.LayoutAndDraw();
+        // Laying out may select the row again (a second Show, with its own decode when the first had not finished):
+        // wait for that one too, so the screen shows the settled card whatever the machine's speed.
+        while (!w.Card.Loading.IsCompleted)
+        {
+            await w.Card.Loading;
+            app.LayoutAndDraw();
+        }
         return (app, w);
     }
 

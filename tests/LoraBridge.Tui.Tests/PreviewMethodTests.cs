@@ -10,24 +10,24 @@ namespace LoraBridge.Tui.Tests;
 public class PreviewMethodTests
 {
     [Fact]
-    public void TheMethodIsSavedAndRestoredAndDefaultsToAuto()
+    public void TheMethodIsSavedAndRestoredAndDefaultsToApproxCheap()
     {
         var dir = Directory.CreateTempSubdirectory("lorabridge-previewmethod-");
         try
         {
             var path = Path.Combine(dir.FullName, SettingsStore.FileName);
-            Assert.Equal("Auto", new GeneratorViewModel("/tmp/out").LivePreviewMethod);
+            Assert.Equal("Approx cheap", new GeneratorViewModel("/tmp/out").LivePreviewMethod);
             var vm = new GeneratorViewModel("/tmp/out") { LivePreviewMethod = "TAESD" };
             SettingsStore.Save(path, vm.ToSettings());
             Assert.Contains("\"PreviewMethod\": \"TAESD\"", File.ReadAllText(path));
             var back = new GeneratorViewModel("/tmp/out");
             back.Apply(SettingsStore.Load(path, out _)!);
             Assert.Equal("TAESD", back.LivePreviewMethod);
-            // A settings file from before the setting existed comes back as Auto.
+            // A settings file from before the setting existed comes back as the default.
             File.WriteAllText(path, "{\"Prompt\": \"a cat\"}");
-            var old = new GeneratorViewModel("/tmp/out") { LivePreviewMethod = "Approx cheap" };
+            var old = new GeneratorViewModel("/tmp/out") { LivePreviewMethod = "TAESD" };
             old.Apply(SettingsStore.Load(path, out _)!);
-            Assert.Equal("Auto", old.LivePreviewMethod);
+            Assert.Equal("Approx cheap", old.LivePreviewMethod);
         }
         finally { dir.Delete(true); }
     }
@@ -58,7 +58,7 @@ public class PreviewMethodTests
             using var w = new MainWindow(vm, (_, _, _) => Task.FromResult(new JobResult([], [])), _ => [], a => a());
             w.Frame = new Rectangle(0, 0, 80, 24);
             w.Layout();
-            Assert.Equal("Auto", w.PreviewMethodField.Text);
+            Assert.Equal("Approx cheap", w.PreviewMethodField.Text);
             // At 80 columns the field has room for its longest choice.
             Assert.True(w.PreviewMethodField.Frame.Width >= "Approx cheap".Length, $"preview field is {w.PreviewMethodField.Frame.Width} wide");
             Assert.True(w.PreviewMethodField.Select("TAESD"));
@@ -75,7 +75,7 @@ public class PreviewMethodTests
             {
                 PreviewMethodOf = () => vm.JobPreviewMethod,
             };
-            Assert.Equal(PreviewMethod.Auto, generator.PreviewRequest().Method);   // before any job
+            Assert.Equal(PreviewMethod.ApproxCheap, generator.PreviewRequest().Method);   // before any job
             LivePreviewRequest? seen = null;
             await vm.GenerateAsync((_, _, _) => { seen = generator.PreviewRequest(); return Task.FromResult(new JobResult([], [])); }, a => a());
             Assert.NotNull(seen);
