@@ -569,8 +569,7 @@ def png_encode_rgb(rgb: bytes, width: int, height: int, parameters: str) -> byte
 def gen_latent_preview(method: str, models_dirs: list[str]) -> Optional[tuple[int, int, bytes, str, str]]:
     """The running job's live preview by `method` ("auto", "cheap", "taesd"; TAESD files in `models_dirs`'
     VAE-approx) as (width, height, RGB bytes, method used: "cheap" or "taesd", note: empty, or why TAESD was not
-    used), or None when nothing is
-    sampling (see lorabridge.preview)."""
+    used), or None when nothing is sampling (see lorabridge.preview)."""
     from .preview import gen_latent_preview as preview
 
     return preview(method, models_dirs)

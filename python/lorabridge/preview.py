@@ -108,9 +108,9 @@ def taesd_to_rgb(sample: torch.Tensor, decoder_path: str) -> tuple[int, int, byt
 
 def latent_to_rgb(sample: torch.Tensor, family: str, method: str = "cheap",
                   models_dirs: Sequence[str] = ()) -> tuple[int, int, bytes, str, str]:
-    """One [4, h, w] latent → (width, height, RGB bytes, method used: "cheap" or "taesd", note) by `method`. A TAESD file that cannot be used (not a
-    decoder, a pickle that would run code, unreadable) gives the cheap preview and a note naming the file and why,
-    so a bad file costs the preview's size, never the job."""
+    """One [4, h, w] latent → (width, height, RGB bytes, method used: "cheap" or "taesd", note) by `method`. A TAESD
+    file that cannot be used (not a decoder, a pickle that would run code, unreadable) gives the cheap preview and a
+    note naming the file and why, so a bad file costs the preview's size, never the job."""
     decoder_path, note = choose_decoder(method, family, models_dirs)
     if decoder_path is not None:
         try:
@@ -123,8 +123,8 @@ def latent_to_rgb(sample: torch.Tensor, family: str, method: str = "cheap",
 def gen_latent_preview(method: str = "cheap", models_dirs: Sequence[str] = ()) -> Optional[tuple[int, int, bytes, str, str]]:
     """Bridge call: the running job's first image, previewed by `method` ("auto", "cheap" or "taesd"; TAESD files
     are looked for in each of `models_dirs`' `VAE-approx`) from its current denoised prediction (the noisy latent
-    before the first step), as (width, height, RGB bytes, method used, note; see :func:`latent_to_rgb`); None when nothing is
-    sampling."""
+    before the first step), as (width, height, RGB bytes, method used, note; see :func:`latent_to_rgb`); None when
+    nothing is sampling."""
     from . import bridge
 
     session = bridge._session

@@ -21,7 +21,7 @@ public sealed class WorkspaceGenerator(GenerationWorkspace workspace, Func<LiveP
     /// <summary>The checkpoint the next job should use (the form's choice when the job started); null: keep the current one.</summary>
     public Func<string?>? CheckpointOf { get; set; }
 
-    /// <summary>The live preview method of the next job (the form's choice when the job started); null: Auto.</summary>
+    /// <summary>The live preview method of the next job (the form's choice when the job started); null: Approx cheap.</summary>
     public Func<PreviewMethod>? PreviewMethodOf { get; set; }
 
     /// <summary>

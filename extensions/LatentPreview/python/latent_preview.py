@@ -20,22 +20,13 @@ from lorabridge import preview, taesd
 MODES = ("approx", "taesd", "auto")
 
 
-def cheap_approximation(sample: torch.Tensor, sdxl: bool = False) -> torch.Tensor:
-    """[..., 4, h, w] latent → [..., 3, h, w] in about [-1, 1]."""
-    return preview.cheap_approximation(sample, "sdxl" if sdxl else "sd1")
+def _array(width: int, height: int, data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
 
 
 def to_rgb(sample: torch.Tensor, sdxl: bool = False) -> np.ndarray:
-    """One latent [4, h, w] → uint8 [h, w, 3] as A1111's cheap preview makes it."""
-    x = torch.clamp(cheap_approximation(sample, sdxl) * 0.5 + 0.5, min=0.0, max=1.0)
-    return (255.0 * np.moveaxis(x.cpu().numpy(), 0, 2)).astype(np.uint8)
-
-
-def taesd_rgb(sample: torch.Tensor, decoder_path: str) -> np.ndarray:
-    """One latent [4, h, w] → uint8 [8h, 8w, 3] through the TAESD decoder in `decoder_path`."""
-    decoder = taesd.cached_decoder(decoder_path, sample.device)
-    x = taesd.decode(decoder, sample)
-    return (255.0 * np.moveaxis(x.cpu().numpy(), 0, 2)).astype(np.uint8)
+    """One latent [4, h, w] → uint8 [h, w, 3] as A1111's cheap preview makes it (lorabridge.preview's rendering)."""
+    return _array(*preview.sample_to_rgb(sample, "sdxl" if sdxl else "sd1"))
 
 
 def choose_decoder(mode: str, family: str, vae_approx_dirs: Sequence[str]) -> Optional[str]:
@@ -58,7 +49,8 @@ def save_preview(denoised: torch.Tensor, path: str, mode: str = "approx", vae_ap
     family = preview.session_family()
     decoder_path = choose_decoder(mode, family, list(vae_approx_dirs or []))
     sample = denoised[0].detach()
-    rgb = taesd_rgb(sample, decoder_path) if decoder_path is not None else to_rgb(sample, family == "sdxl")
+    rgb = (_array(*preview.taesd_to_rgb(sample, decoder_path)) if decoder_path is not None
+           else to_rgb(sample, family == "sdxl"))
     temp = path + ".tmp"
     Image.fromarray(rgb, mode="RGB").save(temp, format="PNG")
     os.replace(temp, path)
