@@ -37,7 +37,7 @@ public sealed class LoraPreviewCardTests : IDisposable
         new(alias, 0.8, "oil painting") { Name = alias + "_v2", NetworkType = "lora", Rank = "8", Family = BaseFamily.SD1, PreviewPath = preview };
 
     /// <summary>The window on an 80×24 ANSI test screen with the LoRA panel opened (Ctrl+L) and the first card's preview loaded.</summary>
-    private static async Task<(IApplication App, MainWindow Window)> ShowAsync(params LoraCard[] cards)
+    private static (IApplication App, MainWindow Window) Show(params LoraCard[] cards)
     {
         IApplication app = Application.Create();
         app.Init(DriverRegistry.Names.ANSI);
@@ -47,17 +47,23 @@ public sealed class LoraPreviewCardTests : IDisposable
         w.CardView.Thumbnail.UseRasterGraphics = false;
         app.Begin(w);
         Assert.True(w.HandleKey(Key.L.WithCtrl, () => { }));
-        await w.Card.Loading;
+        Settle(w);
         app.LayoutAndDraw();
         // Laying out may select the row again (a second Show, with its own decode when the first had not finished):
         // wait for that one too, so the screen shows the settled card whatever the machine's speed.
         while (!w.Card.Loading.IsCompleted)
         {
-            await w.Card.Loading;
+            Settle(w);
             app.LayoutAndDraw();
         }
         return (app, w);
     }
+
+    // Blocks instead of awaiting: Terminal.Gui's Init installs its main loop's SynchronizationContext on this thread, and
+    // these tests never run that loop, so an await that does not complete at once would never resume (a hang, seen when
+    // the decode was slower than the test). The card's own continuation runs on the thread pool (post = a => a()).
+    private static void Settle(MainWindow w) =>
+        Assert.True(w.Card.Loading.Wait(TimeSpan.FromSeconds(60)), "the preview thumbnail was not decoded within 60 s");
 
     private static (Rgb Upper, Rgb Lower) CellColours(IApplication app, int x, int y)
     {
@@ -75,10 +81,10 @@ public sealed class LoraPreviewCardTests : IDisposable
             string.Concat(Enumerable.Range(area.X, area.Width).Select(x => app.Driver!.Contents![y, x].Grapheme))));
 
     [Fact]
-    public async Task TheSelectedLorasPreviewIsDrawnInHalfBlocksWithItsColours()
+    public void TheSelectedLorasPreviewIsDrawnInHalfBlocksWithItsColours()
     {
         var preview = WriteQuadrants("painted.preview.png", 64, 64);
-        var (app, w) = await ShowAsync(Card("painted", preview), Card("plain", null));
+        var (app, w) = Show(Card("painted", preview), Card("plain", null));
         using (app)
         using (w)
         {
@@ -106,9 +112,9 @@ public sealed class LoraPreviewCardTests : IDisposable
     }
 
     [Fact]
-    public async Task ALoraWithoutPreviewSaysSoAndDrawsNoPicture()
+    public void ALoraWithoutPreviewSaysSoAndDrawsNoPicture()
     {
-        var (app, w) = await ShowAsync(Card("plain", null));
+        var (app, w) = Show(Card("plain", null));
         using (app)
         using (w)
         {
@@ -124,11 +130,11 @@ public sealed class LoraPreviewCardTests : IDisposable
     }
 
     [Fact]
-    public async Task ACorruptPreviewGivesAClearMessageInTheCard()
+    public void ACorruptPreviewGivesAClearMessageInTheCard()
     {
         var broken = Path.Combine(_dir.FullName, "broken.preview.png");
         File.WriteAllBytes(broken, [0x89, (byte)'P', (byte)'N', (byte)'G', 1, 2, 3, 4, 5]);
-        var (app, w) = await ShowAsync(Card("broken", broken));
+        var (app, w) = Show(Card("broken", broken));
         using (app)
         using (w)
         {
